@@ -1,0 +1,3 @@
+from powerstrip.cli import main
+
+main()

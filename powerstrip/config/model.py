@@ -1,0 +1,55 @@
+"""The validated configuration: what ``adapters.yml`` says, as immutable values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+FailurePolicy = Literal["fail", "ignore"]
+
+DEFAULT_ADAPTER_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterSpec:
+    """One entry of ``adapters:``.
+
+    ``url`` is ``http://...`` / ``https://...`` (an HTTP adapter speaking protocol v1) or
+    ``builtin:NAME`` (an adapter shipped with powerstrip, run in-process).
+    """
+
+    name: str
+    url: str
+    timeout: float = DEFAULT_ADAPTER_TIMEOUT
+    failure_policy: FailurePolicy = "fail"
+    line: int = 0
+
+    @property
+    def builtin(self) -> str | None:
+        """The built-in adapter's name when ``url`` is ``builtin:NAME``, else ``None``."""
+        return self.url.removeprefix("builtin:") if self.url.startswith("builtin:") else None
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSpec:
+    """One entry of ``endpoints:``: a ``"METHOD /path/glob"`` pattern and its hook chains."""
+
+    pattern: str
+    pre: tuple[str, ...] = ()
+    post: tuple[str, ...] = ()
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A whole, valid configuration. ``path`` is None for the built-in pass-through config."""
+
+    path: Path | None
+    endpoints: tuple[EndpointSpec, ...] = ()
+    adapters: dict[str, AdapterSpec] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def is_passthrough(self) -> bool:
+        return not self.endpoints

@@ -1,0 +1,67 @@
+"""The values that flow through a hook chain, independent of any wire protocol.
+
+Protocol v1 carries bodies as JSON strings, so bodies here are text (``str``) or ``None``.
+The proxy decodes the de-framed request body as strict UTF-8 before the chain and encodes
+the chain's result back, so a hook sees exactly the bytes that are forwarded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRequest:
+    """A request as a hook sees it: ``request`` is the target, path and query (v1 ``Request``)."""
+
+    method: str
+    request: str
+    body: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerResponse:
+    """A complete (non-stream) daemon response as a post-hook sees it."""
+
+    code: int
+    content_type: str | None
+    body: str | None
+
+
+class HookRejected(Exception):
+    """An adapter decided to refuse: the client gets ``status`` and ``message``, whatever the failure policy."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class AdapterFailure(Exception):
+    """An adapter could not give a usable answer (down, slow, garbage, 5xx).
+
+    The adapter's failure policy decides: ``fail`` turns it into an error for the client
+    (``status``, 502 by default, 504 for a timeout), ``ignore`` carries on without it.
+    """
+
+    def __init__(self, message: str, status: int = 502) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Adapter(Protocol):
+    """What the chain calls; HTTP adapters and in-process (built-in) adapters both implement it.
+
+    Either method returns the (possibly modified) value, raises ``HookRejected`` to refuse,
+    or raises ``AdapterFailure`` when it cannot answer.
+    """
+
+    name: str
+
+    async def pre_hook(self, request: ClientRequest) -> ClientRequest: ...
+
+    async def post_hook(self, request: ClientRequest, response: ServerResponse) -> ServerResponse: ...
+
+    async def close(self) -> None: ...
