@@ -1,0 +1,151 @@
+"""The ``powerstrip`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import ssl
+import sys
+from pathlib import Path
+
+import click
+
+from powerstrip.adapters.net.cli import info, network
+from powerstrip.config.loader import ConfigError, find_config_path, load_config, passthrough_config
+from powerstrip.config.model import Config
+from powerstrip.config.routes import RouteTable
+from powerstrip.hooks.registry import AdapterRegistry
+from powerstrip.proxy.addresses import Address, parse_address
+from powerstrip.proxy.connection import ConnectionSettings, Runtime
+from powerstrip.proxy.exchange import Limits
+from powerstrip.proxy.server import Gateway, Listener, ListenerBusy, run_until_signalled
+
+log = logging.getLogger("powerstrip")
+
+DEFAULT_DOCKER = "unix:///var/run/docker.sock"
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMG]i?B?|B)?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """``16MiB``, ``512k``, ``1048576`` → bytes (binary multiples, like Docker's own flags)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a size (e.g. 16MiB)")
+    unit = (match.group(2) or "B")[0].upper()
+    return int(match.group(1)) * {"B": 1, "K": 1024, "M": 1024**2, "G": 1024**3}[unit]
+
+
+def _address(_ctx: click.Context, _param: click.Parameter, value: str | tuple[str, ...]) -> Address | list[Address]:
+    try:
+        if isinstance(value, tuple):
+            return [parse_address(item) for item in value]
+        return parse_address(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.group()
+@click.version_option(package_name="powerstrip")
+def main() -> None:
+    """powerstrip: a gateway for the Docker Engine API that runs adapters before and after the daemon."""
+
+
+main.add_command(network)
+main.add_command(info)
+
+
+def _load(config_path: str | None) -> Config:
+    path = find_config_path(config_path, os.environ)
+    if path is None:
+        log.info("no adapters.yml found (--config, $POWERSTRIP_CONFIG, ./adapters.yml, "
+                 "/etc/powerstrip/adapters.yml): running as a pure pass-through")
+        return passthrough_config()
+    config = load_config(path)
+    for warning in config.warnings:
+        log.warning("%s", warning)
+    log.info("config %s: %d endpoint pattern(s), %d adapter(s)", path, len(config.endpoints), len(config.adapters))
+    return config
+
+
+def _tls_context(cert: str | None, key: str | None, cacert: str | None) -> ssl.SSLContext | None:
+    """Server TLS like dockerd's --tlscert/--tlskey; with --tlscacert, client certificates are required."""
+    if not cert and not key:
+        return None
+    if not cert or not key:
+        raise click.UsageError("--tlscert and --tlskey go together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    if cacert:
+        context.load_verify_locations(cacert)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+@main.command()
+@click.option("--listen", "listen", multiple=True, callback=_address, metavar="ADDRESS",
+              help="unix:///path or tcp://host:port; repeat for several. Default unix://./powerstrip.sock")
+@click.option("--docker", "docker", envvar="POWERSTRIP_DOCKER_HOST", default=DEFAULT_DOCKER, show_default=True,
+              callback=_address, help="The Docker daemon to forward to (env POWERSTRIP_DOCKER_HOST).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="adapters.yml (else $POWERSTRIP_CONFIG, ./adapters.yml, /etc/powerstrip/adapters.yml).")
+@click.option("--state-dir", envvar="POWERSTRIP_STATE_DIR", default=".powerstrip", show_default=True,
+              type=click.Path(file_okay=False), help="Where built-in adapters keep their state.")
+@click.option("--max-body-size", default="16MiB", show_default=True,
+              help="Largest request/response body the hooks are given; larger ones are refused (413/502).")
+@click.option("--idle-timeout", default=120.0, show_default=True, help="Seconds an idle keep-alive connection is kept.")
+@click.option("--body-timeout", default=60.0, show_default=True,
+              help="Seconds a hooked request body may take to arrive.")
+@click.option("--stream-grace", default=2.0, show_default=True,
+              help="Seconds a chunked response may stay open before it is treated as a stream (post-hooks skipped).")
+@click.option("--tlscert", type=click.Path(exists=True, dir_okay=False), help="Serve TLS with this certificate.")
+@click.option("--tlskey", type=click.Path(exists=True, dir_okay=False), help="Key of --tlscert.")
+@click.option("--tlscacert", type=click.Path(exists=True, dir_okay=False), help="Require client certificates of this CA.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
+def serve(listen: list[Address], docker: Address, config_path: str | None, state_dir: str, max_body_size: str,
+          idle_timeout: float, body_timeout: float, stream_grace: float, tlscert: str | None, tlskey: str | None,
+          tlscacert: str | None, log_level: str) -> None:
+    """Run the gateway: point DOCKER_HOST at it and use Docker as usual."""
+    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    listeners = listen or [parse_address("unix://./powerstrip.sock")]
+    tls = _tls_context(tlscert, tlskey, tlscacert)
+    try:
+        config = _load(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    settings = ConnectionSettings(
+        upstream=docker, idle_timeout=idle_timeout, connect_timeout=5.0,
+        limits=Limits(max_body_size=parse_size(max_body_size), body_timeout=body_timeout,
+                      stream_grace=stream_grace, hijack_linger=2.0),
+    )
+    try:
+        import uvloop
+    except ImportError:  # uvloop is optional on platforms it does not support
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    try:
+        runner(_serve(config, docker, Path(state_dir), settings,
+                      [Listener(address, tls if address.scheme == "tcp" else None) for address in listeners]))
+    except (ListenerBusy, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+async def _serve(config: Config, docker: Address, state_dir: Path, settings: ConnectionSettings,
+                 listeners: list[Listener]) -> None:
+    registry = AdapterRegistry(config, str(docker), state_dir)
+    try:
+        gateway = Gateway(Runtime(RouteTable(config), registry.adapters), settings, drain_timeout=10.0)
+        log.info("forwarding to the Docker daemon at %s", docker)
+
+        def announce() -> None:
+            scheme = "tcp" if listeners[0].address.scheme == "tcp" else "unix"
+            print(f"export DOCKER_HOST={listeners[0].address}", flush=True)
+            if scheme == "tcp" and listeners[0].tls:
+                print("export DOCKER_TLS_VERIFY=1", flush=True)
+
+        await run_until_signalled(gateway, listeners, announce)
+    finally:
+        await registry.close()

@@ -1,0 +1,88 @@
+"""Finding where a chunked body ends while keeping its bytes as they are.
+
+httptools (llhttp) decodes chunked bodies, but it cannot tell how many of the bytes fed to it
+belonged to the message, and a byte-faithful relay needs exactly that: forward the chunks as the
+peer framed them, stop at the last byte of the body, leave what follows (the next message, or
+hijacked stream bytes) in place. This scanner does that and also yields the decoded payload, so
+the same code serves the relay (raw bytes) and the hooks (de-framed body).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from powerstrip.http.head import MalformedMessage
+
+MAX_LINE = 4096
+
+
+class _State(enum.Enum):
+    SIZE = 1
+    DATA = 2
+    DATA_END = 3
+    TRAILER = 4
+    DONE = 5
+
+
+class ChunkedScanner:
+    """Incremental chunked-body scanner.
+
+    ``feed(data)`` returns ``(consumed, payload)``: how many bytes of ``data`` belong to the body
+    (all of them unless the body ended inside ``data``) and the decoded payload pieces among them.
+    """
+
+    __slots__ = ("_state", "_remaining", "_line", "done")
+
+    def __init__(self) -> None:
+        self._state = _State.SIZE
+        self._remaining = 0
+        self._line = bytearray()
+        self.done = False
+
+    @property
+    def data_remaining(self) -> int:
+        """Chunk-data bytes still expected; 0 when the next thing is a line (size, CRLF, trailer)."""
+        return self._remaining if self._state is _State.DATA else 0
+
+    def feed(self, data: bytes) -> tuple[int, list[bytes]]:
+        payload: list[bytes] = []
+        pos = 0
+        end = len(data)
+        while pos < end and self._state is not _State.DONE:
+            if self._state is _State.DATA:
+                take = min(self._remaining, end - pos)
+                payload.append(data[pos : pos + take])
+                pos += take
+                self._remaining -= take
+                if not self._remaining:
+                    self._state = _State.DATA_END
+                continue
+            newline = data.find(b"\n", pos)
+            stop = end if newline < 0 else newline + 1
+            self._line += data[pos:stop]
+            pos = stop
+            if len(self._line) > MAX_LINE:
+                raise MalformedMessage("chunked body: line too long")
+            if newline >= 0:
+                self._end_of_line(bytes(self._line))
+                self._line.clear()
+        return pos, payload
+
+    def _end_of_line(self, line: bytes) -> None:
+        if not line.endswith(b"\r\n"):
+            raise MalformedMessage("chunked body: line not terminated by CRLF")
+        content = line[:-2]
+        if self._state is _State.SIZE:
+            size_text = content.split(b";", 1)[0].strip()
+            if not size_text or len(size_text) > 15 or any(c not in b"0123456789abcdefABCDEF" for c in size_text):
+                raise MalformedMessage("chunked body: invalid chunk size")
+            self._remaining = int(size_text, 16)
+            self._state = _State.DATA if self._remaining else _State.TRAILER
+        elif self._state is _State.DATA_END:
+            if content:
+                raise MalformedMessage("chunked body: chunk data longer than its size")
+            self._state = _State.SIZE
+        elif not content:  # the blank line after the (optional) trailer fields
+            self._state = _State.DONE
+            self.done = True
+

@@ -1,0 +1,189 @@
+"""Parsing HTTP/1.1 message heads (llhttp via httptools) and deciding how their bodies are framed.
+
+No I/O here: callers hand in the exact head bytes (up to and including the blank line) and get a
+value that keeps those bytes, so an unhooked message is forwarded exactly as it arrived.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import httptools
+
+HEAD_END = b"\r\n\r\n"
+MAX_HEAD_SIZE = 64 * 1024
+
+
+class MalformedMessage(ValueError):
+    """The peer sent something that is not acceptable HTTP/1.1; ``status`` is the answer to give."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Framing(enum.Enum):
+    """How a message body is delimited on the wire (RFC 9112 section 6)."""
+
+    NONE = "none"
+    LENGTH = "length"
+    CHUNKED = "chunked"
+    UNTIL_CLOSE = "until-close"
+
+
+@dataclass(slots=True)
+class _Collector:
+    """httptools callback target: gathers the parts of one head."""
+
+    url: bytes = b""
+    headers: list[tuple[bytes, bytes]] | None = None
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.headers is None:
+            self.headers = []
+        self.headers.append((name, value))
+
+
+@dataclass(slots=True)
+class RequestHead:
+    method: str
+    target: str
+    version: str
+    headers: list[tuple[bytes, bytes]]
+    raw: bytes
+    framing: Framing
+    length: int
+    keep_alive: bool
+
+    def header(self, name: bytes) -> bytes | None:
+        return find_header(self.headers, name)
+
+    @property
+    def expects_continue(self) -> bool:
+        value = self.header(b"expect")
+        return value is not None and value.lower() == b"100-continue"
+
+
+@dataclass(slots=True)
+class ResponseHead:
+    status: int
+    reason: bytes
+    version: str
+    headers: list[tuple[bytes, bytes]]
+    raw: bytes
+    framing: Framing
+    length: int
+    keep_alive: bool
+
+    def header(self, name: bytes) -> bytes | None:
+        return find_header(self.headers, name)
+
+
+def find_header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    """The first value of header ``name`` (lower-case), or None."""
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None
+
+
+def _feed(parser: httptools.HttpRequestParser | httptools.HttpResponseParser, raw: bytes) -> None:
+    try:
+        parser.feed_data(raw)
+    except httptools.HttpParserUpgrade:
+        pass  # Upgrade is honoured by the relay; the head itself parsed fine.
+    except httptools.HttpParserError as exc:
+        raise MalformedMessage(f"malformed HTTP message: {exc}") from None
+
+
+def _body_framing(headers: list[tuple[bytes, bytes]]) -> tuple[Framing, int] | None:
+    """Framing declared by Transfer-Encoding / Content-Length, or None when neither is present."""
+    encodings: list[bytes] = []
+    lengths: set[bytes] = set()
+    for key, value in headers:
+        lowered = key.lower()
+        if lowered == b"transfer-encoding":
+            encodings.extend(part.strip().lower() for part in value.split(b","))
+        elif lowered == b"content-length":
+            lengths.update(part.strip() for part in value.split(b","))
+    if encodings:
+        if lengths:
+            raise MalformedMessage("both Transfer-Encoding and Content-Length are set")
+        if encodings[-1] != b"chunked":
+            raise MalformedMessage("unsupported Transfer-Encoding (the last coding must be chunked)", 501)
+        return Framing.CHUNKED, 0
+    if not lengths:
+        return None
+    if len(lengths) > 1:
+        raise MalformedMessage("conflicting Content-Length values")
+    (length,) = lengths
+    if not length.isdigit() or len(length) > 18:
+        raise MalformedMessage("invalid Content-Length")
+    value = int(length)
+    return (Framing.LENGTH, value) if value else (Framing.NONE, 0)
+
+
+def parse_request_head(raw: bytes) -> RequestHead:
+    """Parse a request head (``raw`` ends with the blank line)."""
+    collected = _Collector()
+    parser = httptools.HttpRequestParser(collected)
+    _feed(parser, raw)
+    headers = collected.headers or []
+    framing = _body_framing(headers) or (Framing.NONE, 0)
+    return RequestHead(
+        method=parser.get_method().decode("ascii"),
+        target=collected.url.decode("latin-1"),
+        version=parser.get_http_version(),
+        headers=headers,
+        raw=raw,
+        framing=framing[0],
+        length=framing[1],
+        keep_alive=parser.should_keep_alive(),
+    )
+
+
+def parse_response_head(raw: bytes, request_method: str) -> ResponseHead:
+    """Parse a response head; ``request_method`` matters because a HEAD response has no body."""
+    collected = _Collector()
+    parser = httptools.HttpResponseParser(collected)
+    _feed(parser, raw)
+    status = parser.get_status_code()
+    headers = collected.headers or []
+    if status < 200 or status in (204, 304) or request_method == "HEAD":
+        framing: tuple[Framing, int] = (Framing.NONE, 0)
+    else:
+        framing = _body_framing(headers) or (Framing.UNTIL_CLOSE, 0)
+    status_line = raw.split(b"\r\n", 1)[0]
+    reason = status_line.split(b" ", 2)[2] if status_line.count(b" ") >= 2 else b""
+    return ResponseHead(
+        status=status,
+        reason=reason,
+        version=parser.get_http_version(),
+        headers=headers,
+        raw=raw,
+        framing=framing[0],
+        length=framing[1],
+        keep_alive=parser.should_keep_alive() and framing[0] is not Framing.UNTIL_CLOSE,
+    )
+
+
+HOP_BY_HOP_FRAMING = (b"content-length", b"transfer-encoding")
+
+
+def serialize_head(start_line: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """Build a head from a start line and headers, in the order given."""
+    lines = [start_line]
+    lines.extend(name + b": " + value for name, value in headers)
+    return b"\r\n".join(lines) + HEAD_END
+
+
+def replace_headers(
+    headers: list[tuple[bytes, bytes]], drop: tuple[bytes, ...], add: list[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
+    """``headers`` without the (lower-case) names in ``drop``, then ``add``."""
+    kept = [(name, value) for name, value in headers if name.lower() not in drop]
+    return kept + add

@@ -1,0 +1,251 @@
+"""One request/response exchange: relayed untouched, or run through the pre- and post-hook chains."""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import json
+import logging
+from dataclasses import dataclass, field
+
+from powerstrip.config.routes import Route
+from powerstrip.hooks.chain import ChainRun, ChainStopped, HookRecord
+from powerstrip.hooks.model import Adapter, ClientRequest, ServerResponse
+from powerstrip.http.head import (
+    Framing,
+    RequestHead,
+    ResponseHead,
+    parse_response_head,
+    replace_headers,
+    serialize_head,
+)
+from powerstrip.proxy.streams import (
+    BodyTooLarge,
+    ChunkedReader,
+    PeerClosed,
+    copy_body,
+    read_body,
+    read_head,
+    splice,
+)
+from powerstrip.proxy.upstream import UpstreamLink
+
+log = logging.getLogger("powerstrip.proxy")
+
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The bounds every exchange keeps (all from the command line)."""
+
+    max_body_size: int
+    body_timeout: float
+    stream_grace: float
+    hijack_linger: float
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How an exchange ended, for the log line and the connection loop."""
+
+    status: int = 0
+    keep_alive: bool = False
+    hooks: list[HookRecord] = field(default_factory=list)
+    note: str = ""
+
+
+def error_response(status: int, message: str, keep_alive: bool) -> bytes:
+    """A Docker-style error (``{"message": ...}``), which docker clients print as is."""
+    body = json.dumps({"message": message}).encode()
+    headers = [(b"Content-Type", b"application/json"), (b"Content-Length", str(len(body)).encode())]
+    if not keep_alive:
+        headers.append((b"Connection", b"close"))
+    return serialize_head(_status_line(status), headers) + body
+
+
+def _status_line(status: int, reason: bytes | None = None) -> bytes:
+    if reason is None:
+        try:
+            reason = http.HTTPStatus(status).phrase.encode()
+        except ValueError:
+            reason = b"Unknown"
+    return b"HTTP/1.1 %d %s" % (status, reason)
+
+
+async def send_error(client: Stream, status: int, message: str, keep_alive: bool, outcome: Outcome) -> Outcome:
+    client[1].write(error_response(status, message, keep_alive))
+    await client[1].drain()
+    outcome.status, outcome.keep_alive, outcome.note = status, keep_alive, message
+    return outcome
+
+
+async def _final_response(upstream: Stream, client: Stream, method: str) -> ResponseHead:
+    """The daemon's final response head; interim 1xx responses (100 Continue) go to the client."""
+    while True:
+        raw = await read_head(upstream[0])
+        if raw is None:
+            raise PeerClosed("the daemon closed the connection without answering")
+        response = parse_response_head(raw, method)
+        if response.status >= 200 or response.status == 101:
+            return response
+        client[1].write(raw)
+
+
+async def _deliver(
+    client: Stream, upstream: Stream, link: UpstreamLink, request_keep_alive: bool,
+    response: ResponseHead, pump: asyncio.Future[None] | None, limits: Limits, outcome: Outcome,
+) -> Outcome:
+    """Relay the response as framed; a 101 or a read-until-close response becomes a spliced stream."""
+    outcome.status = response.status
+    client[1].write(response.raw)
+    if response.status == 101 or response.framing is Framing.UNTIL_CLOSE:
+        if pump is not None:
+            await asyncio.wait_for(pump, limits.body_timeout)
+        await splice(client, upstream, limits.hijack_linger)
+        link.discard()
+        return outcome
+    await copy_body(upstream[0], client[1], response.framing, response.length)
+    await client[1].drain()
+    outcome.keep_alive = request_keep_alive and response.keep_alive
+    if pump is not None and (not pump.done() or pump.exception() is not None):
+        pump.cancel()  # the daemon answered before the whole request body: the connection is spent
+        outcome.keep_alive = False
+    if not response.keep_alive:
+        link.discard()
+    return outcome
+
+
+async def relay(client: Stream, link: UpstreamLink, head: RequestHead, limits: Limits) -> Outcome:
+    """Forward a request that no hook matches, byte for byte, streaming both bodies."""
+    upstream = await link.connect()
+    upstream[1].write(head.raw)
+    pump: asyncio.Future[None] | None = None
+    if head.framing is not Framing.NONE:
+        pump = asyncio.ensure_future(copy_body(client[0], upstream[1], head.framing, head.length))
+    else:
+        await upstream[1].drain()
+    try:
+        response = await _final_response(upstream, client, head.method)
+        return await _deliver(client, upstream, link, head.keep_alive, response, pump, limits, Outcome())
+    finally:
+        if pump is not None and not pump.done():
+            pump.cancel()
+
+
+def _decode(body: bytes) -> str | None:
+    """Protocol v1 carries text; an empty body is null."""
+    return body.decode("utf-8") if body else None
+
+
+def _forwarded_head(head: RequestHead, request: ClientRequest, body: bytes) -> bytes:
+    had_body = head.framing is not Framing.NONE or head.header(b"content-length") is not None
+    add = [(b"Content-Length", str(len(body)).encode())] if body or had_body else []
+    headers = replace_headers(head.headers, (b"content-length", b"transfer-encoding", b"expect"), add)
+    return serialize_head(f"{request.method} {request.request} HTTP/1.1".encode("latin-1"), headers)
+
+
+def _modified_response(response: ResponseHead, result: ServerResponse) -> bytes:
+    body = result.body.encode("utf-8") if result.body is not None else b""
+    add = [(b"Content-Length", str(len(body)).encode())]
+    if result.content_type is not None:
+        add.insert(0, (b"Content-Type", result.content_type.encode("latin-1")))
+    headers = replace_headers(response.headers, (b"content-length", b"transfer-encoding", b"content-type"), add)
+    reason = response.reason if result.code == response.status else None
+    return serialize_head(_status_line(result.code, reason), headers) + body
+
+
+async def _collect_response_body(
+    upstream: Stream, response: ResponseHead, limits: Limits
+) -> tuple[bytes | None, list[bytes], ChunkedReader | None]:
+    """The whole response body, or (None, raw bytes so far, reader) when it is a stream still open.
+
+    A chunked response counts as a stream when it has not ended within ``stream_grace`` seconds:
+    endless streams (events, logs -f) must flow on, not wait for post-hooks that cannot run.
+    """
+    if response.framing is not Framing.CHUNKED:
+        return await read_body(upstream[0], response.framing, response.length, limits.max_body_size), [], None
+    chunks = ChunkedReader(upstream[0])
+    raw_parts: list[bytes] = []
+    payload: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(limits.stream_grace):
+            while not chunks.done:
+                raw, pieces = await chunks.next_piece()
+                raw_parts.append(raw)
+                payload.extend(pieces)
+                size += sum(map(len, pieces))
+                if size > limits.max_body_size:
+                    raise BodyTooLarge(limits.max_body_size)
+    except TimeoutError:
+        return None, raw_parts, chunks
+    return b"".join(payload), raw_parts, None
+
+
+async def hooked(
+    client: Stream, link: UpstreamLink, head: RequestHead, route: Route,
+    adapters: dict[str, Adapter], limits: Limits,
+) -> Outcome:
+    """De-frame the body, run the pre-hooks, forward exactly what they produced, run the post-hooks."""
+    outcome = Outcome()
+    chain = ChainRun(adapters, outcome.hooks)
+    if head.expects_continue:
+        client[1].write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    try:
+        body = await asyncio.wait_for(read_body(client[0], head.framing, head.length, limits.max_body_size), limits.body_timeout)
+    except BodyTooLarge as exc:
+        return await send_error(client, 413, f"request body larger than the gateway's limit of {exc.limit} bytes; "
+                                "refused because the hooks could not see all of it", False, outcome)
+    try:
+        request = ClientRequest(head.method, head.target, _decode(body))
+    except UnicodeDecodeError:
+        return await send_error(client, 400, "request body is not UTF-8 text; the hooks on this endpoint "
+                                "(protocol v1) can only be given text, so it is refused", head.keep_alive, outcome)
+    try:
+        forwarded = await chain.pre(route.pre, request)
+    except ChainStopped as stop:
+        return await send_error(client, stop.status, stop.message, head.keep_alive, outcome)
+
+    body = forwarded.body.encode("utf-8") if forwarded.body is not None else b""
+    upstream = await link.connect()
+    upstream[1].write(_forwarded_head(head, forwarded, body) + body)
+    await upstream[1].drain()
+    response = await _final_response(upstream, client, forwarded.method)
+    if not route.post or response.status == 101 or response.framing is Framing.UNTIL_CLOSE:
+        if route.post:
+            log.warning("post-hooks not run for %s %s: the response is a stream", forwarded.method, forwarded.request)
+        return await _deliver(client, upstream, link, head.keep_alive, response, None, limits, outcome)
+
+    try:
+        response_body, raw_parts, open_stream = await _collect_response_body(upstream, response, limits)
+    except BodyTooLarge as exc:
+        link.discard()
+        return await send_error(client, 502, f"response larger than the gateway's limit of {exc.limit} bytes; "
+                                "the post-hooks cannot see it, so it is refused", False, outcome)
+    if open_stream is not None:
+        log.warning("post-hooks not run for %s %s: the response is still streaming after %gs",
+                    forwarded.method, forwarded.request, limits.stream_grace)
+        outcome.status = response.status
+        client[1].write(response.raw + b"".join(raw_parts))
+        await copy_body(upstream[0], client[1], Framing.CHUNKED, 0, chunks=open_stream)
+        outcome.keep_alive = head.keep_alive and response.keep_alive
+        return outcome
+    if not response.keep_alive:
+        link.discard()
+    content_type = response.header(b"content-type")
+    try:
+        server_response = ServerResponse(response.status, content_type.decode("latin-1") if content_type else None,
+                                         _decode(response_body))
+    except UnicodeDecodeError:
+        return await send_error(client, 502, "the daemon's response is not UTF-8 text; the post-hooks on this "
+                                "endpoint (protocol v1) cannot see it, so it is refused", head.keep_alive, outcome)
+    try:
+        result = await chain.post(route.post, forwarded, server_response)
+    except ChainStopped as stop:
+        return await send_error(client, stop.status, stop.message, head.keep_alive and response.keep_alive, outcome)
+    client[1].write(_modified_response(response, result))
+    await client[1].drain()
+    outcome.status = result.code
+    outcome.keep_alive = head.keep_alive and response.keep_alive
+    return outcome

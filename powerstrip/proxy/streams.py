@@ -1,0 +1,155 @@
+"""Moving HTTP message bodies between asyncio streams without reading past their end.
+
+Every read asks for at most what the current message still owns (a head up to its blank line, the
+rest of a Content-Length body, one chunk line or chunk), so the bytes that follow a message stay
+in the reader for whoever comes next: the next request on a keep-alive connection, or the raw
+stream after a 101.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from powerstrip.http.framing import ChunkedScanner
+from powerstrip.http.head import HEAD_END, Framing, MalformedMessage
+
+CHUNK = 256 * 1024
+
+
+class PeerClosed(ConnectionError):
+    """The peer closed the connection in the middle of a message."""
+
+
+class BodyTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"body larger than the limit of {limit} bytes")
+        self.limit = limit
+
+
+async def read_head(reader: asyncio.StreamReader) -> bytes | None:
+    """The next message head, or None if the peer closed cleanly before sending one."""
+    try:
+        return await reader.readuntil(HEAD_END)
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial.strip():
+            return None
+        raise PeerClosed("connection closed inside a message head") from None
+    except asyncio.LimitOverrunError:
+        raise MalformedMessage("message head too large", 431) from None
+
+
+class ChunkedReader:
+    """Reads a chunked body piece by piece: each piece is the raw bytes and their decoded payload."""
+
+    __slots__ = ("_reader", "_scanner")
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+        self._scanner = ChunkedScanner()
+
+    @property
+    def done(self) -> bool:
+        return self._scanner.done
+
+    async def next_piece(self) -> tuple[bytes, list[bytes]]:
+        want = self._scanner.data_remaining
+        try:
+            if want:
+                raw = await self._reader.read(min(want, CHUNK))
+                if not raw:
+                    raise PeerClosed("connection closed inside a chunked body")
+            else:
+                raw = await self._reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError:
+            raise PeerClosed("connection closed inside a chunked body") from None
+        except asyncio.LimitOverrunError:
+            raise MalformedMessage("chunked body: line too long") from None
+        _, payload = self._scanner.feed(raw)
+        return raw, payload
+
+
+async def copy_body(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, framing: Framing, length: int,
+    chunks: ChunkedReader | None = None,
+) -> None:
+    """Relay one body as it is framed on the wire, streaming, flow-controlled by ``drain``.
+
+    ``chunks`` continues a chunked body that was already partly read.
+    """
+    if framing is Framing.LENGTH:
+        remaining = length
+        while remaining:
+            data = await reader.read(min(remaining, CHUNK))
+            if not data:
+                raise PeerClosed("connection closed inside a body")
+            writer.write(data)
+            remaining -= len(data)
+            await writer.drain()
+    elif framing is Framing.CHUNKED:
+        chunks = chunks or ChunkedReader(reader)
+        while not chunks.done:
+            raw, _ = await chunks.next_piece()
+            writer.write(raw)
+            if len(raw) > 2 or chunks.done:
+                await writer.drain()
+    elif framing is Framing.UNTIL_CLOSE:
+        await copy_until_eof(reader, writer)
+
+
+async def read_body(reader: asyncio.StreamReader, framing: Framing, length: int, limit: int) -> bytes:
+    """The whole de-framed body, refusing (never truncating) one over ``limit`` bytes."""
+    if framing is Framing.NONE:
+        return b""
+    if framing is Framing.LENGTH:
+        if length > limit:
+            raise BodyTooLarge(limit)
+        try:
+            return await reader.readexactly(length)
+        except asyncio.IncompleteReadError:
+            raise PeerClosed("connection closed inside a body") from None
+    if framing is Framing.CHUNKED:
+        chunks = ChunkedReader(reader)
+        parts: list[bytes] = []
+        size = 0
+        while not chunks.done:
+            _, payload = await chunks.next_piece()
+            for part in payload:
+                size += len(part)
+                if size > limit:
+                    raise BodyTooLarge(limit)
+                parts.append(part)
+        return b"".join(parts)
+    raise ValueError(f"cannot read a body framed {framing.value} as a whole")
+
+
+async def copy_until_eof(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy until the reader's EOF, then half-close the writer so the peer sees the EOF too."""
+    while data := await reader.read(CHUNK):
+        writer.write(data)
+        await writer.drain()
+    if writer.can_write_eof() and not writer.is_closing():
+        writer.write_eof()
+
+
+async def splice(
+    client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    linger: float,
+) -> None:
+    """Relay a hijacked connection both ways, passing each side's half-close on to the other.
+
+    Output (upstream → client) flows for as long as the daemon sends it; once the daemon has
+    finished, input still in flight gets ``linger`` seconds before the session is torn down.
+    """
+    to_upstream = asyncio.ensure_future(copy_until_eof(client[0], upstream[1]))
+    to_client = asyncio.ensure_future(copy_until_eof(upstream[0], client[1]))
+    try:
+        done, _ = await asyncio.wait({to_upstream, to_client}, return_when=asyncio.FIRST_COMPLETED)
+        if to_upstream in done and to_upstream.exception() is None:
+            await to_client
+        elif to_client in done and to_client.exception() is None:
+            await asyncio.wait({to_upstream}, timeout=linger)
+    finally:
+        for task in (to_upstream, to_client):
+            task.cancel()
+        await asyncio.gather(to_upstream, to_client, return_exceptions=True)
