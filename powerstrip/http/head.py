@@ -91,6 +91,18 @@ def find_header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None
     return None
 
 
+def _keeps_alive(version: str, headers: list[tuple[bytes, bytes]]) -> bool:
+    """Persistence from the version and Connection header alone (RFC 9112 section 9.3).
+
+    llhttp's own answer also counts a body without framing as "close", which is wrong for a
+    response to HEAD: Docker answers ``HEAD /_ping`` that way and clients reuse the connection.
+    """
+    tokens = {token.strip().lower() for key, value in headers if key.lower() == b"connection" for token in value.split(b",")}
+    if b"close" in tokens:
+        return False
+    return version != "1.0" or b"keep-alive" in tokens
+
+
 def _feed(parser: httptools.HttpRequestParser | httptools.HttpResponseParser, raw: bytes) -> None:
     try:
         parser.feed_data(raw)
@@ -142,7 +154,7 @@ def parse_request_head(raw: bytes) -> RequestHead:
         raw=raw,
         framing=framing[0],
         length=framing[1],
-        keep_alive=parser.should_keep_alive(),
+        keep_alive=_keeps_alive(parser.get_http_version(), headers),
     )
 
 
@@ -167,7 +179,7 @@ def parse_response_head(raw: bytes, request_method: str) -> ResponseHead:
         raw=raw,
         framing=framing[0],
         length=framing[1],
-        keep_alive=parser.should_keep_alive() and framing[0] is not Framing.UNTIL_CLOSE,
+        keep_alive=_keeps_alive(parser.get_http_version(), headers) and framing[0] is not Framing.UNTIL_CLOSE,
     )
 
 

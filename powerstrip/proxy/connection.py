@@ -56,7 +56,7 @@ async def handle_connection(
     except MalformedMessage as exc:
         await exchange.send_error(client, exc.status, f"powerstrip: {exc}", False, exchange.Outcome())
     except (PeerClosed, ConnectionError, TimeoutError) as exc:
-        log.debug("connection ended: %s", exc or type(exc).__name__)
+        log.debug("connection ended: %s", exc or type(exc).__name__, exc_info=True)
     finally:
         link.discard()
         writer.close()
