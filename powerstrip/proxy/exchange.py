@@ -24,6 +24,7 @@ from powerstrip.proxy.streams import (
     ChunkedReader,
     PeerClosed,
     copy_body,
+    discard_input,
     read_body,
     read_head,
     splice,
@@ -33,6 +34,9 @@ from powerstrip.proxy.upstream import UpstreamLink
 log = logging.getLogger("powerstrip.proxy")
 
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+LINGER_BYTES = 64 * 1024 * 1024
+LINGER_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,8 +199,10 @@ async def hooked(
     try:
         body = await asyncio.wait_for(read_body(client[0], head.framing, head.length, limits.max_body_size), limits.body_timeout)
     except BodyTooLarge as exc:
-        return await send_error(client, 413, f"request body larger than the gateway's limit of {exc.limit} bytes; "
-                                "refused because the hooks could not see all of it", False, outcome)
+        await send_error(client, 413, f"request body larger than the gateway's limit of {exc.limit} bytes; "
+                         "refused because the hooks could not see all of it", False, outcome)
+        await discard_input(client[0], LINGER_BYTES, LINGER_SECONDS)
+        return outcome
     try:
         request = ClientRequest(head.method, head.target, _decode(body))
     except UnicodeDecodeError:

@@ -122,6 +122,20 @@ async def read_body(reader: asyncio.StreamReader, framing: Framing, length: int,
     raise ValueError(f"cannot read a body framed {framing.value} as a whole")
 
 
+async def discard_input(reader: asyncio.StreamReader, limit: int, timeout: float) -> None:
+    """Read and drop what the peer is still sending (bounded), so an early error reply reaches it.
+
+    Closing a socket with unread input makes the kernel send a reset, and the client may then
+    lose the reply it was sent (the "lingering close" of RFC 9112 section 9.6).
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            while limit > 0 and (data := await reader.read(CHUNK)):
+                limit -= len(data)
+    except (TimeoutError, ConnectionError):
+        pass
+
+
 async def copy_until_eof(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Copy until the reader's EOF, then half-close the writer so the peer sees the EOF too."""
     while data := await reader.read(CHUNK):
