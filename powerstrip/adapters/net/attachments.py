@@ -1,0 +1,174 @@
+"""Network-only containers: the address holders that users' containers join.
+
+A network-only container is created (and started) on the virtual network's bridge with the
+address powerstrip allocated; the user's container runs in its network namespace. Each
+network-only container is named after its allocation's owner (``ps-net-…``) and labelled, so
+the daemon's view and the store can always be compared and repaired (``reconcile``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from powerstrip.adapters.net.create_body import Wanted
+from powerstrip.adapters.net.docker_api import DockerAPI, DockerError
+from powerstrip.adapters.net.model import Allocation, Network, NotFound
+from powerstrip.adapters.net.networks import LABEL_NETWORK, VirtualNetworks, bridge_name
+from powerstrip.adapters.net.pause_image import ensure_pause_image
+
+log = logging.getLogger(__name__)
+
+LABEL_ROLE = "powerstrip.net.role"
+ROLE = "network-only"
+# How long an address may stay pending (reserved for a create request that never completed).
+PENDING_GRACE = 60.0
+
+
+def new_owner() -> str:
+    return f"ps-net-{secrets.token_hex(6)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """Where a container is: its virtual network, its address and its interface's MAC (if running)."""
+
+    container: str
+    network: Network
+    allocation: Allocation
+    mac: str | None
+
+
+class Attachments:
+    def __init__(self, networks: VirtualNetworks, docker: DockerAPI) -> None:
+        self.networks = networks
+        self.docker = docker
+        self._image: str | None = None
+        self._image_lock = asyncio.Lock()
+
+    async def attach(
+        self, owner: str, wanted: Wanted, config: dict[str, Any], host_config: dict[str, Any], name: str | None
+    ) -> Allocation:
+        """Allocate an address and start the network-only container ``owner`` with it; all or nothing."""
+        image = await self._pause_image()
+        network, allocation = await self.networks.reserve(wanted.network, wanted.cidr, owner)
+        bridge = bridge_name(network)
+        endpoint: dict[str, Any] = {"IPAMConfig": {"IPv4Address": str(allocation.address)}}
+        if name:
+            endpoint["Aliases"] = [name]  # other containers on the network resolve the user's name
+        spec = {
+            **config,
+            "Image": image,
+            "Labels": {LABEL_ROLE: ROLE, LABEL_NETWORK: network.name},
+            "HostConfig": {**host_config, "NetworkMode": bridge, "RestartPolicy": {"Name": "always"}},
+            "NetworkingConfig": {"EndpointsConfig": {bridge: endpoint}},
+        }
+        try:
+            await self.docker.call("POST", "/containers/create", params={"name": owner}, body=spec)
+            await self.docker.call("POST", f"/containers/{owner}/start")
+        except BaseException:
+            await self.detach(owner)
+            raise
+        return allocation
+
+    async def bind(self, owner: str, container: str, name: str | None) -> None:
+        await asyncio.to_thread(self.networks.store.bind, owner, container, name)
+
+    async def detach(self, owner: str) -> Allocation | None:
+        """Remove the network-only container, then free its address (never the other way round)."""
+        await self._remove(owner)
+        return await self.networks.release(owner)
+
+    async def detach_removed(self, ref: str) -> None:
+        """After ``DELETE /containers/{ref}``: detach what belonged to that (now gone) container."""
+        for allocation in await asyncio.to_thread(self.networks.store.allocations):
+            matches = allocation.container_name == ref or (allocation.container or "").startswith(ref)
+            if matches and allocation.container and await self._inspect(allocation.container) is None:
+                await self.detach(allocation.owner)
+
+    async def on_destroyed(self, container: str, name: str | None) -> None:
+        """A container is gone (event): detach its network-only container, or forget a removed one's address."""
+        for allocation in await asyncio.to_thread(self.networks.store.allocations):
+            if allocation.container == container or allocation.owner == name:
+                await self.detach(allocation.owner)
+
+    async def ensure_running(self, ref: str) -> None:
+        """Before a start: the network-only container a container joins must run (e.g. after a daemon restart)."""
+        container = await self._inspect(ref)
+        mode = ((container or {}).get("HostConfig") or {}).get("NetworkMode") or ""
+        if not mode.startswith("container:"):
+            return
+        netcontainer = await self._inspect(mode.removeprefix("container:"))
+        labels = ((netcontainer or {}).get("Config") or {}).get("Labels") or {}
+        if netcontainer and labels.get(LABEL_ROLE) == ROLE and not netcontainer["State"]["Running"]:
+            await self.docker.call("POST", f"/containers/{netcontainer['Id']}/start")
+
+    async def membership(self, ref: str) -> Membership:
+        container = await self._inspect(ref)
+        if container is None:
+            raise NotFound(f"No such container: {ref}")
+        mode = (container.get("HostConfig") or {}).get("NetworkMode") or ""
+        holder = await self._inspect(mode.removeprefix("container:")) if mode.startswith("container:") else None
+        owner = (holder or {}).get("Name", "").lstrip("/")
+        store = self.networks.store
+        allocation = next((a for a in await asyncio.to_thread(store.allocations) if a.owner == owner), None)
+        if holder is None or allocation is None:
+            raise NotFound(f"container {ref} is not on a powerstrip network")
+        network = await asyncio.to_thread(store.network, allocation.network)
+        endpoint = ((holder.get("NetworkSettings") or {}).get("Networks") or {}).get(bridge_name(network)) or {}
+        return Membership(container["Name"].lstrip("/"), network, allocation, endpoint.get("MacAddress") or None)
+
+    async def reconcile(self) -> None:
+        """Repair what was missed (the gateway was down, a hook never came): free the addresses of
+        containers that are gone, bind pending ones whose container exists, remove stray holders."""
+        # Allocations first: a container created after the listing cannot then look "gone".
+        allocations = await asyncio.to_thread(self.networks.store.allocations)
+        containers = await self.docker.call("GET", "/containers/json", params={"all": "1"}) or []
+        ids = {c["Id"] for c in containers}
+        holders = {c["Names"][0].lstrip("/"): c for c in containers if (c.get("Labels") or {}).get(LABEL_ROLE) == ROLE}
+        joined = {
+            c["HostConfig"]["NetworkMode"].removeprefix("container:"): c
+            for c in containers
+            if (c.get("HostConfig") or {}).get("NetworkMode", "").startswith("container:")
+        }
+        now = time.time()
+        for allocation in allocations:
+            holder = holders.get(allocation.owner)
+            user = joined.get(holder["Id"]) if holder else None
+            if allocation.container is not None:
+                if allocation.container not in ids or holder is None:
+                    await self.detach(allocation.owner)
+            elif user is not None:
+                await self.bind(allocation.owner, user["Id"], user["Names"][0].lstrip("/"))
+            elif now - allocation.created > PENDING_GRACE:
+                await self.detach(allocation.owner)
+        owners = {a.owner for a in allocations}
+        for name, holder in holders.items():
+            if name not in owners and now - holder["Created"] > PENDING_GRACE:
+                log.info("removing stray network-only container %s", name)
+                await self._remove(name)
+
+    async def _pause_image(self) -> str:
+        async with self._image_lock:  # concurrent first creates build the image once
+            if self._image is None:
+                self._image = await ensure_pause_image(self.docker)
+            return self._image
+
+    async def _inspect(self, ref: str) -> dict[str, Any] | None:
+        try:
+            return await self.docker.call("GET", f"/containers/{ref}/json")
+        except DockerError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def _remove(self, ref: str) -> None:
+        try:
+            await self.docker.call("DELETE", f"/containers/{ref}", params={"force": "1"})
+        except DockerError as exc:
+            if exc.status != 404:
+                raise

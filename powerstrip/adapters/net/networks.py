@@ -1,0 +1,142 @@
+"""Virtual networks as users see them, kept in step across the state store and Docker.
+
+On one host a virtual network is carried by a Docker bridge network ``ps-NAME`` with the same
+subnet and gateway: Docker then gives isolation between networks, the gateway address, and name
+resolution inside a network. The store stays the authority on names, ranges and addresses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+
+from powerstrip.adapters.net import ipam
+from powerstrip.adapters.net.docker_api import DockerAPI, DockerError
+from powerstrip.adapters.net.model import Allocation, Conflict, Network, NotFound
+from powerstrip.adapters.net.sqlite_store import SqliteStore
+from powerstrip.adapters.net.store import Store
+
+DEFAULT = Network("default", IPv4Network("10.1.0.0/16"), IPv4Address("10.1.0.1"))
+LABEL_NETWORK = "powerstrip.net.network"
+
+
+STATE_FILE = "net.sqlite3"
+
+
+def bridge_name(network: Network) -> str:
+    return f"ps-{network.name}"
+
+
+def open_networks(docker_url: str, state_dir: Path) -> VirtualNetworks:
+    """The networks of the daemon at ``docker_url`` with state in ``state_dir`` (the gateway's and the CLI's)."""
+    return VirtualNetworks(SqliteStore(state_dir / STATE_FILE, seed=[DEFAULT]), DockerAPI(docker_url))
+
+
+class VirtualNetworks:
+    def __init__(self, store: Store, docker: DockerAPI) -> None:
+        self.store = store
+        self.docker = docker
+        # Within this process, reserving on a network and dropping an empty implicit one never interleave.
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def create(self, name: str, cidr_text: str) -> Network:
+        ipam.check_name(name)
+        network = await asyncio.to_thread(self.store.create_network, name, ipam.parse_cidr(cidr_text))
+        try:
+            await self.ensure_bridge(network)
+        except BaseException:
+            await asyncio.to_thread(self.store.delete_network, name)
+            raise
+        return network
+
+    async def delete(self, name: str) -> Network:
+        if name == DEFAULT.name:
+            raise Conflict(f"network {name} is built in and cannot be deleted")
+        network = await asyncio.to_thread(self.store.delete_network, name)
+        await self._remove_bridge(network)
+        return network
+
+    async def reserve(self, name: str | None, cidr_text: str | None, owner: str) -> tuple[Network, Allocation]:
+        """Pick (creating if asked) the network a container wants and allocate ``owner`` an address on it."""
+        cidr = ipam.parse_cidr(cidr_text) if cidr_text is not None else None
+        if name is not None:
+            ipam.check_name(name)
+        elif cidr is not None:
+            networks = await asyncio.to_thread(self.store.networks)
+            name = next((n.name for n in networks if n.cidr == cidr), ipam.auto_name(cidr))
+        else:
+            name = DEFAULT.name
+        async with self._locks[name]:
+            network = await self._named(name, cidr)
+            try:
+                await self.ensure_bridge(network)
+                allocation = await asyncio.to_thread(self.store.allocate, name, owner)
+            except BaseException:
+                await self._drop_if_unused(network)
+                raise
+        return network, allocation
+
+    async def release(self, owner: str) -> Allocation | None:
+        """Free ``owner``'s address; an implicit network that is left empty goes too."""
+        allocation = await asyncio.to_thread(self.store.release, owner)
+        if allocation is not None:
+            async with self._locks[allocation.network]:
+                try:
+                    network = await asyncio.to_thread(self.store.network, allocation.network)
+                except NotFound:
+                    return allocation  # deleted meanwhile (from the CLI)
+                await self._drop_if_unused(network)
+        return allocation
+
+    async def _drop_if_unused(self, network: Network) -> None:
+        if network.implicit and not await asyncio.to_thread(self.store.allocations, network.name):
+            await self.delete(network.name)
+
+    async def _named(self, name: str, cidr: IPv4Network | None) -> Network:
+        try:
+            network = await asyncio.to_thread(self.store.network, name)
+        except NotFound:
+            if cidr is None:
+                raise NotFound(f"network {name} not found: create it with 'powerstrip network create {name} CIDR'") from None
+            return await asyncio.to_thread(self.store.create_network, name, cidr, implicit=True, exist_ok=True)
+        if cidr is not None and network.cidr != cidr:
+            raise Conflict(f"network {name} already exists with {network.cidr}, not {cidr}")
+        return network
+
+    async def ensure_bridge(self, network: Network) -> None:
+        """Make sure Docker's bridge network for ``network`` exists with the same range."""
+        name = bridge_name(network)
+        try:
+            found = await self.docker.call("GET", f"/networks/{name}")
+        except DockerError as exc:
+            if exc.status != 404:
+                raise
+        else:
+            subnets = {c.get("Subnet") for c in (found.get("IPAM") or {}).get("Config") or []}
+            if str(network.cidr) not in subnets:
+                raise Conflict(f"Docker network {name} exists with subnet {', '.join(map(str, subnets))}, not {network.cidr}")
+            return
+        spec = {
+            "Name": name,
+            "CheckDuplicate": True,
+            "Driver": "bridge",
+            "IPAM": {"Config": [{"Subnet": str(network.cidr), "Gateway": str(network.gateway)}]},
+            "Labels": {LABEL_NETWORK: network.name},
+        }
+        try:
+            await self.docker.call("POST", "/networks/create", body=spec)
+        except DockerError as exc:
+            if exc.status == 409 and "already exists" in exc.message:
+                return  # made concurrently by another process
+            if exc.status < 500 and exc.status != 0:
+                raise Conflict(f"Docker refused network {network.cidr}: {exc.message}") from None
+            raise
+
+    async def _remove_bridge(self, network: Network) -> None:
+        try:
+            await self.docker.call("DELETE", f"/networks/{bridge_name(network)}")
+        except DockerError as exc:
+            if exc.status != 404:
+                raise
