@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness.cli import cleanup_cli_config
+from tests.harness.compare import Sides, remove_everything_named
 from tests.harness.dockerd import PrivateDockerd
 from tests.harness.gateway import Gateway
 from tests.harness.image import build_test_image
@@ -123,3 +124,14 @@ def make_gateway(dockerd, request, tmp_path_factory):
 def uniq() -> str:
     """A short random suffix for names of containers, networks, volumes made by one test."""
     return secrets.token_hex(4)
+
+
+@pytest.fixture
+def sides(dockerd, gateway, uniq):
+    """The same scenario run directly against dockerd and through a pass-through gateway; everything
+    named ``pst-<uniq>...`` is removed afterwards."""
+    s = Sides(dockerd.url, gateway.url, uniq)
+    try:
+        yield s
+    finally:
+        remove_everything_named(dockerd.url, f"pst-{uniq}")

@@ -6,6 +6,7 @@ Two CLIs are on the machine: Debian's 20.10 (/usr/bin/docker) and a newer one (/
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -21,12 +22,23 @@ NEW_CLI = "/usr/local/bin/docker"
 DOCKER_CLIS = [p for p in (DEBIAN_CLI, NEW_CLI) if os.path.exists(p)] or [shutil.which("docker") or "docker"]
 DEFAULT_CLI = DOCKER_CLIS[0]
 
-# One empty client config dir for the whole run: no ~/.docker contexts, credential helpers or hints.
-_CONFIG_DIR = tempfile.mkdtemp(prefix="psc-", dir="/tmp")
+# One empty client config dir per process: no ~/.docker contexts, credential helpers or hints.
+_CONFIG_DIR: str | None = None
+
+
+def cli_config_dir() -> str:
+    global _CONFIG_DIR
+    if _CONFIG_DIR is None or not os.path.isdir(_CONFIG_DIR):
+        _CONFIG_DIR = tempfile.mkdtemp(prefix="psc-", dir="/tmp")
+        atexit.register(cleanup_cli_config)
+    return _CONFIG_DIR
 
 
 def cleanup_cli_config() -> None:
-    shutil.rmtree(_CONFIG_DIR, ignore_errors=True)
+    global _CONFIG_DIR
+    if _CONFIG_DIR:
+        shutil.rmtree(_CONFIG_DIR, ignore_errors=True)
+        _CONFIG_DIR = None
 
 
 @dataclass
@@ -49,7 +61,7 @@ class CommandTimeout(AssertionError):
 def docker_env(host: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("DOCKER_") and k not in ("BUILDKIT_PROGRESS",)}
-    env.update(DOCKER_HOST=host, DOCKER_CONFIG=_CONFIG_DIR, DOCKER_CLI_HINTS="false",
+    env.update(DOCKER_HOST=host, DOCKER_CONFIG=cli_config_dir(), DOCKER_CLI_HINTS="false",
                DOCKER_BUILDKIT="0", DOCKER_CLI_EXPERIMENTAL="disabled", TERM=env.get("TERM", "xterm"))
     env.update(extra)
     return env
