@@ -1,0 +1,47 @@
+# powerstrip: `make run` starts the gateway, `make test` runs every test. See README.md.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: all venv deps run test clean distclean
+
+all: venv
+
+# The virtualenv with powerstrip installed in editable mode and the test extras. Redone only when
+# pyproject.toml changes (or the venv is missing).
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	@touch $@
+
+# System packages (docker.io, busybox-static, iproute2, iptables, etcd-server): installed only when missing.
+deps:
+	@scripts/install-deps.sh
+
+# The gateway on ./powerstrip.sock, in front of /var/run/docker.sock or a private dockerd under ./.run/.
+run: deps venv
+	@scripts/run.sh
+
+# Unit and integration tests (the integration tests start their own dockerd in a network namespace).
+test: deps venv
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+clean:
+	@if [ -f .run/dockerd.pid ] && kill -0 "$$(cat .run/dockerd.pid)" 2>/dev/null; then \
+		echo "stopping the private dockerd of make run"; kill -TERM "$$(cat .run/dockerd.pid)"; \
+		for i in $$(seq 1 60); do kill -0 "$$(cat .run/dockerd.pid)" 2>/dev/null || break; sleep 0.5; done; \
+	fi
+	@if [ -d .run ]; then \
+		grep -o " $(CURDIR)/.run/[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true; \
+		rm -rf .run; \
+	fi
+	@ip link del ps-run0 2>/dev/null || true
+	rm -rf powerstrip.sock .pytest_cache .powerstrip build dist
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info
