@@ -167,8 +167,13 @@ class Attachments:
             raise
 
     async def _remove(self, ref: str) -> None:
+        """Force-remove a container; returns once it is gone, also when someone else is removing it."""
         try:
             await self.docker.call("DELETE", f"/containers/{ref}", params={"force": "1"})
         except DockerError as exc:
-            if exc.status != 404:
+            if exc.status == 409 and "already in progress" in exc.message:
+                async with asyncio.timeout(self.docker.timeout):
+                    while await self._inspect(ref) is not None:
+                        await asyncio.sleep(0.05)
+            elif exc.status != 404:
                 raise

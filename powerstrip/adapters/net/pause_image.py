@@ -13,6 +13,7 @@ import io
 import json
 import os
 import shutil
+import struct
 import tarfile
 from pathlib import Path
 
@@ -47,13 +48,23 @@ async def ensure_pause_image(docker: DockerAPI) -> str:
 
 async def _build(docker: DockerAPI) -> None:
     busybox = shutil.which("busybox")
-    if busybox is None:
-        raise SetupError(f"cannot build {REPOSITORY}:{TAG}: no busybox on this host (install busybox-static, or set {IMAGE_ENV})")
+    if busybox is None or not _is_static(Path(busybox)):
+        raise SetupError(f"cannot build {REPOSITORY}:{TAG}: no static busybox on this host (install busybox-static, or set {IMAGE_ENV})")
     params = {"fromSrc": "-", "repo": REPOSITORY, "tag": TAG, "changes": "CMD " + json.dumps(COMMAND)}
     progress = await docker.call("POST", "/images/create", params=params, data=_rootfs(Path(busybox)), timeout=120)
     errors = [p["error"] for p in (progress if isinstance(progress, list) else [progress]) if p and "error" in p]
     if errors:
         raise SetupError(f"cannot build {REPOSITORY}:{TAG}: {errors[0]}")
+
+
+def _is_static(path: Path) -> bool:
+    """A 64-bit little-endian ELF without a PT_INTERP program header runs alone in an empty image."""
+    data = path.read_bytes()
+    if data[:6] != b"\x7fELF\x02\x01":
+        return False
+    phoff, = struct.unpack_from("<Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    return all(struct.unpack_from("<I", data, phoff + i * phentsize)[0] != 3 for i in range(phnum))
 
 
 def _rootfs(busybox: Path) -> bytes:
