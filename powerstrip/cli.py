@@ -149,3 +149,43 @@ async def _serve(config: Config, docker: Address, state_dir: Path, settings: Con
         await run_until_signalled(gateway, listeners, announce)
     finally:
         await registry.close()
+
+
+@main.group()
+def adapter() -> None:
+    """Run adapters as standalone services."""
+
+
+@adapter.command("run")
+@click.argument("target", metavar="builtin:NAME")
+@click.option("--listen", default="tcp://127.0.0.1:8080", show_default=True, callback=_address,
+              help="unix:///path or tcp://host:port")
+@click.option("--docker", envvar="POWERSTRIP_DOCKER_HOST", default=DEFAULT_DOCKER, show_default=True,
+              callback=_address, help="The Docker daemon the adapter talks to.")
+@click.option("--state-dir", envvar="POWERSTRIP_STATE_DIR", default=".powerstrip", show_default=True,
+              type=click.Path(file_okay=False))
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
+def adapter_run(target: str, listen: Address, docker: Address, state_dir: str, log_level: str) -> None:
+    """Serve an adapter over HTTP (protocol v1; GET /v1/ping answers pong)."""
+    from aiohttp import web
+
+    from powerstrip.adapters import BuiltinContext, UnknownBuiltin, create_builtin
+    from powerstrip.hooks.v1_server import build_app
+
+    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not target.startswith("builtin:"):
+        raise click.BadParameter("only built-in adapters (builtin:NAME) can be served for now", param_hint="TARGET")
+    name = target.removeprefix("builtin:")
+
+    async def make_app() -> web.Application:
+        try:
+            return build_app(create_builtin(name, BuiltinContext(name, str(docker), Path(state_dir))))
+        except UnknownBuiltin as exc:
+            raise click.ClickException(str(exc)) from None
+
+    if listen.scheme == "unix":
+        web.run_app(make_app(), path=listen.path, print=lambda _: print(f"serving {target} on {listen}", flush=True))
+    else:
+        web.run_app(make_app(), host=listen.host, port=listen.port,
+                    print=lambda _: print(f"serving {target} on {listen}", flush=True))
