@@ -28,6 +28,7 @@ from powerstrip.proxy.streams import (
     read_body,
     read_head,
     splice,
+    unless_peer_leaves,
 )
 from powerstrip.proxy.upstream import UpstreamLink
 
@@ -99,8 +100,12 @@ async def _final_response(upstream: Stream, client: Stream, method: str) -> Resp
 async def _deliver(
     client: Stream, upstream: Stream, link: UpstreamLink, request_keep_alive: bool,
     response: ResponseHead, pump: asyncio.Future[None] | None, limits: Limits, outcome: Outcome,
+    watch_client: bool,
 ) -> Outcome:
-    """Relay the response as framed; a 101 or a read-until-close response becomes a spliced stream."""
+    """Relay the response as framed; a 101 or a read-until-close response becomes a spliced stream.
+
+    With ``watch_client`` (nothing else reads the client meanwhile), a client that leaves ends it.
+    """
     outcome.status = response.status
     client[1].write(response.raw)
     if response.status == 101 or response.framing is Framing.UNTIL_CLOSE:
@@ -109,7 +114,8 @@ async def _deliver(
         await splice(client, upstream, limits.hijack_linger)
         link.discard()
         return outcome
-    await copy_body(upstream[0], client[1], response.framing, response.length)
+    relay_body = copy_body(upstream[0], client[1], response.framing, response.length)
+    await (unless_peer_leaves(client[0], relay_body) if watch_client else relay_body)
     await client[1].drain()
     outcome.keep_alive = request_keep_alive and response.keep_alive
     if pump is not None and (not pump.done() or pump.exception() is not None):
@@ -118,6 +124,11 @@ async def _deliver(
     if not response.keep_alive:
         link.discard()
     return outcome
+
+
+def _may_hijack(head: RequestHead) -> bool:
+    """Requests whose connection may turn into a raw stream: the client may send stdin early."""
+    return head.header(b"upgrade") is not None or "/attach" in head.target or "/exec/" in head.target
 
 
 async def relay(client: Stream, link: UpstreamLink, head: RequestHead, limits: Limits) -> Outcome:
@@ -130,8 +141,10 @@ async def relay(client: Stream, link: UpstreamLink, head: RequestHead, limits: L
     else:
         await upstream[1].drain()
     try:
-        response = await _final_response(upstream, client, head.method)
-        return await _deliver(client, upstream, link, head.keep_alive, response, pump, limits, Outcome())
+        answer = _final_response(upstream, client, head.method)
+        watch = pump is None and not _may_hijack(head)
+        response = await (unless_peer_leaves(client[0], answer) if watch else answer)
+        return await _deliver(client, upstream, link, head.keep_alive, response, pump, limits, Outcome(), watch)
     finally:
         if pump is not None and not pump.done():
             pump.cancel()
@@ -217,11 +230,13 @@ async def hooked(
     upstream = await link.connect()
     upstream[1].write(_forwarded_head(head, forwarded, body) + body)
     await upstream[1].drain()
-    response = await _final_response(upstream, client, forwarded.method)
+    answer = _final_response(upstream, client, forwarded.method)
+    response = await (answer if _may_hijack(head) else unless_peer_leaves(client[0], answer))
     if not route.post or response.status == 101 or response.framing is Framing.UNTIL_CLOSE:
         if route.post:
             log.warning("post-hooks not run for %s %s: the response is a stream", forwarded.method, forwarded.request)
-        return await _deliver(client, upstream, link, head.keep_alive, response, None, limits, outcome)
+        return await _deliver(client, upstream, link, head.keep_alive, response, None, limits, outcome,
+                              not _may_hijack(head))
 
     try:
         response_body, raw_parts, open_stream = await _collect_response_body(upstream, response, limits)

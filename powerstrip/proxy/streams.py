@@ -9,11 +9,14 @@ stream after a 101.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from powerstrip.http.framing import ChunkedScanner
 from powerstrip.http.head import HEAD_END, Framing, MalformedMessage
 
 CHUNK = 256 * 1024
+T = TypeVar("T")
 
 
 class PeerClosed(ConnectionError):
@@ -120,6 +123,37 @@ async def read_body(reader: asyncio.StreamReader, framing: Framing, length: int,
                 parts.append(part)
         return b"".join(parts)
     raise ValueError(f"cannot read a body framed {framing.value} as a whole")
+
+
+async def _peer_left(reader: asyncio.StreamReader) -> bool:
+    """Wait for the peer's EOF; bytes that arrive instead are put back for the next reader."""
+    data = await reader.read(CHUNK)
+    if not data:
+        return True
+    if not reader.at_eof():
+        reader.feed_data(data)  # the buffer was empty, so this restores the bytes at its front
+    return False
+
+
+async def unless_peer_leaves(reader: asyncio.StreamReader, work: Awaitable[T]) -> T:
+    """Await ``work``, cancelling it if the peer closes its side first (like Go's request context).
+
+    Without this, a client that gives up on a long poll (``wait``, ``events`` with nothing to
+    report) would keep its daemon connection open until the daemon happens to write. Only call it
+    while nothing else reads ``reader``.
+    """
+    job = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_peer_left(reader))
+    try:
+        await asyncio.wait({job, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if not job.done() and watcher.result():
+            raise PeerClosed("the client went away")
+        return await job
+    finally:
+        for task in (job, watcher):
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
 
 
 async def discard_input(reader: asyncio.StreamReader, limit: int, timeout: float) -> None:
