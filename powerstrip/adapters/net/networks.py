@@ -14,7 +14,7 @@ from pathlib import Path
 
 from powerstrip.adapters.net import ipam
 from powerstrip.adapters.net.docker_api import DockerAPI, DockerError
-from powerstrip.adapters.net.model import Allocation, Conflict, Network, NotFound
+from powerstrip.adapters.net.model import Allocation, Conflict, InvalidInput, Network, NotFound
 from powerstrip.adapters.net.sqlite_store import SqliteStore
 from powerstrip.adapters.net.store import Store
 
@@ -99,7 +99,8 @@ class VirtualNetworks:
             network = await asyncio.to_thread(self.store.network, name)
         except NotFound:
             if cidr is None:
-                raise NotFound(f"network {name} not found: create it with 'powerstrip network create {name} CIDR'") from None
+                # 400, not 404: the docker CLI takes a 404 from create for "no such image" and pulls.
+                raise InvalidInput(f"network {name} not found: create it with 'powerstrip network create {name} CIDR'") from None
             return await asyncio.to_thread(self.store.create_network, name, cidr, implicit=True, exist_ok=True)
         if cidr is not None and network.cidr != cidr:
             raise Conflict(f"network {name} already exists with {network.cidr}, not {cidr}")

@@ -101,7 +101,7 @@ def test_networks_are_isolated_from_each_other(hooks: NetHooks, dockerd) -> None
         (("SOCKETPLANE_CIDR=10.0.6.0",), {}, 400, "expected ADDRESS/PREFIX"),
         (("SOCKETPLANE_CIDR=10.1.5.0/24",), {}, 409, "10.1.5.0/24 overlaps network default (10.1.0.0/16)"),
         (("SP_NETWORK=default", "SOCKETPLANE_CIDR=10.0.6.0/24"), {}, 409, "network default already exists with 10.1.0.0/16"),
-        (("SP_NETWORK=nope",), {}, 404, "network nope not found"),
+        (("SP_NETWORK=nope",), {}, 400, "network nope not found"),
         (("SP_NETWORK=bad/name",), {}, 400, "invalid network name"),
         (("SP_NETWORK=default",), {"HostConfig": {"NetworkMode": "host"}}, 400, "--network host"),
         (("SOCKETPLANE_CIDR=172.17.5.0/24",), {}, 409, "Docker refused network 172.17.5.0/24"),
