@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import docker
@@ -14,9 +15,9 @@ import pytest
 
 from tests.harness.cli import NEW_CLI, docker_env, run_docker
 from tests.harness.dockerd import PrivateDockerd
-from tests.harness.gateway import REPO_ROOT, Gateway
+from tests.harness.gateway import REPO_ROOT, Gateway, free_tcp_port
 from tests.harness.image import build_test_image
-from tests.harness.util import wait_until
+from tests.harness.util import terminate, wait_until
 
 from .conftest import clean_daemon, leftovers, restart_dockerd
 
@@ -181,3 +182,42 @@ def test_a_daemon_restart_keeps_containers_on_their_network(own_dockerd, make_ga
     own = docker.DockerClient(base_url=own_dockerd.url)
     wait_until(lambda: leftovers(own) == ([], []), 10, 0.2, "everything removed")
     own.close()
+
+
+@pytest.fixture
+def net_service(dockerd, state_dir):
+    """``powerstrip adapter run builtin:net`` next to the gateway, as the seed's adapter ran."""
+    port = free_tcp_port()
+    log = open(state_dir.parent / "net-service.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "powerstrip", "adapter", "run", "builtin:net", "--listen", f"tcp://127.0.0.1:{port}",
+         "--docker", dockerd.url, "--state-dir", str(state_dir)],
+        cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def pong() -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}/v1/ping", timeout=2) as answer:
+                return answer.read() == b"pong"
+        except OSError:
+            return False
+
+    try:
+        wait_until(pong, 30, 0.2, "the net adapter service to answer pong")
+        yield url
+    finally:
+        terminate(proc)
+        log.close()
+
+
+def test_the_seed_setup_with_the_adapter_as_a_service_next_to_powerstrip(net_service, make_gateway, client) -> None:
+    config = CONFIG.read_text().replace("net: builtin:net", f"net: {{url: '{net_service}/net-adapter', timeout: 30}}")
+    gw = make_gateway(config)
+    docker_cli(gw, "create", "--name", "svc1", "-e", "SOCKETPLANE_CIDR=10.0.40.1/24", "ubuntu", "sleep", "1000")
+    docker_cli(gw, "run", "-d", "--name", "svc2", "-e", "SOCKETPLANE_CIDR=10.0.40.1/24", "ubuntu", "sleep", "1000")
+    docker_cli(gw, "start", "svc1")
+    assert "inet addr:10.0.40.3" in docker_cli(gw, "exec", "svc2", "ifconfig")
+    assert "0% packet loss" in docker_cli(gw, "exec", "svc2", "ping", "-c", "3", "10.0.40.2")
+    docker_cli(gw, "rm", "-f", "svc1", "svc2")
+    assert leftovers(client) == ([], [])
