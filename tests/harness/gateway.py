@@ -39,7 +39,8 @@ class Gateway:
                  extra_args: tuple[str, ...] | list[str] = (), tcp: bool = False,
                  log_level: str = "debug", state_dir: str | None = None,
                  start_timeout: float = 30.0, env: dict[str, str] | None = None,
-                 command: list[str] | None = None, wait_ping: bool = True) -> None:
+                 command: list[str] | None = None, wait_ping: bool = True,
+                 stop_timeout: float = 20.0) -> None:
         self.docker_url = docker_url
         self.config = str(config) if config is not None else None
         self.extra_args = list(extra_args)
@@ -49,6 +50,8 @@ class Gateway:
         self.start_timeout = start_timeout
         self.extra_env = dict(env or {})
         self.wait_ping = wait_ping
+        # the gateway gives open requests up to 10 s after SIGTERM: wait longer than that before SIGKILL
+        self.stop_timeout = stop_timeout
         override = os.environ.get("POWERSTRIP_TEST_GATEWAY_CMD")
         self.command = command or (shlex.split(override) if override else [sys.executable, "-m", "powerstrip"])
         self.dir: str | None = None
@@ -166,7 +169,7 @@ class Gateway:
         ``cleanup()`` (called here unless remove_dir is False)."""
         rc = None
         if self.proc is not None:
-            terminate(self.proc, term_timeout=10.0, kill_timeout=5.0)
+            terminate(self.proc, term_timeout=self.stop_timeout, kill_timeout=5.0)
             rc = self.proc.returncode
         if remove_dir:
             self.cleanup()

@@ -615,3 +615,159 @@ def test_tcp_listener(dockerd, make_gateway):
 
 def test_gateway_prints_export_line(gateway):
     assert gateway.stdout_text().splitlines()[0] == f"export DOCKER_HOST={gateway.url}"
+
+
+# --------------------------------------------------------------------------------------------------
+# more streams: resize, tty without stdin, stats stream, save/load, export, concurrency
+# --------------------------------------------------------------------------------------------------
+
+def test_run_it_resize(sides):
+    """A window size change mid-session reaches the container (POST .../resize through the gateway)."""
+    def scenario(side, host):
+        child = spawn_pty(host, "run", "-it", "--rm", IMAGE, "sh", dimensions=(24, 80))
+        try:
+            child.expect(r"# ", timeout=30)
+            child.setwinsize(50, 150)
+            time.sleep(1)
+            child.sendline("stty size")
+            child.expect(r"(\d+) (\d+)\r?\n", timeout=15)
+            size = child.match.groups()
+            child.sendline("exit 0")
+            return size, close_pty(child, timeout=20)
+        except (pexpect.TIMEOUT, pexpect.EOF) as e:
+            raise AssertionError(f"{side}: {type(e).__name__}; output so far:\n{child.before!r}") from None
+        finally:
+            close_pty(child, timeout=5)
+
+    res = per_side(sides, scenario)
+    assert res["gateway"] == res["direct"] == (("50", "150"), 0)
+
+
+def test_run_tty_without_stdin(sides):
+    res = per_side(sides, lambda side, host: run_docker(
+        host, "run", "--rm", "-t", IMAGE, "sh", "-c", "echo tty-out; echo tty-err >&2; exit 6"))
+    compare(sides, res)
+    assert res["gateway"].out == "tty-out\r\ntty-err\r\n" and res["gateway"].rc == 6
+
+
+def test_stats_stream(sides):
+    def scenario(side, host):
+        name = sides.name(side)
+        start_sleeper(host, name)
+        with Streaming(host, "stats", "--format", "{{.Name}} {{.PIDs}}", name) as s:
+            lines = s.wait_lines(2, timeout=30, match=name)
+        return [re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", l).strip() for l in lines[:2]]
+
+    res = per_side(sides, scenario)
+    norm = {side: [sides.norm(side)(l) for l in lines] for side, lines in res.items()}
+    assert norm["gateway"] == norm["direct"] == ["<pfx>-c 1", "<pfx>-c 1"]
+
+
+def test_save_and_load(sides, tmp_path):
+    def scenario(side, host):
+        tar = tmp_path / f"{side}.tar"
+        save = run_docker(host, "save", "-o", str(tar), IMAGE, timeout=120)
+        tag = f"{sides.name(side, 'img')}:loaded"
+        ok(run_docker(host, "tag", IMAGE, tag))
+        tagged_tar = tmp_path / f"{side}-tagged.tar"
+        ok(run_docker(host, "save", "-o", str(tagged_tar), tag, timeout=120))
+        ok(run_docker(host, "rmi", tag))
+        load = run_docker(host, "load", "-i", str(tagged_tar), timeout=120)
+        again = run_docker(host, "run", "--rm", tag, "cat", "/etc/hello.txt")
+        piped = run_docker(host, "save", IMAGE, timeout=120)  # to stdout: a binary stream
+        return type(save)(save.rc + load.rc + again.rc + piped.rc,
+                          f"{hashlib.sha256(tar.read_bytes()).hexdigest()}\n{load.out}{again.out}"
+                          f"{len(piped.out) > 1000}\n",
+                          save.err + load.err + again.err)
+
+    res = per_side(sides, scenario)
+    compare(sides, res)
+    assert res["gateway"].rc == 0 and "Loaded image:" in res["gateway"].out
+
+
+def test_export(sides, tmp_path):
+    def scenario(side, host):
+        name = sides.name(side)
+        ok(run_docker(host, "create", "--name", name, IMAGE, "true"))
+        tar = tmp_path / f"{side}-export.tar"
+        r = run_docker(host, "export", "-o", str(tar), name, timeout=120)
+        import tarfile
+        with tarfile.open(tar) as tf:
+            names = sorted(m.name for m in tf.getmembers() if not m.name.startswith(("dev", "proc", "sys", "etc/h", "etc/r", ".docker")))
+            hello = tf.extractfile("etc/hello.txt").read().decode()
+        return type(r)(r.rc, f"{len(names)}\n{hello}", r.err)
+
+    res = per_side(sides, scenario)
+    compare(sides, res)
+    assert "hello from the powerstrip test image" in res["gateway"].out
+
+
+def test_container_misc_commands(sides):
+    def scenario(side, host):
+        name = sides.name(side)
+        start_sleeper(host, name)
+        steps = [
+            ["top", name, "-o", "pid,comm"],
+            ["pause", name], ["inspect", "--format", "{{.State.Status}}", name], ["unpause", name],
+            ["rename", name, sides.name(side, "renamed")],
+            ["exec", sides.name(side, "renamed"), "sh", "-c", "echo x > /tmp/new-file"],
+            ["diff", sides.name(side, "renamed")],
+            ["commit", "-m", "msg", sides.name(side, "renamed"), f"{sides.name(side, 'img')}:committed"],
+            ["run", "--rm", f"{sides.name(side, 'img')}:committed", "cat", "/tmp/new-file"],
+            ["history", "--format", "{{.CreatedBy}} {{.Comment}}", f"{sides.name(side, 'img')}:committed"],
+            ["image", "inspect", "--format", "{{.Config.Cmd}} {{.Comment}}", f"{sides.name(side, 'img')}:committed"],
+            ["rmi", f"{sides.name(side, 'img')}:committed"],
+            ["port", sides.name(side, "renamed")],
+            ["update", "--memory", "64m", "--memory-swap", "128m", sides.name(side, "renamed")],
+            ["kill", "-s", "KILL", sides.name(side, "renamed")],
+            ["wait", sides.name(side, "renamed")],
+        ]
+        out = []
+        for args in steps:
+            r = run_docker(host, *args, timeout=60)
+            text = r.out + r.err
+            if args[0] == "top":  # pids differ between the two containers
+                text = re.sub(r"\d+", "<n>", text)
+            out.append(f"$ {' '.join(args[:1])}\nrc={r.rc}\n{text}")
+        return type(r)(0, "\n".join(out), "")
+
+    res = per_side(sides, scenario)
+    compare(sides, res)
+    assert "$ pause\nrc=0" in res["gateway"].out and "A /tmp/new-file" in res["gateway"].out
+
+
+def test_concurrent_clients(sides):
+    """Several CLI commands at once through one gateway: each gets its own complete output."""
+    import concurrent.futures
+
+    def scenario(side, host):
+        def one(i):
+            return run_docker(host, "run", "--rm", IMAGE, "sh", "-c", f"seq 1 {5000 + i}; exit {i}", timeout=120)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+            results = list(pool.map(one, range(6)))
+        return [(r.rc, len(r.out.splitlines()), r.out.splitlines()[-1] if r.out else "", r.err) for r in results]
+
+    res = per_side(sides, scenario)
+    assert res["gateway"] == res["direct"] == [(i, 5000 + i, str(5000 + i), "") for i in range(6)]
+
+
+def test_gateway_stops_on_sigterm(dockerd, make_gateway):
+    gw = make_gateway()
+    with Streaming(gw.url, "events") as s:  # an open endless stream must not keep it alive
+        time.sleep(0.5)
+        started = time.monotonic()
+        rc = gw.stop(remove_dir=False)
+        took = time.monotonic() - started
+        client_rc = s.proc.wait(timeout=10)  # the client saw its stream end (bounded: raises if not)
+    # README: on SIGTERM it stops accepting and gives open requests up to 10 s
+    assert rc is not None and rc >= 0, f"gateway did not exit on SIGTERM within {gw.stop_timeout}s (rc={rc})"
+    assert took < 15, took
+    assert client_rc is not None
+
+
+def test_gateway_stops_at_once_when_idle(dockerd, make_gateway):
+    gw = make_gateway()
+    ok(run_docker(gw.url, "version"))
+    started = time.monotonic()
+    rc = gw.stop(remove_dir=False)
+    assert rc == 0 and time.monotonic() - started < 3, (rc, time.monotonic() - started)
