@@ -27,6 +27,8 @@ from tests.harness.image import build_test_image
 def pytest_configure(config: pytest.Config) -> None:
     # A SIGTERM (CI timeout, a killed make) should still run the fixtures' cleanup.
     def _on_term(signum, frame):
+        # once: a second SIGTERM (e.g. from a wrapper forwarding it) must not interrupt the cleanup
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt(f"signal {signum}")
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, _on_term)
