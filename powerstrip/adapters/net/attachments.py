@@ -76,6 +76,9 @@ class Attachments:
         return allocation
 
     async def bind(self, owner: str, container: str, name: str | None) -> None:
+        if name is None:  # the daemon chose it: ask, so that listings and "docker rm NAME" find it
+            found = await self._inspect(container)
+            name = found["Name"].lstrip("/") if found else None
         await asyncio.to_thread(self.networks.store.bind, owner, container, name)
 
     async def detach(self, owner: str) -> Allocation | None:

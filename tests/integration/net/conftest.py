@@ -101,6 +101,10 @@ def clean_daemon(client: docker.DockerClient) -> None:
             c.remove(force=True)
         except docker.errors.NotFound:
             pass
+        except docker.errors.APIError as exc:  # an adapter still running is removing it too
+            if "already in progress" not in str(exc):
+                raise
+    wait_until(lambda: leftovers(client)[0] == [], 30, 0.1, "network-only containers removed")
     for n in client.networks.list():
         if n.name.startswith("ps-"):
             n.remove()

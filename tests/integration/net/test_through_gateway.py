@@ -72,7 +72,7 @@ def state_dir(tmp_path) -> Path:
 
 
 @pytest.fixture
-def gw(make_gateway, state_dir, client) -> Gateway:
+def gw(client, make_gateway, state_dir) -> Gateway:  # client first: its cleanup runs after the gateway stopped
     return make_gateway(CONFIG, state_dir=str(state_dir))
 
 
@@ -130,7 +130,7 @@ def test_named_networks_run_rm_and_the_cli(gw: Gateway, powerstrip: Powerstrip, 
     assert leftovers(client) == ([], [])
 
 
-def test_bad_input_gets_a_clear_error_and_creates_nothing(gw: Gateway, client) -> None:
+def test_bad_input_gets_a_clear_error_and_creates_nothing(gw: Gateway, powerstrip: Powerstrip, client) -> None:
     before = {c.name for c in client.containers.list(all=True)}, {n.name for n in client.networks.list()}
     out = docker_cli(gw, "create", "-e", "SOCKETPLANE_CIDR=10.0.6.300/24", "ubuntu", "true", ok=False)
     assert "Error response from daemon: adapter net: invalid CIDR '10.0.6.300/24'" in out
@@ -138,16 +138,22 @@ def test_bad_input_gets_a_clear_error_and_creates_nothing(gw: Gateway, client) -
     assert "10.1.2.0/24 overlaps network default (10.1.0.0/16)" in out
     out = docker_cli(gw, "create", "-e", "SP_NETWORK=nowhere", "ubuntu", "true", ok=False)
     assert "network nowhere not found" in out
+    # the daemon refuses (no such image; the CLI's pull fails too): the post-hook undoes the reservation
+    out = docker_cli(gw, "create", "-e", "SOCKETPLANE_CIDR=10.0.50.0/24", "no-such-image", "true", ok=False)
+    assert "no-such-image" in out
     assert ({c.name for c in client.containers.list(all=True)}, {n.name for n in client.networks.list()}) == before
+    assert [line.split() for line in powerstrip("network", "list").stdout.splitlines()[1:]] == [["default", "10.1.0.0/16", "10.1.0.1", "0"]]
 
 
-def test_a_container_without_the_variables_is_untouched(gw: Gateway, client) -> None:
+def test_a_container_without_the_variables_is_untouched(gw: Gateway, powerstrip: Powerstrip, client) -> None:
     docker_cli(gw, "create", "--name", "untouched", "-e", "A=1", "ubuntu", "true")
     assert client.containers.get("untouched").attrs["HostConfig"]["NetworkMode"] in ("default", "bridge")
     assert leftovers(client) == ([], [])
+    unnamed = docker_cli(gw, "create", "-e", "SP_NETWORK=", "ubuntu", "true").strip()
+    assert client.containers.get(unnamed).name in powerstrip("network", "info", "default").stdout
 
 
-def test_a_restarted_gateway_frees_what_was_removed_while_it_was_down(make_gateway, dockerd, state_dir, client) -> None:
+def test_a_restarted_gateway_frees_what_was_removed_while_it_was_down(client, make_gateway, dockerd, state_dir) -> None:
     first = make_gateway(CONFIG, state_dir=str(state_dir))
     docker_cli(first, "create", "--name", "gone", "-e", "SP_NETWORK=default", "ubuntu", "true")
     first.stop(remove_dir=False)
@@ -211,7 +217,7 @@ def net_service(dockerd, state_dir):
         log.close()
 
 
-def test_the_seed_setup_with_the_adapter_as_a_service_next_to_powerstrip(net_service, make_gateway, client) -> None:
+def test_the_seed_setup_with_the_adapter_as_a_service_next_to_powerstrip(client, net_service, make_gateway) -> None:
     config = CONFIG.read_text().replace("net: builtin:net", f"net: {{url: '{net_service}/net-adapter', timeout: 30}}")
     gw = make_gateway(config)
     docker_cli(gw, "create", "--name", "svc1", "-e", "SOCKETPLANE_CIDR=10.0.40.1/24", "ubuntu", "sleep", "1000")
