@@ -92,7 +92,7 @@ def test_run_large_output(sides):
 
 
 def test_run_with_stdin(sides):
-    data = bytes(random.Random(7).randrange(256) for _ in range(1 << 20))
+    data = random.Random(7).randbytes(1 << 20)
     want = hashlib.sha256(data).hexdigest()
     res = per_side(sides, lambda side, host: run_docker(
         host, "run", "--rm", "-i", IMAGE, "sh", "-c", "sha256sum; echo done", input=data))
@@ -252,7 +252,7 @@ def test_exec_without_stdin_output_complete(sides, cli):
 
 def test_exec_with_stdin_half_close(sides):
     """``exec -i``: the client closes its write side after stdin; the output must still arrive whole."""
-    data = bytes(random.Random(11).randrange(256) for _ in range(2 << 20))
+    data = random.Random(11).randbytes(2 << 20)
     want = hashlib.sha256(data).hexdigest()
 
     def scenario(side, host):
