@@ -95,6 +95,13 @@ else
         done
         ping_sock "$DOCKER_SOCK" || { echo "dockerd did not answer in 60s:" >&2; tail -n 30 "$RUN_DIR/dockerd.log" >&2; exit 1; }
     fi
+    # No image registry may be reachable: give the private daemon the small busybox image the tests use
+    # (ps-busybox:latest, also tagged ubuntu:latest as in the README's examples) when it has no ubuntu.
+    if ! DOCKER_HOST="unix://$DOCKER_SOCK" "$PY" -c 'import docker, sys; docker.from_env().images.get("ubuntu:latest")' >/dev/null 2>&1; then
+        echo "importing a busybox image as ps-busybox:latest and ubuntu:latest into the private daemon" >&2
+        "$PY" -c 'import sys; sys.path.insert(0, sys.argv[1]); from tests.harness.image import build_test_image; build_test_image(sys.argv[2])' \
+            "$ROOT" "unix://$DOCKER_SOCK" || echo "could not import the busybox image (continuing)" >&2
+    fi
 fi
 
 args=(serve --listen "unix://$LISTEN_SOCK" --docker "unix://$DOCKER_SOCK" --log-level "${POWERSTRIP_LOG_LEVEL:-info}")
