@@ -42,11 +42,12 @@ class Gateway:
                  command: list[str] | None = None, wait_ping: bool = True,
                  stop_timeout: float = 20.0) -> None:
         self.docker_url = docker_url
-        self.config = str(config) if config is not None else None
+        # absolute: the gateway runs in a temp dir of its own
+        self.config = os.path.abspath(config) if config is not None else None
         self.extra_args = list(extra_args)
         self.tcp_port = free_tcp_port() if tcp else None
         self.log_level = log_level
-        self.state_dir = state_dir
+        self.state_dir = os.path.abspath(state_dir) if state_dir else None
         self.start_timeout = start_timeout
         self.extra_env = dict(env or {})
         self.wait_ping = wait_ping
