@@ -20,8 +20,6 @@ from powerstrip.adapters.net.store import Store
 
 DEFAULT = Network("default", IPv4Network("10.1.0.0/16"), IPv4Address("10.1.0.1"))
 LABEL_NETWORK = "powerstrip.net.network"
-
-
 STATE_FILE = "net.sqlite3"
 
 
