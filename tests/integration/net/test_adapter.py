@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Address
 
-import docker
 import pytest
 
 from powerstrip.adapters.net.networks import bridge_name
@@ -171,8 +171,6 @@ def test_fifty_concurrent_creates_get_distinct_addresses(hooks: NetHooks, client
         return json.loads(response.body)["Id"]
 
     async def all_at_once() -> list[str]:
-        import asyncio
-
         return await asyncio.gather(*(create(i) for i in range(50)))
 
     started = time.monotonic()
@@ -182,7 +180,8 @@ def test_fifty_concurrent_creates_get_distinct_addresses(hooks: NetHooks, client
     assert len(addresses) == 50 and len(set(ids)) == 50
     assert addresses == {IPv4Address(f"10.0.13.{i}") for i in range(2, 52)}
     holders = client.containers.list(all=True, filters={"label": "powerstrip.net.role"})
-    docker_addresses = {h.attrs["NetworkSettings"]["Networks"][bridge_name(hooks.adapter.networks.store.network("10.0.13.0-24"))]["IPAddress"] for h in holders}
+    bridge = bridge_name(hooks.adapter.networks.store.network("10.0.13.0-24"))
+    docker_addresses = {h.attrs["NetworkSettings"]["Networks"][bridge]["IPAddress"] for h in holders}
     assert docker_addresses == {str(a) for a in addresses}
     print(f"50 concurrent creates through the hooks: {elapsed:.1f}s")
     with ThreadPoolExecutor(10) as pool:
@@ -201,5 +200,3 @@ def test_reconcile_repairs_what_the_hooks_missed(hooks: NetHooks, client) -> Non
     assert hooks.allocations()[0].container is None
     hooks.run(hooks.adapter.attachments.reconcile())
     assert hooks.allocations()[0].container_name == "orphan"
-    with pytest.raises(docker.errors.NotFound):
-        client.containers.get("never")  # sanity: nothing else appeared

@@ -194,12 +194,6 @@ def test_a_daemon_restart_keeps_containers_on_their_network(own_dockerd, make_ga
 def net_service(dockerd, state_dir):
     """``powerstrip adapter run builtin:net`` next to the gateway, as the seed's adapter ran."""
     port = free_tcp_port()
-    log = open(state_dir.parent / "net-service.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "powerstrip", "adapter", "run", "builtin:net", "--listen", f"tcp://127.0.0.1:{port}",
-         "--docker", dockerd.url, "--state-dir", str(state_dir)],
-        cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-    )
     url = f"http://127.0.0.1:{port}"
 
     def pong() -> bool:
@@ -209,12 +203,17 @@ def net_service(dockerd, state_dir):
         except OSError:
             return False
 
-    try:
-        wait_until(pong, 30, 0.2, "the net adapter service to answer pong")
-        yield url
-    finally:
-        terminate(proc)
-        log.close()
+    with open(state_dir.parent / "net-service.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "powerstrip", "adapter", "run", "builtin:net", "--listen", f"tcp://127.0.0.1:{port}",
+             "--docker", dockerd.url, "--state-dir", str(state_dir)],
+            cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+        )
+        try:
+            wait_until(pong, 30, 0.2, "the net adapter service to answer pong")
+            yield url
+        finally:
+            terminate(proc)
 
 
 def test_the_seed_setup_with_the_adapter_as_a_service_next_to_powerstrip(client, net_service, make_gateway) -> None:
