@@ -2,6 +2,7 @@
 # Install the system packages powerstrip's `make run` and `make test` need, only those that are missing:
 #   docker.io (dockerd, containerd, runc, Debian's docker CLI), busybox-static (the test image),
 #   iproute2 (ip netns), iptables (dockerd's networking), etcd-server (cluster state for the net adapter).
+# POWERSTRIP_DEPS_DRY_RUN=1: only say what would be installed.
 set -euo pipefail
 
 missing=()
@@ -30,6 +31,7 @@ fi
 # unique, in order
 mapfile -t pkgs < <(printf '%s\n' "${missing[@]}" | awk '!seen[$0]++')
 echo "installing missing system packages: ${pkgs[*]}" >&2
+if [ -n "${POWERSTRIP_DEPS_DRY_RUN:-}" ]; then exit 0; fi
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
