@@ -771,3 +771,108 @@ def test_gateway_stops_at_once_when_idle(dockerd, make_gateway):
     started = time.monotonic()
     rc = gw.stop(remove_dir=False)
     assert rc == 0 and time.monotonic() - started < 3, (rc, time.monotonic() - started)
+
+
+# --------------------------------------------------------------------------------------------------
+# half-closes on attach, tty floods, detach keys, no buffering of big bodies
+# --------------------------------------------------------------------------------------------------
+
+def test_run_stdin_closed_early_output_continues(sides):
+    """stdin ends (the client half-closes the attach connection); output written afterwards arrives."""
+    res = per_side(sides, lambda side, host: run_docker(
+        host, "run", "--rm", "-i", IMAGE, "sh", "-c", "cat; sleep 1; seq 1 20000; echo tail >&2; exit 4",
+        input=b"early-input\n", timeout=60))
+    compare(sides, res)
+    out = res["gateway"].out.splitlines()
+    assert out[0] == "early-input" and out[-1] == "20000" and res["gateway"].err == "tail\n"
+    assert res["gateway"].rc == 4
+
+
+def test_exec_stdin_unused(sides):
+    def scenario(side, host):
+        name = sides.name(side)
+        start_sleeper(host, name)
+        return run_docker(host, "exec", "-i", name, "seq", "1", "100000", input=b"", timeout=60)
+
+    res = per_side(sides, scenario)
+    compare(sides, res)
+    assert res["gateway"].out.splitlines()[-1] == "100000"
+
+
+def test_exec_it_output_flood(sides):
+    def scenario(side, host):
+        name = sides.name(side)
+        start_sleeper(host, name)
+        child = spawn_pty(host, "exec", "-it", name, "sh", "-c", "seq 1 30000; echo flood-done; exit 3")
+        try:
+            child.expect("flood-done", timeout=60)
+            before = child.before
+            return before.replace("\r\n", "\n").splitlines()[-1], close_pty(child, timeout=20)
+        finally:
+            close_pty(child, timeout=5)
+
+    res = per_side(sides, scenario)
+    assert res["gateway"] == res["direct"] == ("30000", 3)
+
+
+def test_detach_keys_and_reattach(sides):
+    """Ctrl-P Ctrl-Q detaches (the client drops a live hijacked connection); attach again, then exit."""
+    def scenario(side, host):
+        name = sides.name(side)
+        child = spawn_pty(host, "run", "-it", "--name", name, IMAGE, "sh")
+        try:
+            child.expect(r"# ", timeout=30)
+            child.send("\x10\x11")  # ^P ^Q
+            detached = close_pty(child, timeout=20)
+        finally:
+            close_pty(child, timeout=5)
+        running = run_docker(host, "inspect", "--format", "{{.State.Running}}", name).out.strip()
+        child = spawn_pty(host, "attach", name)
+        try:
+            child.sendline("echo back-$((2+3))")
+            child.expect("back-5", timeout=20)
+            child.sendline("exit 9")
+            again = close_pty(child, timeout=20)
+        finally:
+            close_pty(child, timeout=5)
+        return detached, running, again
+
+    res = per_side(sides, scenario)
+    assert res["gateway"] == res["direct"] == (0, "true", 9)
+
+
+def _vm_hwm_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_big_bodies_are_streamed_not_buffered(dockerd, gateway, uniq, tmp_path):
+    """A 96 MiB build context and a 96 MiB docker cp pass through without the gateway's memory growing
+    by anything like their size."""
+    size = 96 * 1024 * 1024
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "big.bin").write_bytes(random.Random(21).randbytes(size))
+    (ctx / "Dockerfile").write_text("FROM ps-busybox\nCOPY big.bin /big.bin\nRUN wc -c < /big.bin\n")
+    ok(run_docker(gateway.url, "version"))
+    before = _vm_hwm_kib(gateway.proc.pid)
+    tag = f"pst-{uniq}-gateway-big"
+    name = f"pst-{uniq}-gateway-c"
+    try:
+        b = run_docker(gateway.url, "build", "-q", "-t", tag, str(ctx), timeout=300, env={"DOCKER_BUILDKIT": "0"})
+        assert b.rc == 0, str(b)
+        start_sleeper(gateway.url, name)
+        c = run_docker(gateway.url, "cp", str(ctx / "big.bin"), f"{name}:/tmp/big.bin", timeout=300)
+        assert c.rc == 0, str(c)
+        back = run_docker(gateway.url, "exec", name, "wc", "-c", "/tmp/big.bin")
+        assert back.out.split()[0] == str(size)
+        out = tmp_path / "out.bin"
+        assert run_docker(gateway.url, "cp", f"{name}:/tmp/big.bin", str(out), timeout=300).rc == 0
+        assert out.stat().st_size == size
+    finally:
+        run_docker(dockerd.url, "rm", "-f", name)
+        run_docker(dockerd.url, "rmi", "-f", tag)
+    grown_mib = (_vm_hwm_kib(gateway.proc.pid) - before) / 1024
+    assert grown_mib < 40, f"gateway peak memory grew by {grown_mib:.0f} MiB while relaying 96 MiB bodies"
