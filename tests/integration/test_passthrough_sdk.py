@@ -438,3 +438,32 @@ def test_attach_socket_and_wait(sides):
 
     res = per_side(sides, scenario)
     assert res["gateway"] == res["direct"] == (b"got:hello-sock\n", 2)
+
+
+def test_many_requests_on_kept_alive_connections(sides):
+    """The SDK reuses its pooled connections: 300 requests, mixed, all answered alike."""
+    def scenario(side, c):
+        ct = sleeper(c, sides.name(side))
+        seen = []
+        for i in range(100):
+            seen.append(len(c.containers.list(filters={"name": sides.prefix(side)})))
+            seen.append(c.api.inspect_container(ct.id)["State"]["Running"])
+            seen.append(c.api.ping())
+        return seen
+
+    res = per_side(sides, scenario)
+    assert res["gateway"] == res["direct"] == [1, True, True] * 100
+
+
+def test_sdk_over_tcp_listener(dockerd, make_gateway, uniq):
+    gw = make_gateway(tcp=True)
+    with client_for(gw.tcp_url) as c, client_for(dockerd.url) as d:
+        via = c.containers.run(IMAGE, ["sh", "-c", "echo tcp-ok"], remove=True)
+        direct = d.containers.run(IMAGE, ["sh", "-c", "echo tcp-ok"], remove=True)
+        assert via == direct == b"tcp-ok\n"
+        ct = c.containers.run(IMAGE, ["sleep", "600"], name=f"pst-{uniq}-tcp", detach=True)
+        try:
+            r = ct.exec_run(["sh", "-c", "seq 1 20000"])
+            assert r.exit_code == 0 and r.output.splitlines()[-1] == b"20000"
+        finally:
+            ct.remove(force=True)
