@@ -876,3 +876,29 @@ def test_big_bodies_are_streamed_not_buffered(dockerd, gateway, uniq, tmp_path):
         run_docker(dockerd.url, "rmi", "-f", tag)
     grown_mib = (_vm_hwm_kib(gateway.proc.pid) - before) / 1024
     assert grown_mib < 40, f"gateway peak memory grew by {grown_mib:.0f} MiB while relaying 96 MiB bodies"
+
+
+def test_quiet_streams_outlive_the_idle_timeout(dockerd, make_gateway, uniq):
+    """events, logs -f, attach and exec -it that stay silent longer than --idle-timeout are not cut."""
+    gw = make_gateway(extra_args=["--idle-timeout", "2"])
+    name = f"pst-{uniq}-gateway-quiet"
+    try:
+        ok(run_docker(gw.url, "run", "-d", "-i", "--name", name, IMAGE, "sh", "-c",
+                      "sleep 5; echo late-log; read l; echo got:$l; sleep 600"))
+        with Streaming(gw.url, "events", "--filter", f"container={name}", "--format", "{{.Action}}") as ev, \
+                Streaming(gw.url, "logs", "-f", name) as logs:
+            child = spawn_pty(gw.url, "exec", "-it", name, "sh")
+            try:
+                child.expect(r"# ", timeout=30)
+                time.sleep(6)  # three idle timeouts of silence on every stream
+                logs.wait_lines(1, timeout=20, match="late-log")
+                child.sendline("echo still-$((40+2))")
+                child.expect("still-42", timeout=20)
+                child.sendline("exit 0")
+                assert close_pty(child, timeout=20) == 0
+            finally:
+                close_pty(child, timeout=5)
+            ok(run_docker(gw.url, "pause", name))
+            ev.wait_lines(1, timeout=20, match="pause")
+    finally:
+        run_docker(dockerd.url, "rm", "-f", name)
