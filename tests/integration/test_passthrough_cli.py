@@ -628,10 +628,13 @@ def test_run_it_resize(sides):
         try:
             child.expect(r"# ", timeout=30)
             child.setwinsize(50, 150)
-            time.sleep(1)
-            child.sendline("stty size")
-            child.expect(r"(\d+) (\d+)\r?\n", timeout=15)
-            size = child.match.groups()
+            for _ in range(20):  # the CLI sends the resize on SIGWINCH; give a loaded machine time
+                time.sleep(0.5)
+                child.sendline("stty size")
+                child.expect(r"(\d+) (\d+)\r?\n", timeout=15)
+                size = child.match.groups()
+                if size == ("50", "150"):
+                    break
             child.sendline("exit 0")
             return size, close_pty(child, timeout=20)
         except (pexpect.TIMEOUT, pexpect.EOF) as e:

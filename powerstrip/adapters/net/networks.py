@@ -21,6 +21,7 @@ from powerstrip.adapters.net.store import Store
 DEFAULT = Network("default", IPv4Network("10.1.0.0/16"), IPv4Address("10.1.0.1"))
 LABEL_NETWORK = "powerstrip.net.network"
 STATE_FILE = "net.sqlite3"
+BRIDGE_REMOVAL_SECONDS = 10.0
 
 
 def bridge_name(network: Network) -> str:
@@ -134,8 +135,19 @@ class VirtualNetworks:
             raise
 
     async def _remove_bridge(self, network: Network) -> None:
-        try:
-            await self.docker.call("DELETE", f"/networks/{bridge_name(network)}")
-        except DockerError as exc:
-            if exc.status != 404:
-                raise
+        """Delete Docker's bridge network, waiting (bounded) while endpoints of removed containers linger.
+
+        Under load the daemon may still be detaching a just-removed network-only container; giving up at
+        once would leave the bridge behind with no record of it in the store.
+        """
+        deadline = asyncio.get_running_loop().time() + BRIDGE_REMOVAL_SECONDS
+        while True:
+            try:
+                await self.docker.call("DELETE", f"/networks/{bridge_name(network)}")
+                return
+            except DockerError as exc:
+                if exc.status == 404:
+                    return
+                if exc.status not in (403, 409) or asyncio.get_running_loop().time() > deadline:
+                    raise
+            await asyncio.sleep(0.2)
