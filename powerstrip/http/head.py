@@ -49,9 +49,9 @@ class _Collector:
 
 
 @dataclass(slots=True)
-class RequestHead:
-    method: str
-    target: str
+class MessageHead:
+    """What requests and responses share: the exact head bytes, the headers and the body framing."""
+
     version: str
     headers: list[tuple[bytes, bytes]]
     raw: bytes
@@ -61,6 +61,12 @@ class RequestHead:
 
     def header(self, name: bytes) -> bytes | None:
         return find_header(self.headers, name)
+
+
+@dataclass(slots=True, kw_only=True)
+class RequestHead(MessageHead):
+    method: str
+    target: str
 
     @property
     def expects_continue(self) -> bool:
@@ -68,19 +74,10 @@ class RequestHead:
         return value is not None and value.lower() == b"100-continue"
 
 
-@dataclass(slots=True)
-class ResponseHead:
+@dataclass(slots=True, kw_only=True)
+class ResponseHead(MessageHead):
     status: int
     reason: bytes
-    version: str
-    headers: list[tuple[bytes, bytes]]
-    raw: bytes
-    framing: Framing
-    length: int
-    keep_alive: bool
-
-    def header(self, name: bytes) -> bytes | None:
-        return find_header(self.headers, name)
 
 
 def find_header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
