@@ -7,7 +7,6 @@ results are compared after normalising only what legitimately differs (generated
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import re
 import time
@@ -164,7 +163,17 @@ def test_ps_and_inspect(sides):
 # interactive: run -it, exec -it through a pseudo-terminal
 # --------------------------------------------------------------------------------------------------
 
-def _interactive_shell(child: pexpect.spawn) -> dict:
+def _interactive_shell(child: pexpect.spawn, what: str) -> dict:
+    """Drive a shell in ``child`` (answer, window size, tty, exit status); a timeout names ``what``."""
+    try:
+        return _shell_session(child)
+    except (pexpect.TIMEOUT, pexpect.EOF) as e:
+        raise AssertionError(f"{what}: {type(e).__name__}; output so far:\n{child.before!r}") from None
+    finally:
+        close_pty(child, timeout=5)
+
+
+def _shell_session(child: pexpect.spawn) -> dict:
     seen = {}
     child.expect(r"# ", timeout=30)
     child.sendline("echo $((6*7))-answer")
@@ -184,12 +193,7 @@ def test_run_it(sides, cli):
     def scenario(side, host):
         child = spawn_pty(host, "run", "-it", "--rm", "--name", sides.name(side), IMAGE, "sh",
                           docker=cli, dimensions=(33, 101))
-        try:
-            return _interactive_shell(child)
-        except (pexpect.TIMEOUT, pexpect.EOF) as e:
-            raise AssertionError(f"{side}: run -it: {type(e).__name__}; output so far:\n{child.before!r}") from None
-        finally:
-            close_pty(child, timeout=5)
+        return _interactive_shell(child, f"{side}: run -it")
 
     res = per_side(sides, scenario)
     assert res["gateway"] == res["direct"]
@@ -201,12 +205,7 @@ def test_exec_it(sides):
         name = sides.name(side)
         start_sleeper(host, name)
         child = spawn_pty(host, "exec", "-it", name, "sh", dimensions=(40, 120))
-        try:
-            return _interactive_shell(child)
-        except (pexpect.TIMEOUT, pexpect.EOF) as e:
-            raise AssertionError(f"{side}: exec -it: {type(e).__name__}; output so far:\n{child.before!r}") from None
-        finally:
-            close_pty(child, timeout=5)
+        return _interactive_shell(child, f"{side}: exec -it")
 
     res = per_side(sides, scenario)
     assert res["gateway"] == res["direct"]

@@ -7,20 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from powerstrip.config.loader import ConfigError, find_config_path, load_config, passthrough_config
+from powerstrip.config.loader import (
+    ConfigError,
+    find_config_path,
+    load_config,
+    passthrough_config,
+)
 from powerstrip.config.model import DEFAULT_ADAPTER_TIMEOUT, AdapterSpec, EndpointSpec
-
-CLUSTERHQ_SAMPLE = """\
-version: 1
-endpoints:
-  "POST /*/containers/create":
-    pre: [flocker, weave]
-  "POST /*/containers/*/start":
-    post: [weave]
-adapters:
-  weave: http://weave/extension
-  flocker: http://flocker/flocker-adapter
-"""
+from tests.unit.samples import CLUSTERHQ_SAMPLE
 
 
 def write(tmp_path: Path, text: str) -> Path:

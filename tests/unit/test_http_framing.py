@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import httptools
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from powerstrip.http.framing import ChunkedScanner
-from powerstrip.http.head import Framing, MalformedMessage, parse_request_head, parse_response_head
+from powerstrip.http.head import (
+    Framing,
+    MalformedMessage,
+    parse_request_head,
+    parse_response_head,
+)
 
 
 def encode(chunks: list[bytes], extension: bool, trailer: bool) -> bytes:

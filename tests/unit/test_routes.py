@@ -10,6 +10,7 @@ import pytest
 from powerstrip.config.loader import load_config, passthrough_config
 from powerstrip.config.model import AdapterSpec, Config, EndpointSpec
 from powerstrip.config.routes import Pattern, Route, RouteTable, normalize_path
+from tests.unit.samples import CLUSTERHQ_SAMPLE
 
 
 def table_from_yaml(tmp_path: Path, text: str) -> RouteTable:
@@ -26,20 +27,7 @@ def names(route: Route | None) -> tuple[tuple[str, ...], tuple[str, ...]] | None
 
 @pytest.fixture
 def clusterhq(tmp_path: Path) -> RouteTable:
-    return table_from_yaml(
-        tmp_path,
-        """\
-        version: 1
-        endpoints:
-          "POST /*/containers/create":
-            pre: [flocker, weave]
-          "POST /*/containers/*/start":
-            post: [weave]
-        adapters:
-          weave: http://weave/extension
-          flocker: http://flocker/flocker-adapter
-        """,
-    )
+    return table_from_yaml(tmp_path, CLUSTERHQ_SAMPLE)
 
 
 # --- normalize_path ---------------------------------------------------------------------------
