@@ -8,6 +8,8 @@ import os
 import re
 import ssl
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -15,11 +17,14 @@ import click
 from powerstrip.adapters.net.cli import info, network
 from powerstrip.config.loader import ConfigError, find_config_path, load_config, passthrough_config
 from powerstrip.config.model import Config
-from powerstrip.config.routes import RouteTable
-from powerstrip.hooks.registry import AdapterRegistry
+from powerstrip.observability import combine
+from powerstrip.observability.audit import AuditLog
+from powerstrip.observability.metrics import Metrics
 from powerstrip.proxy.addresses import Address, parse_address
-from powerstrip.proxy.connection import ConnectionSettings, Runtime
-from powerstrip.proxy.exchange import Limits
+from powerstrip.proxy.connection import ConnectionSettings
+from powerstrip.proxy.exchange import Limits, OpenStreams
+from powerstrip.proxy.generations import Generations
+from powerstrip.proxy.reload import Reloader, first_generation
 from powerstrip.proxy.server import Gateway, Listener, ListenerBusy, run_until_signalled
 
 log = logging.getLogger("powerstrip")
@@ -56,16 +61,22 @@ main.add_command(network)
 main.add_command(info)
 
 
-def _load(config_path: str | None) -> Config:
+def _find_and_load(config_path: str | None) -> Config:
+    """The config as found now (also on reload: a file that appeared since start-up is found)."""
     path = find_config_path(config_path, os.environ)
-    if path is None:
+    return passthrough_config() if path is None else load_config(path)
+
+
+def _load(config_path: str | None) -> Config:
+    config = _find_and_load(config_path)
+    if config.path is None:
         log.info("no adapters.yml found (--config, $POWERSTRIP_CONFIG, ./adapters.yml, "
                  "/etc/powerstrip/adapters.yml): running as a pure pass-through")
-        return passthrough_config()
-    config = load_config(path)
+        return config
     for warning in config.warnings:
         log.warning("%s", warning)
-    log.info("config %s: %d endpoint pattern(s), %d adapter(s)", path, len(config.endpoints), len(config.adapters))
+    log.info("config %s: %d endpoint pattern(s), %d adapter(s)", config.path, len(config.endpoints),
+             len(config.adapters))
     return config
 
 
@@ -102,10 +113,18 @@ def _tls_context(cert: str | None, key: str | None, cacert: str | None) -> ssl.S
 @click.option("--tlscert", type=click.Path(exists=True, dir_okay=False), help="Serve TLS with this certificate.")
 @click.option("--tlskey", type=click.Path(exists=True, dir_okay=False), help="Key of --tlscert.")
 @click.option("--tlscacert", type=click.Path(exists=True, dir_okay=False), help="Require client certificates of this CA.")
+@click.option("--drain-timeout", default=10.0, show_default=True,
+              help="On SIGTERM, seconds requests in progress get to finish before streams and the rest are cut.")
+@click.option("--watch-config/--no-watch-config", default=True, show_default=True,
+              help="Reload the config when its file changes (checked every second). SIGHUP always reloads.")
+@click.option("--audit-log", metavar="PATH|-", help="Append one JSON line per request to PATH (- for stderr).")
+@click.option("--metrics-listen", callback=lambda ctx, param, value: value and _address(ctx, param, value),
+              metavar="ADDRESS", help="Serve /metrics (Prometheus) and /health here, e.g. tcp://127.0.0.1:9323.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 def serve(listen: list[Address], docker: Address, config_path: str | None, state_dir: str, max_body_size: str,
           idle_timeout: float, body_timeout: float, stream_grace: float, tlscert: str | None, tlskey: str | None,
-          tlscacert: str | None, log_level: str) -> None:
+          tlscacert: str | None, drain_timeout: float, watch_config: bool, audit_log: str | None,
+          metrics_listen: Address | None, log_level: str) -> None:
     """Run the gateway: point DOCKER_HOST at it and use Docker as usual."""
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -127,17 +146,51 @@ def serve(listen: list[Address], docker: Address, config_path: str | None, state
     else:
         runner = uvloop.run
     try:
+        audit = AuditLog(audit_log) if audit_log else None
+    except OSError as exc:
+        raise click.ClickException(f"--audit-log: {exc}") from None
+    options = _Operations(drain_timeout, watch_config, audit, metrics_listen, lambda: _find_and_load(config_path))
+    try:
         runner(_serve(config, docker, Path(state_dir), settings,
-                      [Listener(address, tls if address.scheme == "tcp" else None) for address in listeners]))
+                      [Listener(address, tls if address.scheme == "tcp" else None) for address in listeners], options))
     except (ListenerBusy, OSError) as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        if audit is not None:
+            audit.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Operations:
+    """The serve options about running the gateway rather than relaying: reload, stop, observability."""
+
+    drain_timeout: float
+    watch_config: bool
+    audit: AuditLog | None
+    metrics_listen: Address | None
+    load: Callable[[], Config]
 
 
 async def _serve(config: Config, docker: Address, state_dir: Path, settings: ConnectionSettings,
-                 listeners: list[Listener]) -> None:
-    registry = AdapterRegistry(config, str(docker), state_dir)
+                 listeners: list[Listener], ops: _Operations) -> None:
+    generations = Generations(first_generation(config, str(docker), state_dir))
+    metrics_runner = reload_task = None
     try:
-        gateway = Gateway(Runtime(RouteTable(config), registry.adapters), settings, drain_timeout=10.0)
+        metrics: Metrics | None = None
+        gateway: Gateway | None = None
+        if ops.metrics_listen is not None:
+            metrics = Metrics(lambda: gateway.open_connections if gateway else 0, lambda: OpenStreams.count)
+        gateway = Gateway(generations, settings, ops.drain_timeout, combine(ops.audit, metrics))
+        reloader = Reloader(generations, ops.load, str(docker), state_dir, 1.0 if ops.watch_config else None,
+                            metrics.reloaded if metrics else None)
+        reload_task = asyncio.get_running_loop().create_task(reloader.run())
+        if metrics is not None and ops.metrics_listen is not None:
+            from powerstrip.observability.listener import build_app, start_listener
+
+            serving = gateway
+            metrics_runner = await start_listener(build_app(metrics, lambda: _health(serving, generations)),
+                                                  ops.metrics_listen)
+            log.info("metrics and health on %s", ops.metrics_listen)
         log.info("forwarding to the Docker daemon at %s", docker)
 
         def announce() -> None:
@@ -146,9 +199,28 @@ async def _serve(config: Config, docker: Address, state_dir: Path, settings: Con
             if scheme == "tcp" and listeners[0].tls:
                 print("export DOCKER_TLS_VERIFY=1", flush=True)
 
-        await run_until_signalled(gateway, listeners, announce)
+        def on_hangup() -> None:
+            log.info("SIGHUP: reloading the config")
+            if ops.audit is not None:
+                ops.audit.reopen()
+            reloader.request()
+
+        await run_until_signalled(gateway, listeners, announce, on_hangup)
     finally:
-        await registry.close()
+        if reload_task is not None:
+            reload_task.cancel()
+            await asyncio.gather(reload_task, return_exceptions=True)
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
+        await generations.close()
+
+
+def _health(gateway: Gateway, generations: Generations) -> tuple[int, dict[str, object]]:
+    """200 while serving; 503 once a stop began, so a load balancer moves clients elsewhere."""
+    generation = generations.current.number
+    if gateway.draining:
+        return 503, {"status": "draining", "config_generation": generation}
+    return 200, {"status": "ok", "config_generation": generation}
 
 
 @main.group()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import aiohttp
@@ -21,6 +22,29 @@ class AdapterRegistry:
         for spec in config.adapters.values():
             self.adapters[spec.name] = self._create(spec, docker_url, state_dir)
 
+    @classmethod
+    def succeeding(
+        cls, previous: AdapterRegistry, old: Config, new: Config, docker_url: str, state_dir: Path
+    ) -> AdapterRegistry:
+        """The registry of a reloaded config ``new``: adapters whose spec is unchanged are taken over
+        from ``previous``, not re-created (the built-in ``net`` adapter holds a watcher and state), and
+        so is the HTTP connection pool. Adapters ``previous`` has and this one lacks are left for the
+        caller to close once no request uses them."""
+        registry = cls.__new__(cls)
+        registry._session, previous._session = previous._session, None
+        registry.adapters = {}
+        try:
+            for spec in new.adapters.values():
+                before = old.adapters.get(spec.name)
+                if before is not None and _unchanged(before, spec) and spec.name in previous.adapters:
+                    registry.adapters[spec.name] = previous.adapters[spec.name]
+                else:
+                    registry.adapters[spec.name] = registry._create(spec, docker_url, state_dir)
+        except BaseException:
+            previous._session = registry._session  # the old config stays: it keeps the pool
+            raise
+        return registry
+
     def _create(self, spec: AdapterSpec, docker_url: str, state_dir: Path) -> Adapter:
         if spec.builtin is not None:
             return create_builtin(spec.builtin, BuiltinContext(spec.name, docker_url, state_dir))
@@ -36,3 +60,8 @@ class AdapterRegistry:
             await adapter.close()
         if self._session is not None:
             await self._session.close()
+
+
+def _unchanged(before: AdapterSpec, after: AdapterSpec) -> bool:
+    """Same adapter settings; where in the file it is written does not matter."""
+    return dataclasses.replace(before, line=0) == dataclasses.replace(after, line=0)

@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
-from powerstrip.config.routes import RouteTable
+from powerstrip.config.routes import Route, RouteTable
 from powerstrip.hooks.model import Adapter
-from powerstrip.http.head import MAX_HEAD_SIZE, MalformedMessage, parse_request_head
+from powerstrip.http.head import MAX_HEAD_SIZE, MalformedMessage, RequestHead, parse_request_head
 from powerstrip.proxy import exchange
 from powerstrip.proxy.addresses import Address
 from powerstrip.proxy.streams import PeerClosed, read_head
 from powerstrip.proxy.upstream import DaemonUnavailable, UpstreamLink
+
+if TYPE_CHECKING:
+    from powerstrip.proxy.generations import Generations
 
 log = logging.getLogger("powerstrip.access")
 
@@ -34,23 +38,77 @@ class ConnectionSettings:
     limits: exchange.Limits
 
 
+@dataclass(slots=True, eq=False)
+class ClientConnection:
+    """The gateway's view of one client connection: busy with an exchange or idle, and who it is.
+
+    ``closing`` (set on SIGTERM) ends the connection after the exchange in progress.
+    """
+
+    writer: asyncio.StreamWriter
+    busy: bool = False
+    closing: bool = False
+    _identity: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """Who is at the other end (peer credentials, address, certificate); looked up once, on demand."""
+        if self._identity is None:
+            from powerstrip.observability.peer import client_identity
+
+            self._identity = client_identity(self.writer)
+        return self._identity
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeRecord:
+    """One finished exchange, for the audit log and the metrics."""
+
+    method: str
+    target: str
+    hooked: bool
+    generation: int
+    outcome: exchange.Outcome
+    seconds: float
+
+
+class Observer(Protocol):
+    def exchanged(self, client: ClientConnection, record: ExchangeRecord) -> None: ...
+
+
 async def handle_connection(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, runtime: Runtime, settings: ConnectionSettings
+    client_conn: ClientConnection, reader: asyncio.StreamReader, generations: Generations,
+    settings: ConnectionSettings, observer: Observer | None = None,
 ) -> None:
-    """Serve one client connection until it closes, idles out, or an exchange ends it."""
+    """Serve one client connection until it closes, idles out, an exchange ends it, or the gateway stops."""
+    writer = client_conn.writer
     client = (reader, writer)
     link = UpstreamLink(settings.upstream, MAX_HEAD_SIZE, settings.connect_timeout)
     try:
-        while True:
+        while not client_conn.closing:
+            client_conn.busy = False
             try:
                 raw = await asyncio.wait_for(read_head(reader), settings.idle_timeout)
             except TimeoutError:
                 return  # idle keep-alive connection reaped
             if raw is None:
                 return
+            client_conn.busy = True
             started = time.perf_counter()
-            outcome = await _one_exchange(client, link, raw, runtime, settings)
-            _log_exchange(raw, outcome, time.perf_counter() - started)
+            head = parse_request_head(raw)
+            generation = generations.lease()
+            route = generation.runtime.routes.match(head.method, head.target)
+            # replaced when the exchange finishes; kept (status 0) when the client leaves or the stop cuts it
+            outcome = exchange.Outcome(note="the exchange did not finish")
+            try:
+                outcome = await _one_exchange(client, link, head, route, generation.runtime.adapters, settings)
+            finally:
+                generations.release(generation)
+                seconds = time.perf_counter() - started
+                _log_exchange(raw, outcome, seconds)
+                if observer is not None:
+                    observer.exchanged(client_conn, ExchangeRecord(
+                        head.method, head.target, route is not None, generation.number, outcome, seconds))
             if not outcome.keep_alive:
                 return
     except MalformedMessage as exc:
@@ -63,14 +121,13 @@ async def handle_connection(
 
 
 async def _one_exchange(
-    client: exchange.Stream, link: UpstreamLink, raw: bytes, runtime: Runtime, settings: ConnectionSettings
+    client: exchange.Stream, link: UpstreamLink, head: RequestHead, route: Route | None,
+    adapters: dict[str, Adapter], settings: ConnectionSettings,
 ) -> exchange.Outcome:
-    head = parse_request_head(raw)
-    route = runtime.routes.match(head.method, head.target)
     try:
         if route is None:
             return await exchange.relay(client, link, head, settings.limits)
-        return await exchange.hooked(client, link, head, route, runtime.adapters, settings.limits)
+        return await exchange.hooked(client, link, head, route, adapters, settings.limits)
     except DaemonUnavailable as exc:
         # The request body (if any) was not read, so the connection cannot carry another request.
         return await exchange.send_error(client, 502, str(exc), False, exchange.Outcome())

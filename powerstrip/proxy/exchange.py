@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from powerstrip.config.routes import Route
@@ -60,6 +62,21 @@ class Outcome:
     note: str = ""
 
 
+class OpenStreams:
+    """How many responses are relayed as streams right now (hijacked, read-until-close, chunked): a gauge."""
+
+    count = 0
+
+
+@contextlib.contextmanager
+def _streaming() -> Iterator[None]:
+    OpenStreams.count += 1
+    try:
+        yield
+    finally:
+        OpenStreams.count -= 1
+
+
 def error_response(status: int, message: str, keep_alive: bool) -> bytes:
     """A Docker-style error (``{"message": ...}``), which docker clients print as is."""
     body = json.dumps({"message": message}).encode()
@@ -111,11 +128,13 @@ async def _deliver(
     if response.status == 101 or response.framing is Framing.UNTIL_CLOSE:
         if pump is not None:
             await asyncio.wait_for(pump, limits.body_timeout)
-        await splice(client, upstream, limits.hijack_linger)
+        with _streaming():
+            await splice(client, upstream, limits.hijack_linger)
         link.discard()
         return outcome
     relay_body = copy_body(upstream[0], client[1], response.framing, response.length)
-    await (unless_peer_leaves(client[0], relay_body) if watch_client else relay_body)
+    with _streaming() if response.framing is Framing.CHUNKED else contextlib.nullcontext():
+        await (unless_peer_leaves(client[0], relay_body) if watch_client else relay_body)
     await client[1].drain()
     outcome.keep_alive = request_keep_alive and response.keep_alive
     if pump is not None and (not pump.done() or pump.exception() is not None):
@@ -249,7 +268,8 @@ async def hooked(
                     forwarded.method, forwarded.request, limits.stream_grace)
         outcome.status = response.status
         client[1].write(response.raw + b"".join(raw_parts))
-        await copy_body(upstream[0], client[1], Framing.CHUNKED, 0, chunks=open_stream)
+        with _streaming():
+            await copy_body(upstream[0], client[1], Framing.CHUNKED, 0, chunks=open_stream)
         outcome.keep_alive = head.keep_alive and response.keep_alive
         return outcome
     if not response.keep_alive:

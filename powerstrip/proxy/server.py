@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from powerstrip.http.head import MAX_HEAD_SIZE
 from powerstrip.proxy.addresses import Address
-from powerstrip.proxy.connection import ConnectionSettings, Runtime, handle_connection
+from powerstrip.proxy.connection import ClientConnection, ConnectionSettings, Observer, handle_connection
+from powerstrip.proxy.generations import Generations
 
 log = logging.getLogger("powerstrip")
 
@@ -47,20 +48,28 @@ def _claim_unix_path(path: str) -> None:
 class Gateway:
     """Owns the listening servers and the connections they accepted."""
 
-    def __init__(self, runtime: Runtime, settings: ConnectionSettings, drain_timeout: float) -> None:
-        self._runtime = runtime
+    def __init__(self, generations: Generations, settings: ConnectionSettings, drain_timeout: float,
+                 observer: Observer | None = None) -> None:
+        self.generations = generations
         self._settings = settings
         self._drain_timeout = drain_timeout
+        self._observer = observer
         self._servers: list[asyncio.Server] = []
         self._unix_paths: list[str] = []
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: dict[asyncio.Task[None], ClientConnection] = {}
+        self.draining = False
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._connections)
 
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
+        client = ClientConnection(writer)
+        self._connections[task] = client
         try:
-            await handle_connection(reader, writer, self._runtime, self._settings)
+            await handle_connection(client, reader, self.generations, self._settings, self._observer)
         except asyncio.CancelledError:
             writer.close()
             raise
@@ -68,7 +77,7 @@ class Gateway:
             log.exception("unexpected error on a client connection")
             writer.close()
         finally:
-            self._connections.discard(task)
+            self._connections.pop(task, None)
 
     async def start(self, listeners: list[Listener]) -> None:
         for listener in listeners:
@@ -88,26 +97,45 @@ class Gateway:
             log.info("listening on %s%s", address, " (TLS)" if listener.tls else "")
 
     async def stop(self) -> None:
-        """Stop accepting, give open exchanges ``drain_timeout`` seconds, then cut what is left."""
+        """Stop accepting and close idle connections at once; give exchanges in progress
+        ``drain_timeout`` seconds to finish (their connections close after them), then cut what is
+        left: streams (events, logs -f, attach) and anything slower."""
+        self.draining = True
         for server in self._servers:
             server.close()
         for path in self._unix_paths:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-        if self._connections:
-            await asyncio.wait(set(self._connections), timeout=self._drain_timeout)
+        for task, client in list(self._connections.items()):
+            client.closing = True
+            if not client.busy:
+                task.cancel()
+        busy = sum(client.busy for client in self._connections.values())
+        if busy:
+            log.info("draining: waiting up to %gs for %d request(s) in progress", self._drain_timeout, busy)
+            _, pending = await asyncio.wait(set(self._connections), timeout=self._drain_timeout)
+            if pending:
+                log.warning("drain timeout: closing %d connection(s) still busy (streams or slow requests)",
+                            len(pending))
         for task in list(self._connections):
             task.cancel()
         await asyncio.gather(*self._connections, return_exceptions=True)
 
 
-async def run_until_signalled(gateway: Gateway, listeners: list[Listener], on_ready: Callable[[], None]) -> None:
+async def run_until_signalled(
+    gateway: Gateway, listeners: list[Listener], on_ready: Callable[[], None],
+    on_hangup: Callable[[], None] | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT, then drain; SIGHUP calls ``on_hangup`` (reload the config)."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
+    if on_hangup is not None:
+        loop.add_signal_handler(signal.SIGHUP, on_hangup)
     await gateway.start(listeners)
     on_ready()
     await stopping.wait()
-    log.info("stopping")
+    log.info("stopping: no new connections")
     await gateway.stop()
+    log.info("stopped")
