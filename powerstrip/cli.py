@@ -176,10 +176,8 @@ async def _serve(config: Config, docker: Address, state_dir: Path, settings: Con
     generations = Generations(first_generation(config, str(docker), state_dir))
     metrics_runner = reload_task = None
     try:
-        metrics: Metrics | None = None
-        gateway: Gateway | None = None
-        if ops.metrics_listen is not None:
-            metrics = Metrics(lambda: gateway.open_connections if gateway else 0, lambda: OpenStreams.count)
+        # the gauge reads ``gateway`` when scraped, by then it is bound
+        metrics = Metrics(lambda: gateway.open_connections, lambda: OpenStreams.count) if ops.metrics_listen else None
         gateway = Gateway(generations, settings, ops.drain_timeout, combine(ops.audit, metrics))
         reloader = Reloader(generations, ops.load, str(docker), state_dir, 1.0 if ops.watch_config else None,
                             metrics.reloaded if metrics else None)
@@ -187,8 +185,7 @@ async def _serve(config: Config, docker: Address, state_dir: Path, settings: Con
         if metrics is not None and ops.metrics_listen is not None:
             from powerstrip.observability.listener import build_app, start_listener
 
-            serving = gateway
-            metrics_runner = await start_listener(build_app(metrics, lambda: _health(serving, generations)),
+            metrics_runner = await start_listener(build_app(metrics, lambda: _health(gateway, generations)),
                                                   ops.metrics_listen)
             log.info("metrics and health on %s", ops.metrics_listen)
         log.info("forwarding to the Docker daemon at %s", docker)
@@ -216,11 +213,10 @@ async def _serve(config: Config, docker: Address, state_dir: Path, settings: Con
 
 
 def _health(gateway: Gateway, generations: Generations) -> tuple[int, dict[str, object]]:
-    """200 while serving; 503 once a stop began, so a load balancer moves clients elsewhere."""
-    generation = generations.current.number
-    if gateway.draining:
-        return 503, {"status": "draining", "config_generation": generation}
-    return 200, {"status": "ok", "config_generation": generation}
+    """200 while serving; 503 before the listeners are up and once a stop began (a load balancer then
+    sends clients elsewhere)."""
+    status = "draining" if gateway.draining else "ok" if gateway.serving else "starting"
+    return 200 if status == "ok" else 503, {"status": status, "config_generation": generations.current.number}
 
 
 @main.group()

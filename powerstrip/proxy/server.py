@@ -57,6 +57,7 @@ class Gateway:
         self._servers: list[asyncio.Server] = []
         self._unix_paths: list[str] = []
         self._connections: dict[asyncio.Task[None], ClientConnection] = {}
+        self.serving = False  # all listeners up, not stopping
         self.draining = False
 
     @property
@@ -95,12 +96,13 @@ class Gateway:
                 )
             self._servers.append(server)
             log.info("listening on %s%s", address, " (TLS)" if listener.tls else "")
+        self.serving = True
 
     async def stop(self) -> None:
         """Stop accepting and close idle connections at once; give exchanges in progress
         ``drain_timeout`` seconds to finish (their connections close after them), then cut what is
         left: streams (events, logs -f, attach) and anything slower."""
-        self.draining = True
+        self.serving, self.draining = False, True
         for server in self._servers:
             server.close()
         for path in self._unix_paths:
