@@ -8,6 +8,9 @@ import struct
 from typing import Any
 
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+# Python names the attributes in full; logs and other tools (openssl, Go) use the short forms
+_SHORT = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU", "countryName": "C",
+          "stateOrProvinceName": "ST", "localityName": "L", "domainComponent": "DC"}
 
 
 def client_identity(writer: asyncio.StreamWriter) -> dict[str, Any]:
@@ -38,4 +41,4 @@ def client_identity(writer: asyncio.StreamWriter) -> dict[str, Any]:
 
 def _subject(cert: dict[str, Any]) -> str:
     """``CN=alice,O=example``: the certificate subject as one string, in the certificate's order."""
-    return ",".join(f"{key}={value}" for rdn in cert.get("subject", ()) for key, value in rdn)
+    return ",".join(f"{_SHORT.get(key, key)}={value}" for rdn in cert.get("subject", ()) for key, value in rdn)

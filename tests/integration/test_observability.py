@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import docker
@@ -153,3 +154,32 @@ def test_metrics_move_with_requests_hooks_streams_and_reloads(make_gateway, adap
     assert 'path="' not in text and "/_ping" not in text  # no per-path labels
     status, body = http_get(f"{base}/health")
     assert (status, json.loads(body)) == (200, {"status": "ok", "config_generation": 2})
+
+
+def self_signed(directory: Path, name: str, subject: str, *extra: str) -> tuple[Path, Path]:
+    cert, key = directory / f"{name}.pem", directory / f"{name}-key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", subject,
+                    *extra, "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def test_audit_log_names_the_tls_client_certificate(make_gateway, tmp_path, monkeypatch):
+    for variable in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):  # requests would let them override our CA
+        monkeypatch.delenv(variable, raising=False)
+    server_cert, server_key = self_signed(tmp_path, "server", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1")
+    client_cert, client_key = self_signed(tmp_path, "client", "/O=example/CN=alice")
+    audit = tmp_path / "audit.jsonl"
+    port = free_tcp_port()
+    make_gateway(extra_args=["--listen", f"tcp://127.0.0.1:{port}", "--tlscert", str(server_cert),
+                             "--tlskey", str(server_key), "--tlscacert", str(client_cert),
+                             "--audit-log", str(audit)])
+    tls = docker.tls.TLSConfig(client_cert=(str(client_cert), str(client_key)), ca_cert=str(server_cert), verify=True)
+    client = docker.DockerClient(base_url=f"https://127.0.0.1:{port}", tls=tls, version="1.41")
+    try:
+        assert client.ping()
+    finally:
+        client.close()
+    wait_until(lambda: "/v1.41/_ping" in audit.read_text(), 5, 0.05, "the audit line of the ping")
+    line = next(line for line in audit_lines(audit) if line["path"] == "/v1.41/_ping")
+    assert line["client"]["transport"] == "tcp" and line["client"]["tls"] is True
+    assert line["client"]["cert_subject"] == "O=example,CN=alice"
