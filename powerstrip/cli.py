@@ -174,7 +174,7 @@ class _Operations:
 async def _serve(config: Config, docker: Address, state_dir: Path, settings: ConnectionSettings,
                  listeners: list[Listener], ops: _Operations) -> None:
     generations = Generations(first_generation(config, str(docker), state_dir))
-    metrics_runner = reload_task = None
+    ops_listener = reload_task = None
     try:
         # the gauge reads ``gateway`` when scraped, by then it is bound
         metrics = Metrics(lambda: gateway.open_connections, lambda: OpenStreams.count) if ops.metrics_listen else None
@@ -185,7 +185,7 @@ async def _serve(config: Config, docker: Address, state_dir: Path, settings: Con
         if metrics is not None and ops.metrics_listen is not None:
             from powerstrip.observability.listener import build_app, start_listener
 
-            metrics_runner = await start_listener(build_app(metrics, lambda: _health(gateway, generations)),
+            ops_listener = await start_listener(build_app(metrics, lambda: _health(gateway, generations)),
                                                   ops.metrics_listen)
             log.info("metrics and health on %s", ops.metrics_listen)
         log.info("forwarding to the Docker daemon at %s", docker)
@@ -207,8 +207,8 @@ async def _serve(config: Config, docker: Address, state_dir: Path, settings: Con
         if reload_task is not None:
             reload_task.cancel()
             await asyncio.gather(reload_task, return_exceptions=True)
-        if metrics_runner is not None:
-            await metrics_runner.cleanup()
+        if ops_listener is not None:
+            await ops_listener.close()
         await generations.close()
 
 

@@ -6,6 +6,8 @@ never competes with (or is confused with) Docker clients.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable
 
 from aiohttp import web
@@ -13,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from powerstrip.observability.metrics import Metrics
 from powerstrip.proxy.addresses import Address
+from powerstrip.proxy.server import claim_unix_path
 
 
 def build_app(metrics: Metrics, health: Callable[[], tuple[int, dict[str, object]]]) -> web.Application:
@@ -29,16 +32,31 @@ def build_app(metrics: Metrics, health: Callable[[], tuple[int, dict[str, object
     return app
 
 
-async def start_listener(app: web.Application, address: Address) -> web.AppRunner:
+class OpsListener:
+    """The running listener; ``close`` also removes its unix socket file."""
+
+    def __init__(self, runner: web.AppRunner, address: Address) -> None:
+        self._runner = runner
+        self._address = address
+
+    async def close(self) -> None:
+        await self._runner.cleanup()
+        if self._address.scheme == "unix":
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._address.path)
+
+
+async def start_listener(app: web.Application, address: Address) -> OpsListener:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    if address.scheme == "unix":
-        site: web.BaseSite = web.UnixSite(runner, address.path)
-    else:
-        site = web.TCPSite(runner, address.host, address.port)
     try:
+        if address.scheme == "unix":
+            claim_unix_path(address.path)
+            site: web.BaseSite = web.UnixSite(runner, address.path)
+        else:
+            site = web.TCPSite(runner, address.host, address.port)
         await site.start()
     except BaseException:
         await runner.cleanup()
         raise
-    return runner
+    return OpsListener(runner, address)

@@ -30,7 +30,7 @@ class ListenerBusy(OSError):
     pass
 
 
-def _claim_unix_path(path: str) -> None:
+def claim_unix_path(path: str) -> None:
     """Remove a stale socket file left by a crash, but never steal a live gateway's socket."""
     if not os.path.exists(path):
         return
@@ -84,7 +84,7 @@ class Gateway:
         for listener in listeners:
             address = listener.address
             if address.scheme == "unix":
-                _claim_unix_path(address.path)
+                claim_unix_path(address.path)
                 server = await asyncio.start_unix_server(
                     self._on_connection, address.path, limit=MAX_HEAD_SIZE, ssl=listener.tls
                 )
