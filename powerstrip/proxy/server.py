@@ -72,8 +72,8 @@ class Gateway:
         try:
             await handle_connection(client, reader, self.generations, self._settings, self._observer)
         except asyncio.CancelledError:
+            # cut by stop(); not re-raised: asyncio's stream callback logs a cancelled task as an error
             writer.close()
-            raise
         except Exception:  # a bug must cost one connection, never the gateway
             log.exception("unexpected error on a client connection")
             writer.close()

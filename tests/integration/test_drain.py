@@ -13,7 +13,7 @@ import pytest
 
 from tests.harness import rawhttp
 from tests.harness.adapter_server import AdapterServer
-from tests.harness.cli import run_docker
+from tests.harness.cli import Streaming, run_docker
 from tests.harness.gateway import free_tcp_port
 from tests.harness.ops import CREATE, config, http_get
 
@@ -111,7 +111,7 @@ def test_sigterm_finishes_the_request_in_flight_refuses_new_ones_cuts_the_stream
     log = gw.log_text()
     assert "draining: waiting up to 6s for 2 request(s) in progress" in log
     assert "drain timeout: closing 1 connection(s) still busy" in log
-    assert "stopped" in log
+    assert "stopped" in log and "Traceback" not in log
 
 
 def test_sigterm_with_only_idle_connections_exits_at_once(make_gateway):
@@ -126,3 +126,31 @@ def test_sigterm_with_only_idle_connections_exits_at_once(make_gateway):
     finally:
         for connection in idle:
             connection.close()
+
+
+def test_sigterm_cuts_logs_follow_and_attach_streams_at_the_bound(make_gateway, dockerd, uniq):
+    drain = 3.0
+    gw = make_gateway(extra_args=["--drain-timeout", str(drain)])
+    direct = docker.DockerClient(base_url=dockerd.url)
+    container = direct.containers.run("ps-busybox", ["sh", "-c", "while true; do echo tick; sleep 0.2; done"],
+                                      name=f"dr-{uniq}", detach=True)
+    try:
+        with Streaming(gw.url, "logs", "-f", container.id) as logs, \
+                Streaming(gw.url, "attach", "--no-stdin", container.id) as attach:
+            logs.wait_lines(2, 20, "tick")
+            attach.wait_lines(2, 20, "tick")
+            sent = time.monotonic()
+            gw.proc.send_signal(signal.SIGTERM)
+            assert gw.proc.wait(drain + 10) == 0
+            stopped = time.monotonic() - sent
+            for client in (logs, attach):
+                client.proc.wait(5)  # the gateway closed their connections: the CLIs end
+            assert drain - 0.5 <= stopped <= drain + 3, stopped
+        container.reload()
+        assert container.status == "running"  # only the clients were cut
+    finally:
+        container.remove(force=True)
+        direct.close()
+    log = gw.log_text()
+    assert "drain timeout: closing" in log  # logs -f, attach (and the CLI's wait beside it)
+    assert "Traceback" not in log
