@@ -192,3 +192,17 @@ def test_reload_under_load_fails_no_request(make_gateway, fresh):
     kinds = {document["Type"] for document in fresh.calls_to("pass")}
     assert kinds == {"pre-hook", "post-hook"}, "not every config was in service under load"
     assert count_in_log(gw, "config reload refused") == 0
+
+
+def test_the_builtin_net_adapter_is_carried_over_when_its_settings_are_unchanged(make_gateway, fresh, uniq, cleanup):
+    before = config({CREATE: {"pre": ["net"]}}, {"net": "builtin:net"})
+    after = config({CREATE: {"pre": ["net", "tag"]}},
+                   {"tag": fresh.url("label", key="reloaded", value="yes"), "net": "builtin:net"})
+    gw = make_gateway(before, extra_args=["--no-watch-config"])
+    reload_by_sighup(gw, gw.config, after, generation=2)
+    assert "1 endpoint pattern(s) (was 1), 2 adapter(s): 1 new, 1 kept, 0 closed or replaced" in gw.log_text()
+    name = f"rl-{uniq}"
+    cleanup.append(name)
+    result = run_docker(gw.url, "create", "--name", name, "ps-busybox", "true")
+    assert result.rc == 0, result.err
+    assert len(fresh.calls_to("label")) == 1
