@@ -65,6 +65,9 @@ class Gateway:
         return len(self._connections)
 
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.draining:  # accepted just before the listener closed
+            writer.close()
+            return
         task = asyncio.current_task()
         assert task is not None
         client = ClientConnection(writer)
