@@ -11,6 +11,7 @@ import sys
 from datetime import datetime, timezone
 from typing import IO, Any
 
+from powerstrip.observability.peer import client_identity
 from powerstrip.proxy.connection import ClientConnection, ExchangeRecord
 
 log = logging.getLogger("powerstrip")
@@ -52,7 +53,7 @@ def audit_entry(client: ClientConnection, record: ExchangeRecord) -> dict[str, A
     outcome = record.outcome
     entry: dict[str, Any] = {
         "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "client": client.identity,
+        "client": client_identity(client),
         "method": record.method,
         "path": record.target.partition("?")[0],
         "target": record.target,

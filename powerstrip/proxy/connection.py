@@ -6,13 +6,14 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from powerstrip.config.routes import Route, RouteTable
-from powerstrip.hooks.model import Adapter
+from powerstrip.hooks.model import Adapter, Peer
 from powerstrip.http.head import MAX_HEAD_SIZE, MalformedMessage, RequestHead, parse_request_head
 from powerstrip.proxy import exchange
 from powerstrip.proxy.addresses import Address
+from powerstrip.proxy.peer import peer_of
 from powerstrip.proxy.streams import PeerClosed, read_head
 from powerstrip.proxy.upstream import DaemonUnavailable, UpstreamLink
 
@@ -40,24 +41,18 @@ class ConnectionSettings:
 
 @dataclass(slots=True, eq=False)
 class ClientConnection:
-    """The gateway's view of one client connection: busy with an exchange or idle, and who it is.
+    """The gateway's view of one client connection: who it is, busy with an exchange or idle.
 
     ``closing`` (set on SIGTERM) ends the connection after the exchange in progress.
     """
 
     writer: asyncio.StreamWriter
+    peer: Peer = field(init=False)
     busy: bool = False
     closing: bool = False
-    _identity: dict[str, Any] | None = field(default=None, repr=False)
 
-    @property
-    def identity(self) -> dict[str, Any]:
-        """Who is at the other end (peer credentials, address, certificate); looked up once, on demand."""
-        if self._identity is None:
-            from powerstrip.observability.peer import client_identity
-
-            self._identity = client_identity(self.writer)
-        return self._identity
+    def __post_init__(self) -> None:
+        self.peer = peer_of(self.writer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +93,13 @@ async def handle_connection(
             head = parse_request_head(raw)
             generation = generations.lease()
             route = generation.runtime.routes.match(head.method, head.target)
+            if route is None and exchange.is_dry_run(head):
+                route = exchange.NO_HOOKS  # a dry run never reaches the daemon, hooked or not
             # replaced when the exchange finishes; kept (status 0) when the client leaves or the stop cuts it
             outcome = exchange.Outcome(note="the exchange did not finish")
             try:
-                outcome = await _one_exchange(client, link, head, route, generation.runtime.adapters, settings)
+                outcome = await _one_exchange(client, client_conn.peer, link, head, route,
+                                              generation.runtime.adapters, settings)
             finally:
                 generations.release(generation)
                 seconds = time.perf_counter() - started
@@ -121,13 +119,13 @@ async def handle_connection(
 
 
 async def _one_exchange(
-    client: exchange.Stream, link: UpstreamLink, head: RequestHead, route: Route | None,
+    client: exchange.Stream, peer: Peer, link: UpstreamLink, head: RequestHead, route: Route | None,
     adapters: dict[str, Adapter], settings: ConnectionSettings,
 ) -> exchange.Outcome:
     try:
         if route is None:
             return await exchange.relay(client, link, head, settings.limits)
-        return await exchange.hooked(client, link, head, route, adapters, settings.limits)
+        return await exchange.hooked(client, peer, link, head, route, adapters, settings.limits)
     except DaemonUnavailable as exc:
         # The request body (if any) was not read, so the connection cannot carry another request.
         return await exchange.send_error(client, 502, str(exc), False, exchange.Outcome())
@@ -137,6 +135,6 @@ def _log_exchange(raw: bytes, outcome: exchange.Outcome, seconds: float) -> None
     if not log.isEnabledFor(logging.INFO):
         return
     request_line = raw[: raw.find(b"\r\n")].decode("latin-1")
-    hooks = " hooks=" + ",".join(map(str, outcome.hooks)) if outcome.hooks else ""
+    hooks = f" uid={outcome.uid} hooks=" + ",".join(map(str, outcome.hooks)) if outcome.hooks else ""
     note = f" ({outcome.note})" if outcome.note and outcome.status >= 400 else ""
     log.info("%s -> %s %.1fms%s%s", request_line.rsplit(" ", 1)[0], outcome.status or "-", seconds * 1000, hooks, note)

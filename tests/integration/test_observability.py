@@ -84,8 +84,8 @@ def test_audit_log_to_stderr_names_the_tcp_peer(make_gateway):
         client.close()
     wait_for_log(gw, '"path":"/v1.41/version"', timeout=5)
     line = next(json.loads(text) for text in gw.log_text().splitlines() if '"path":"/v1.41/version"' in text)
-    assert line["client"]["transport"] == "tcp" and line["client"]["address"] == "127.0.0.1"
-    assert isinstance(line["client"]["port"], int) and line["status"] == 200
+    assert line["client"]["transport"] == "tcp" and line["client"]["address"].startswith("127.0.0.1:")
+    assert line["status"] == 200
 
 
 def test_metrics_move_with_requests_hooks_streams_and_reloads(make_gateway, adapters, dockerd, uniq):
