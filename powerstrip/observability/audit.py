@@ -64,6 +64,8 @@ def audit_entry(client: ClientConnection, record: ExchangeRecord) -> dict[str, A
         "hooks": [{"adapter": hook.adapter, "phase": hook.phase, "decision": hook.outcome,
                    "duration_ms": round(hook.seconds * 1000, 3)} for hook in outcome.hooks],
     }
+    if outcome.uid:
+        entry["uid"] = outcome.uid
     if outcome.note and (outcome.status >= 400 or outcome.status == 0):
         entry["error"] = outcome.note
     return entry

@@ -64,6 +64,7 @@ def test_audit_log_names_the_unix_peer_and_every_hook_decision(make_gateway, ada
     create = next(line for line in lines if line["path"] == "/v1.41/containers/create")
     assert create["method"] == "POST" and create["status"] == 201 and create["hooked"] is True
     assert create["target"] == f"/v1.41/containers/create?name={name}"
+    assert len(create["uid"]) == 32 and "uid" not in next(line for line in lines if not line["hooked"])
     assert [(h["adapter"], h["phase"], h["decision"]) for h in create["hooks"]] == [
         ("tag", "pre", "ok"), ("broken", "pre", "ignored")]
     assert all(h["duration_ms"] > 0 for h in create["hooks"]) and create["duration_ms"] > 0

@@ -6,6 +6,7 @@ import json
 import signal
 import threading
 import time
+from pathlib import Path
 
 import docker
 import pytest
@@ -206,3 +207,16 @@ def test_the_builtin_net_adapter_is_carried_over_when_its_settings_are_unchanged
     result = run_docker(gw.url, "create", "--name", name, "ps-busybox", "true")
     assert result.rc == 0, result.err
     assert len(fresh.calls_to("label")) == 1
+
+
+def test_a_config_whose_python_adapter_cannot_be_imported_is_refused(make_gateway, fresh, uniq, cleanup):
+    gw = make_gateway(deny_create(fresh), extra_args=["--no-watch-config"])
+    Path(gw.config).write_text(config({CREATE: {"pre": ["py"]}}, {"py": "python:no_such_module_here:adapter"}))
+    gw.proc.send_signal(signal.SIGHUP)
+    wait_for_log(gw, "config reload refused")
+    refused = next(line for line in gw.log_text().splitlines() if "config reload refused" in line)
+    assert "generation 1 stays in service" in refused and "no_such_module_here" in refused
+    name = f"rl-{uniq}"
+    cleanup.append(name)
+    result = run_docker(gw.url, "create", "--name", name, "ps-busybox", "true")
+    assert result.rc != 0 and "adapter deny: no containers today" in result.err
