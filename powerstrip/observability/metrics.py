@@ -14,6 +14,7 @@ from powerstrip.proxy.connection import ClientConnection, ExchangeRecord
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 FAILURE_DECISIONS = frozenset({"failed", "ignored"})  # the adapter did not answer usably
+NOT_CALLED = frozenset({"skipped"})  # a dry run passed the adapter by: no duration to observe
 _DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _HOOK_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
@@ -29,7 +30,7 @@ class Metrics:
                                   "of the response (streams included).", ["hooked"], buckets=_DURATION_BUCKETS,
                                   registry=r)
         self.hook_calls = Counter("powerstrip_hook_calls", "Hook calls by adapter, phase (pre/post) and "
-                                  "decision (ok, rejected, failed, ignored, ...).",
+                                  "decision (ok, rejected, failed, ignored, skipped, ...).",
                                   ["adapter", "phase", "decision"], registry=r)
         self.hook_duration = Histogram("powerstrip_hook_duration_seconds", "Time one hook call took.",
                                        ["adapter", "phase"], buckets=_HOOK_BUCKETS, registry=r)
@@ -54,7 +55,8 @@ class Metrics:
         self.duration.labels(hooked).observe(record.seconds)
         for hook in record.outcome.hooks:
             self.hook_calls.labels(hook.adapter, hook.phase, hook.outcome).inc()
-            self.hook_duration.labels(hook.adapter, hook.phase).observe(hook.seconds)
+            if hook.outcome not in NOT_CALLED:
+                self.hook_duration.labels(hook.adapter, hook.phase).observe(hook.seconds)
             if hook.outcome in FAILURE_DECISIONS:
                 self.hook_failures.labels(hook.adapter, hook.phase).inc()
 
