@@ -101,10 +101,10 @@ class Gateway:
             log.info("listening on %s%s", address, " (TLS)" if listener.tls else "")
         self.serving = True
 
-    async def stop(self) -> None:
+    async def stop(self, cut: asyncio.Event | None = None) -> None:
         """Stop accepting and close idle connections at once; give exchanges in progress
         ``drain_timeout`` seconds to finish (their connections close after them), then cut what is
-        left: streams (events, logs -f, attach) and anything slower."""
+        left: streams (events, logs -f, attach) and anything slower. ``cut`` set ends the wait early."""
         self.serving, self.draining = False, True
         for server in self._servers:
             server.close()
@@ -118,29 +118,50 @@ class Gateway:
         busy = sum(client.busy for client in self._connections.values())
         if busy:
             log.info("draining: waiting up to %gs for %d request(s) in progress", self._drain_timeout, busy)
-            _, pending = await asyncio.wait(set(self._connections), timeout=self._drain_timeout)
+            pending = await _drain(set(self._connections), self._drain_timeout, cut or asyncio.Event())
             if pending:
-                log.warning("drain timeout: closing %d connection(s) still busy (streams or slow requests)",
-                            len(pending))
+                log.warning("drain %s: closing %d connection(s) still busy (streams or slow requests)",
+                            "cut short" if cut is not None and cut.is_set() else "timeout", len(pending))
         for task in list(self._connections):
             task.cancel()
         await asyncio.gather(*self._connections, return_exceptions=True)
+
+
+async def _drain(tasks: set[asyncio.Task[None]], timeout: float, cut: asyncio.Event) -> set[asyncio.Task[None]]:
+    """Wait until the tasks end, ``timeout`` passes or ``cut`` is set; returns the tasks still running."""
+    cut_waiter = asyncio.ensure_future(cut.wait())
+    pending = set(tasks)
+    try:
+        async with asyncio.timeout(timeout):
+            while pending and not cut.is_set():
+                await asyncio.wait(pending | {cut_waiter}, return_when=asyncio.FIRST_COMPLETED)
+                pending = {task for task in pending if not task.done()}
+    except TimeoutError:
+        pass
+    finally:
+        cut_waiter.cancel()
+    return {task for task in tasks if not task.done()}
 
 
 async def run_until_signalled(
     gateway: Gateway, listeners: list[Listener], on_ready: Callable[[], None],
     on_hangup: Callable[[], None] | None = None,
 ) -> None:
-    """Serve until SIGTERM or SIGINT, then drain; SIGHUP calls ``on_hangup`` (reload the config)."""
-    stopping = asyncio.Event()
+    """Serve until SIGTERM or SIGINT, then drain (a second signal cuts the drain short);
+    SIGHUP calls ``on_hangup`` (reload the config)."""
+    stopping, cut = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_stop_signal() -> None:
+        (cut if stopping.is_set() else stopping).set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
+        loop.add_signal_handler(signum, on_stop_signal)
     if on_hangup is not None:
         loop.add_signal_handler(signal.SIGHUP, on_hangup)
     await gateway.start(listeners)
     on_ready()
     await stopping.wait()
-    log.info("stopping: no new connections")
-    await gateway.stop()
+    log.info("stopping: no new connections (a second SIGTERM/SIGINT cuts the drain short)")
+    await gateway.stop(cut)
     log.info("stopped")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -154,3 +156,31 @@ def test_sigterm_cuts_logs_follow_and_attach_streams_at_the_bound(make_gateway, 
     log = gw.log_text()
     assert "drain timeout: closing" in log  # logs -f, attach (and the CLI's wait beside it)
     assert "Traceback" not in log
+
+
+def test_a_second_sigterm_cuts_the_drain_short(make_gateway):
+    gw = make_gateway(extra_args=["--drain-timeout", "60"])
+    client = docker.DockerClient(base_url=gw.url, version="1.41", timeout=60)
+    events = client.events()
+    try:
+        def follow() -> None:
+            with contextlib.suppress(Exception):  # the cut shows up as a protocol error in the client
+                for _ in events:
+                    pass
+
+        follower = threading.Thread(target=follow)
+        follower.start()
+        time.sleep(0.5)  # the events request reaches the gateway
+        gw.proc.send_signal(signal.SIGTERM)
+        with pytest.raises(subprocess.TimeoutExpired):
+            gw.proc.wait(1.5)  # draining: the stream is still being relayed
+        sent = time.monotonic()
+        gw.proc.send_signal(signal.SIGTERM)
+        assert gw.proc.wait(10) == 0
+        assert time.monotonic() - sent < 3.0
+        follower.join(10)
+        assert not follower.is_alive()
+    finally:
+        events.close()
+        client.close()
+    assert "drain cut short: closing 1 connection(s)" in gw.log_text()
