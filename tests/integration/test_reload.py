@@ -188,6 +188,8 @@ def test_reload_under_load_fails_no_request(make_gateway, fresh):
         stop.set()
         for thread in threads:
             thread.join(30)
+    print(f"reload under load: {sum(done)} requests from {len(threads)} clients, "
+          f"{count_in_log(gw, 'config reloaded (generation')} reloads, {len(failures)} failed")
     assert failures == []
     assert sum(done) > 100, f"too little load to prove anything: {done}"
     kinds = {document["Type"] for document in fresh.calls_to("pass")}
