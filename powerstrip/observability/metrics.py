@@ -33,7 +33,7 @@ class Metrics:
                                   "decision (ok, rejected, failed, ignored, skipped, ...).",
                                   ["adapter", "phase", "decision"], registry=r)
         self.hook_duration = Histogram("powerstrip_hook_duration_seconds", "Time one hook call took.",
-                                       ["adapter", "phase"], buckets=_HOOK_BUCKETS, registry=r)
+                                       ["adapter", "phase", "decision"], buckets=_HOOK_BUCKETS, registry=r)
         self.hook_failures = Counter("powerstrip_hook_failures", "Hook calls that gave no usable answer "
                                      "(decision failed or ignored).", ["adapter", "phase"], registry=r)
         Gauge("powerstrip_open_connections", "Client connections open now.",
@@ -56,7 +56,7 @@ class Metrics:
         for hook in record.outcome.hooks:
             self.hook_calls.labels(hook.adapter, hook.phase, hook.outcome).inc()
             if hook.outcome not in NOT_CALLED:
-                self.hook_duration.labels(hook.adapter, hook.phase).observe(hook.seconds)
+                self.hook_duration.labels(hook.adapter, hook.phase, hook.outcome).observe(hook.seconds)
             if hook.outcome in FAILURE_DECISIONS:
                 self.hook_failures.labels(hook.adapter, hook.phase).inc()
 

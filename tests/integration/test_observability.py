@@ -128,7 +128,8 @@ def test_metrics_move_with_requests_hooks_streams_and_reloads(make_gateway, adap
     assert delta("powerstrip_hook_calls_total", adapter="deny", phase="pre", decision="rejected") == 1
     assert delta("powerstrip_hook_failures_total", adapter="broken", phase="pre") == 1
     assert delta("powerstrip_hook_failures_total", adapter="deny") == 0
-    assert delta("powerstrip_hook_duration_seconds_count", adapter="tag", phase="pre") == 1
+    assert delta("powerstrip_hook_duration_seconds_count", adapter="tag", phase="pre", decision="ok") == 1
+    assert delta("powerstrip_hook_duration_seconds_count", adapter="deny", decision="rejected") == 1
 
     # an events stream is an open stream and an open connection while it lasts
     client = docker.DockerClient(base_url=gw.url, version="1.41", timeout=30)
