@@ -170,7 +170,7 @@ def test_a_second_sigterm_cuts_the_drain_short(make_gateway):
 
         follower = threading.Thread(target=follow)
         follower.start()
-        time.sleep(0.5)  # the events request reaches the gateway
+        time.sleep(0.5)  # margin: events() returned once the stream's head came through the gateway
         gw.proc.send_signal(signal.SIGTERM)
         with pytest.raises(subprocess.TimeoutExpired):
             gw.proc.wait(1.5)  # draining: the stream is still being relayed
