@@ -114,23 +114,17 @@ class HttpAdapterV2(_HttpAdapter):
 
     async def pre_hook(self, request: ClientRequest) -> ClientRequest:
         verdict = await self._verdict(request, None)
-        if not verdict.patch:
-            return request
-        try:
-            body = protocol_v2.apply_patch(request.body, verdict.patch)
-        except protocol_v2.InvalidDocument as exc:
-            raise self._invalid(exc) from None
-        return replace(request, body=body)
+        return replace(request, body=self._patched(request.body, verdict)) if verdict.patch else request
 
     async def post_hook(self, request: ClientRequest, response: ServerResponse) -> ServerResponse:
         verdict = await self._verdict(request, response)
-        if not verdict.patch:
-            return response
+        return replace(response, body=self._patched(response.body, verdict)) if verdict.patch else response
+
+    def _patched(self, body: str | None, verdict: protocol_v2.Verdict) -> str | None:
         try:
-            body = protocol_v2.apply_patch(response.body, verdict.patch)
+            return protocol_v2.apply_patch(body, verdict.patch)
         except protocol_v2.InvalidDocument as exc:
             raise self._invalid(exc) from None
-        return ServerResponse(response.code, response.content_type, body)
 
 
 def http_adapter(spec: AdapterSpec, session: aiohttp.ClientSession) -> HttpAdapterV1 | HttpAdapterV2:

@@ -9,27 +9,11 @@ import docker
 import pytest
 
 from tests.harness import rawhttp
-from tests.harness.adapter_server import AdapterServer
 from tests.harness.cli import run_docker
 
 pytestmark = pytest.mark.docker
 
 CREATE = "POST /*/containers/create"
-
-
-@pytest.fixture(scope="module")
-def server():
-    server = AdapterServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def adapters(server):
-    server.calls.clear()
-    return server
 
 
 def v2(url: str, **options: object) -> dict[str, object]:
@@ -41,25 +25,20 @@ def config(pre: list[str], adapters: dict[str, object]) -> str:
 
 
 @pytest.fixture
-def created(dockerd):
+def created(dockerd, cleanup):
+    """Register a container name for removal and get it from the daemon."""
     client = docker.DockerClient(base_url=dockerd.url)
-    names: list[str] = []
-    yield lambda name: names.append(name) or client.containers.get(name)
-    for name in names:
-        try:
-            client.containers.get(name).remove(force=True)
-        except docker.errors.NotFound:
-            pass
+    yield lambda name: cleanup.append(name) or client.containers.get(name)
     client.close()
 
 
-def test_a_patch_is_applied_and_warnings_reach_the_log(make_gateway, adapters, created, uniq):
-    gw = make_gateway(config(["lbl"], {"lbl": v2(adapters.url("v2-label", key="team", value="blue", warn="old image"))}))
+def test_a_patch_is_applied_and_warnings_reach_the_log(make_gateway, fresh, created, uniq):
+    gw = make_gateway(config(["lbl"], {"lbl": v2(fresh.url("v2-label", key="team", value="blue", warn="old image"))}))
     name = f"v2-{uniq}"
     result = run_docker(gw.url, "create", "--name", name, "ps-busybox", "true")
     assert result.rc == 0, result.err
     assert created(name).labels == {"team": "blue"}
-    call = adapters.calls_to("v2-label")[0]
+    call = fresh.calls_to("v2-label")[0]
     assert call["request"]["object"]["Image"] == "ps-busybox" and call["request"]["query"] == {"name": [name]}
     assert call["peer"]["uid"] == 0 and call["dryRun"] is False
     log = gw.log_text()
@@ -67,8 +46,8 @@ def test_a_patch_is_applied_and_warnings_reach_the_log(make_gateway, adapters, c
     assert re.search(rf"POST /v1\.\d+/containers/create\?name={name} -> 201 .* uid={call['uid']} hooks=pre:lbl=ok", log)
 
 
-def test_a_denial_reaches_the_client_with_its_status(make_gateway, adapters):
-    gw = make_gateway(config(["no"], {"no": v2(adapters.url("v2-deny", code=409, message="quota exceeded"))}))
+def test_a_denial_reaches_the_client_with_its_status(make_gateway, fresh):
+    gw = make_gateway(config(["no"], {"no": v2(fresh.url("v2-deny", code=409, message="quota exceeded"))}))
     refused = run_docker(gw.url, "create", "ps-busybox", "true")
     assert refused.rc != 0 and "adapter no: quota exceeded" in refused.err
     reply = rawhttp.request(gw.socket_path, "POST", "/containers/create", b'{"Image": "ps-busybox"}',
@@ -83,8 +62,8 @@ def test_a_denial_reaches_the_client_with_its_status(make_gateway, adapters):
     ("status", 502, "answered HTTP 403"),  # in v2 a verdict is in the document: a 4xx is a failure
 ])
 @pytest.mark.parametrize("policy", ["fail", "ignore"])
-def test_failures_follow_the_failure_policy(make_gateway, adapters, created, uniq, behaviour, status, problem, policy):
-    url = adapters.url(behaviour, seconds=3, code=403) if behaviour in ("slow", "status") else adapters.url(behaviour)
+def test_failures_follow_the_failure_policy(make_gateway, fresh, created, uniq, behaviour, status, problem, policy):
+    url = fresh.url(behaviour, seconds=3, code=403) if behaviour in ("slow", "status") else fresh.url(behaviour)
     gw = make_gateway(config(["bad"], {"bad": v2(url, timeout=0.3, failure_policy=policy)}))
     name = f"v2f-{uniq}"
     reply = rawhttp.request(gw.socket_path, "POST", f"/containers/create?name={name}", b'{"Image": "ps-busybox"}',
@@ -98,24 +77,24 @@ def test_failures_follow_the_failure_policy(make_gateway, adapters, created, uni
         assert "hooks=pre:bad=ignored" in gw.log_text()
 
 
-def test_validating_adapters_see_the_final_request(make_gateway, adapters, created, uniq):
+def test_validating_adapters_see_the_final_request(make_gateway, fresh, created, uniq):
     gw = make_gateway(config(["check", "lbl"], {
-        "check": v2(adapters.url("v2-allow"), kind="validating"),
-        "lbl": v2(adapters.url("v2-label", key="owner", value="alice")),
+        "check": v2(fresh.url("v2-allow"), kind="validating"),
+        "lbl": v2(fresh.url("v2-label", key="owner", value="alice")),
     }))
     name = f"v2k-{uniq}"
     assert run_docker(gw.url, "create", "--name", name, "ps-busybox", "true").rc == 0
-    assert adapters.calls_to("v2-allow")[0]["request"]["object"]["Labels"] == {"owner": "alice"}
+    assert fresh.calls_to("v2-allow")[0]["request"]["object"]["Labels"] == {"owner": "alice"}
     assert created(name).labels == {"owner": "alice"}
     assert "hooks=pre:lbl=ok" in gw.log_text() and ",pre:check=ok" in gw.log_text()
 
 
-def test_a_dry_run_reaches_v2_adapters_and_skips_v1_ones(make_gateway, adapters, dockerd):
-    gw = make_gateway(config(["v1", "lbl"], {"v1": adapters.url("pass"),
-                                             "lbl": v2(adapters.url("v2-label", key="a", value="b"))}))
+def test_a_dry_run_reaches_v2_adapters_and_skips_v1_ones(make_gateway, fresh, dockerd):
+    gw = make_gateway(config(["v1", "lbl"], {"v1": fresh.url("pass"),
+                                             "lbl": v2(fresh.url("v2-label", key="a", value="b"))}))
     reply = rawhttp.request(gw.socket_path, "POST", "/containers/create", b'{"Image": "ps-busybox", "Labels": {}}',
                             {"Content-Type": "application/json", "X-Powerstrip-Dry-Run": "yes"})
     answer = json.loads(reply.body)
     assert reply.status == 200 and json.loads(answer["Request"]["Body"])["Labels"] == {"a": "b"}
     assert [(hook["Adapter"], hook["Outcome"]) for hook in answer["Hooks"]] == [("v1", "skipped"), ("lbl", "ok")]
-    assert adapters.calls_to("pass") == [] and adapters.calls_to("v2-label")[0]["dryRun"] is True
+    assert fresh.calls_to("pass") == [] and fresh.calls_to("v2-label")[0]["dryRun"] is True

@@ -92,7 +92,7 @@ def test_a_dry_run_shows_what_the_daemon_would_get_and_creates_nothing(services,
     assert answer["DryRun"] is True and answer["Hooks"] == [{"Adapter": "sample", "Phase": "pre", "Outcome": "ok"}]
     assert json.loads(answer["Request"]["Body"]) == {"Image": "ps-busybox", "Labels": {"checked": "yes"},
                                                      "Env": ["SDK=1"]}
-    unhooked = rawhttp.request(gw.socket_path, "POST", f"/v1.41/networks/create",
+    unhooked = rawhttp.request(gw.socket_path, "POST", "/v1.41/networks/create",
                                json.dumps({"Name": name}).encode(), {"X-Powerstrip-Dry-Run": "true"})
     assert unhooked.status == 200 and json.loads(unhooked.body)["Hooks"] == []
     assert not client.containers.list(all=True, filters={"name": name})
