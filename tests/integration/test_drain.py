@@ -14,21 +14,11 @@ import docker
 import pytest
 
 from tests.harness import rawhttp
-from tests.harness.adapter_server import AdapterServer
 from tests.harness.cli import Streaming, run_docker
 from tests.harness.gateway import free_tcp_port
 from tests.harness.ops import CREATE, config, http_get
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture
-def adapters():
-    server = AdapterServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def kept_alive_connection(socket_path: str) -> rawhttp.UnixHTTPConnection:
@@ -51,10 +41,10 @@ def closed_by_peer(sock: socket.socket, within: float) -> bool:
 
 
 def test_sigterm_finishes_the_request_in_flight_refuses_new_ones_cuts_the_stream_and_exits_0(
-        make_gateway, adapters, dockerd, uniq):
+        make_gateway, fresh, dockerd, uniq):
     drain = 6.0
     port = free_tcp_port()
-    gw = make_gateway(config({CREATE: {"pre": ["slow"]}}, {"slow": adapters.url("slow", seconds=3)}),
+    gw = make_gateway(config({CREATE: {"pre": ["slow"]}}, {"slow": fresh.url("slow", seconds=3)}),
                       extra_args=["--drain-timeout", str(drain), "--metrics-listen", f"tcp://127.0.0.1:{port}"])
     name = f"dr-{uniq}"
     socket_path = gw.socket_path
@@ -80,9 +70,9 @@ def test_sigterm_finishes_the_request_in_flight_refuses_new_ones_cuts_the_stream
         follower.start()
         creator.start()
         deadline = time.monotonic() + 15
-        while not adapters.calls_to("slow") and time.monotonic() < deadline:
+        while not fresh.calls_to("slow") and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert adapters.calls_to("slow"), "the slow adapter was never called"
+        assert fresh.calls_to("slow"), "the slow adapter was never called"
 
         sent = time.monotonic()
         gw.proc.send_signal(signal.SIGTERM)

@@ -22,15 +22,6 @@ pytestmark = pytest.mark.docker
 START = "POST /*/containers/*/start"
 
 
-@pytest.fixture(scope="module")
-def adapters():
-    server = AdapterServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def hooked_config(server: AdapterServer) -> str:
     return config(
         {CREATE: {"pre": ["tag", "broken"]}, START: {"pre": ["deny"]}},
@@ -44,9 +35,9 @@ def audit_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_audit_log_names_the_unix_peer_and_every_hook_decision(make_gateway, adapters, dockerd, uniq, tmp_path):
+def test_audit_log_names_the_unix_peer_and_every_hook_decision(make_gateway, fresh, dockerd, uniq, tmp_path):
     audit = tmp_path / "audit.jsonl"
-    gw = make_gateway(hooked_config(adapters), extra_args=["--audit-log", str(audit)])
+    gw = make_gateway(hooked_config(fresh), extra_args=["--audit-log", str(audit)])
     client = docker.DockerClient(base_url=gw.url, version="1.41")
     name = f"ob-{uniq}"
     try:
@@ -89,9 +80,9 @@ def test_audit_log_to_stderr_names_the_tcp_peer(make_gateway):
     assert line["status"] == 200
 
 
-def test_metrics_move_with_requests_hooks_streams_and_reloads(make_gateway, adapters, dockerd, uniq):
+def test_metrics_move_with_requests_hooks_streams_and_reloads(make_gateway, fresh, dockerd, uniq):
     port = free_tcp_port()
-    gw = make_gateway(hooked_config(adapters),
+    gw = make_gateway(hooked_config(fresh),
                       extra_args=["--metrics-listen", f"tcp://127.0.0.1:{port}", "--no-watch-config"])
     base = f"http://127.0.0.1:{port}"
 

@@ -21,34 +21,6 @@ pytestmark = pytest.mark.docker
 PASSTHROUGH = config({}, {})
 
 
-@pytest.fixture(scope="module")
-def adapters():
-    server = AdapterServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def fresh(adapters):
-    adapters.calls.clear()
-    return adapters
-
-
-@pytest.fixture
-def cleanup(dockerd):
-    client = docker.DockerClient(base_url=dockerd.url)
-    names: list[str] = []
-    yield names
-    for name in names:
-        try:
-            client.containers.get(name).remove(force=True)
-        except docker.errors.NotFound:
-            pass
-    client.close()
-
-
 def deny_create(server: AdapterServer, message: str = "no containers today") -> str:
     return config({CREATE: {"pre": ["deny"]}}, {"deny": server.url("status", code=403, message=message)})
 
