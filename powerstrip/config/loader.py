@@ -1,7 +1,7 @@
 """Loading and validating ``adapters.yml``.
 
-The file is read once, at start-up (ClusterHQ's re-read it on every path segment of every
-request). It is parsed to a YAML node tree and walked here, so that every problem carries
+The file is read at start-up and on reload, never per request (ClusterHQ's re-read it on every
+path segment of every request). It is parsed to a YAML node tree and walked here, so that every problem carries
 its line and duplicate keys are caught (a plain ``yaml.safe_load`` silently keeps the last).
 All problems are collected and reported together.
 """

@@ -10,6 +10,7 @@ import pytest
 
 from tests.harness import rawhttp
 from tests.harness.cli import run_docker
+from tests.harness.ops import wait_for_log
 
 pytestmark = pytest.mark.docker
 
@@ -41,6 +42,7 @@ def test_a_patch_is_applied_and_warnings_reach_the_log(make_gateway, fresh, crea
     call = fresh.calls_to("v2-label")[0]
     assert call["request"]["object"]["Image"] == "ps-busybox" and call["request"]["query"] == {"name": [name]}
     assert call["peer"]["uid"] == 0 and call["dryRun"] is False
+    wait_for_log(gw, f"uid={call['uid']} hooks=pre:lbl=ok")  # the access line follows the response
     log = gw.log_text()
     assert f"adapter lbl warns (uid {call['uid']}): old image" in log
     assert re.search(rf"POST /v1\.\d+/containers/create\?name={name} -> 201 .* uid={call['uid']} hooks=pre:lbl=ok", log)
@@ -74,7 +76,7 @@ def test_failures_follow_the_failure_policy(make_gateway, fresh, created, uniq, 
     else:
         assert reply.status == 201, reply.body
         assert created(name).labels == {}
-        assert "hooks=pre:bad=ignored" in gw.log_text()
+        wait_for_log(gw, "hooks=pre:bad=ignored")
 
 
 def test_validating_adapters_see_the_final_request(make_gateway, fresh, created, uniq):
@@ -86,7 +88,8 @@ def test_validating_adapters_see_the_final_request(make_gateway, fresh, created,
     assert run_docker(gw.url, "create", "--name", name, "ps-busybox", "true").rc == 0
     assert fresh.calls_to("v2-allow")[0]["request"]["object"]["Labels"] == {"owner": "alice"}
     assert created(name).labels == {"owner": "alice"}
-    assert "hooks=pre:lbl=ok" in gw.log_text() and ",pre:check=ok" in gw.log_text()
+    wait_for_log(gw, "hooks=pre:lbl=ok")
+    assert ",pre:check=ok" in gw.log_text()
 
 
 def test_a_dry_run_reaches_v2_adapters_and_skips_v1_ones(make_gateway, fresh, dockerd):
