@@ -1,0 +1,210 @@
+"""The cluster store: networks, VNIs, addresses and host membership in etcd.
+
+Keys (under ``/powerstrip/net/``)::
+
+    networks/NAME            {"cidr", "gateway", "implicit", "vni"}
+    catalog                  rewritten by every network create: creates compare it, so two hosts
+                             never add overlapping ranges or the same VNI at once
+    addresses/NAME/ADDRESS   OWNER            one key per address in use: an address exists once
+    allocations/OWNER        {"network", "address", "created", "container", "container_name", "host"}
+    members/ADDRESS          {"address", "joined"}, attached to the host's lease
+
+Every change is one transaction that compares what it read (compare-and-swap) and is retried
+when another host got there first. An allocation rewrites its network's key, so deleting a
+network (which compares that key) can never race with a new address on it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+
+from powerstrip.adapters.net import ipam
+from powerstrip.adapters.net.etcd_client import Etcd, KeyValue, delete, put, unchanged
+from powerstrip.adapters.net.model import Allocation, Conflict, Network, NotFound, StoreUnavailable
+
+PREFIX = "/powerstrip/net/"
+NETWORKS = PREFIX + "networks/"
+ADDRESSES = PREFIX + "addresses/"
+ALLOCATIONS = PREFIX + "allocations/"
+MEMBERS = PREFIX + "members/"
+CATALOG = PREFIX + "catalog"
+VNI_FIRST, VNI_LAST = 4096, (1 << 24) - 1  # leave the low VNIs to hand-made tunnels
+ATTEMPTS = 500  # compare-and-swap rounds before giving up (each loser retries at once, with jitter)
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A host in the cluster: its underlay address, when it joined, and its lease's remaining seconds."""
+
+    address: str
+    joined: float
+    ttl: int
+
+
+class EtcdStore:
+    """``Store`` on an etcd cluster for the host ``host`` (its underlay address)."""
+
+    def __init__(self, etcd: Etcd, host: str, seed: Iterable[Network] = ()) -> None:
+        self.etcd = etcd
+        self.host = host
+        self._seed = list(seed)
+
+    def ensure_seed(self) -> None:
+        """Add the seed networks (``default``) when missing; every host does, the first one wins."""
+        for network in self._seed:
+            self.create_network(network.name, network.cidr, implicit=network.implicit, exist_ok=True)
+
+    # -- networks ------------------------------------------------------------------------------
+    def create_network(self, name: str, cidr: IPv4Network, *, implicit: bool = False, exist_ok: bool = False) -> Network:
+        for _ in _rounds():
+            catalog = self.etcd.get(CATALOG)
+            _, kvs = self.etcd.range(NETWORKS)
+            existing = [_network(kv) for kv in kvs]
+            same_name = next((n for n in existing if n.name == name), None)
+            if same_name is not None:
+                if exist_ok and same_name.cidr == cidr:
+                    return same_name
+                raise Conflict(f"network {name} already exists ({same_name.cidr})")
+            overlap = ipam.find_overlap(cidr, existing)
+            if overlap is not None:
+                raise Conflict(f"{cidr} overlaps network {overlap.name} ({overlap.cidr})")
+            used = {n.vni for n in existing}
+            vni = next(v for v in range(VNI_FIRST, VNI_LAST + 1) if v not in used)
+            network = Network(name, cidr, ipam.gateway_of(cidr), implicit, vni)
+            key = NETWORKS + name
+            if self.etcd.txn(
+                [unchanged(CATALOG, catalog.mod_revision if catalog else 0), unchanged(key, 0)],
+                [put(key, _network_json(network)), put(CATALOG, name)],
+            ):
+                return network
+        raise _contended(f"creating network {name}")
+
+    def network(self, name: str) -> Network:
+        kv = self.etcd.get(NETWORKS + name)
+        if kv is None:
+            raise NotFound(f"network {name} not found")
+        return _network(kv)
+
+    def networks(self) -> list[Network]:
+        return sorted((_network(kv) for kv in self.etcd.range(NETWORKS)[1]), key=lambda n: n.name)
+
+    def delete_network(self, name: str) -> Network:
+        for _ in _rounds():
+            kv = self.etcd.get(NETWORKS + name)
+            if kv is None:
+                raise NotFound(f"network {name} not found")
+            users = self.allocations(name)
+            if users:
+                listed = ", ".join(a.container_name or a.container or a.owner for a in users)
+                raise Conflict(f"network {name} has {len(users)} attached container(s): {listed}")
+            if self.etcd.txn([unchanged(kv.key, kv.mod_revision)], [delete(kv.key)]):
+                return _network(kv)
+        raise _contended(f"deleting network {name}")
+
+    # -- addresses -----------------------------------------------------------------------------
+    def allocate(self, network: str, owner: str) -> Allocation:
+        for _ in _rounds():
+            kv = self.etcd.get(NETWORKS + network)
+            if kv is None:
+                raise NotFound(f"network {network} not found")
+            found = _network(kv)
+            _, used = self.etcd.range(f"{ADDRESSES}{network}/")
+            address = ipam.first_free(found, {IPv4Address(u.key.rpartition("/")[2]) for u in used})
+            allocation = Allocation(network, address, owner, time.time(), host=self.host)
+            address_key, owner_key = f"{ADDRESSES}{network}/{address}", ALLOCATIONS + owner
+            if self.etcd.txn(
+                [unchanged(kv.key, kv.mod_revision), unchanged(address_key, 0), unchanged(owner_key, 0)],
+                [put(address_key, owner), put(owner_key, _allocation_json(allocation)), put(kv.key, kv.value.decode())],
+            ):
+                return allocation
+        raise _contended(f"allocating an address on {network}")
+
+    def bind(self, owner: str, container: str, container_name: str | None) -> None:
+        for _ in _rounds():
+            kv = self.etcd.get(ALLOCATIONS + owner)
+            if kv is None:
+                raise NotFound(f"no address is allocated to {owner}")
+            allocation = _allocation(kv)
+            bound = Allocation(allocation.network, allocation.address, owner, allocation.created,
+                               container, container_name, allocation.host)
+            if self.etcd.txn([unchanged(kv.key, kv.mod_revision)], [put(kv.key, _allocation_json(bound))]):
+                return
+        raise _contended(f"binding {owner}")
+
+    def release(self, owner: str) -> Allocation | None:
+        for _ in _rounds():
+            kv = self.etcd.get(ALLOCATIONS + owner)
+            if kv is None:
+                return None
+            allocation = _allocation(kv)
+            address_key = f"{ADDRESSES}{allocation.network}/{allocation.address}"
+            if self.etcd.txn([unchanged(kv.key, kv.mod_revision)], [delete(kv.key), delete(address_key)]):
+                return allocation
+        raise _contended(f"releasing {owner}")
+
+    def allocations(self, network: str | None = None) -> list[Allocation]:
+        found = (_allocation(kv) for kv in self.etcd.range(ALLOCATIONS)[1])
+        return sorted((a for a in found if network in (None, a.network)), key=lambda a: (a.network, a.address))
+
+    # -- members -------------------------------------------------------------------------------
+    def join(self, ttl: int) -> int:
+        """Announce this host under a new lease of ``ttl`` seconds; returns the lease."""
+        lease = self.etcd.grant(ttl)
+        record = json.dumps({"address": self.host, "joined": time.time()})
+        self.etcd.txn([], [put(MEMBERS + self.host, record, lease)])
+        return lease
+
+    def keep_alive(self, lease: int) -> bool:
+        """Refresh the membership lease; ``False`` when it had expired (the host must join again)."""
+        return self.etcd.keep_alive(lease) > 0 and self.etcd.get(MEMBERS + self.host) is not None
+
+    def leave(self, lease: int) -> None:
+        self.etcd.revoke(lease)
+
+    def members(self, with_ttl: bool = False) -> list[Member]:
+        """The hosts whose lease is alive; ``with_ttl`` asks etcd for each lease's remaining time."""
+        found = []
+        for kv in self.etcd.range(MEMBERS)[1]:
+            record = json.loads(kv.value)
+            ttl = self.etcd.time_to_live(kv.lease) if with_ttl and kv.lease else -1
+            found.append(Member(record["address"], float(record["joined"]), ttl))
+        return sorted(found, key=lambda m: IPv4Address(m.address))
+
+
+def _rounds() -> Iterable[int]:
+    for attempt in range(ATTEMPTS):
+        if attempt:
+            time.sleep(random.uniform(0, min(0.05, 0.002 * attempt)))  # losers spread out
+        yield attempt
+
+
+def _contended(what: str) -> StoreUnavailable:
+    return StoreUnavailable(f"{what}: the cluster store stayed contended for {ATTEMPTS} attempts, try again")
+
+
+def _network_json(network: Network) -> str:
+    return json.dumps({"cidr": str(network.cidr), "gateway": str(network.gateway),
+                       "implicit": network.implicit, "vni": network.vni})
+
+
+def _network(kv: KeyValue) -> Network:
+    record = json.loads(kv.value)
+    return Network(kv.key.removeprefix(NETWORKS), IPv4Network(record["cidr"]), IPv4Address(record["gateway"]),
+                   bool(record["implicit"]), record["vni"])
+
+
+def _allocation_json(allocation: Allocation) -> str:
+    return json.dumps({"network": allocation.network, "address": str(allocation.address), "created": allocation.created,
+                       "container": allocation.container, "container_name": allocation.container_name,
+                       "host": allocation.host})
+
+
+def _allocation(kv: KeyValue) -> Allocation:
+    r = json.loads(kv.value)
+    return Allocation(r["network"], IPv4Address(r["address"]), kv.key.removeprefix(ALLOCATIONS), float(r["created"]),
+                      r["container"], r["container_name"], r["host"])
