@@ -12,7 +12,8 @@ from pathlib import Path
 
 import click
 
-from powerstrip.adapters.net.cli import info, network
+from powerstrip.adapters.net.cli import cluster_group, cluster_options, info, network
+from powerstrip.adapters.net.cluster import ClusterSettings
 from powerstrip.config.loader import ConfigError, find_config_path, load_config, passthrough_config
 from powerstrip.config.model import Config
 from powerstrip.config.routes import RouteTable
@@ -54,6 +55,7 @@ def main() -> None:
 
 main.add_command(network)
 main.add_command(info)
+main.add_command(cluster_group)
 
 
 def _load(config_path: str | None) -> Config:
@@ -103,9 +105,10 @@ def _tls_context(cert: str | None, key: str | None, cacert: str | None) -> ssl.S
 @click.option("--tlskey", type=click.Path(exists=True, dir_okay=False), help="Key of --tlscert.")
 @click.option("--tlscacert", type=click.Path(exists=True, dir_okay=False), help="Require client certificates of this CA.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
+@cluster_options
 def serve(listen: list[Address], docker: Address, config_path: str | None, state_dir: str, max_body_size: str,
           idle_timeout: float, body_timeout: float, stream_grace: float, tlscert: str | None, tlskey: str | None,
-          tlscacert: str | None, log_level: str) -> None:
+          tlscacert: str | None, log_level: str, cluster: ClusterSettings | None) -> None:
     """Run the gateway: point DOCKER_HOST at it and use Docker as usual."""
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -128,14 +131,14 @@ def serve(listen: list[Address], docker: Address, config_path: str | None, state
         runner = uvloop.run
     try:
         runner(_serve(config, docker, Path(state_dir), settings,
-                      [Listener(address, tls if address.scheme == "tcp" else None) for address in listeners]))
+                      [Listener(address, tls if address.scheme == "tcp" else None) for address in listeners], cluster))
     except (ListenerBusy, OSError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
 async def _serve(config: Config, docker: Address, state_dir: Path, settings: ConnectionSettings,
-                 listeners: list[Listener]) -> None:
-    registry = AdapterRegistry(config, str(docker), state_dir)
+                 listeners: list[Listener], cluster: ClusterSettings | None = None) -> None:
+    registry = AdapterRegistry(config, str(docker), state_dir, cluster)
     try:
         gateway = Gateway(Runtime(RouteTable(config), registry.adapters), settings, drain_timeout=10.0)
         log.info("forwarding to the Docker daemon at %s", docker)
