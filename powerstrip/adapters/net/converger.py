@@ -5,7 +5,7 @@ again when it expired, e.g. after a long store outage); a watch on the store's k
 wakes the converger at once); and the converger itself, which re-reads members, networks and
 addresses and hands the wanted state to ``Overlay`` (on every change, and every ``resync``
 seconds, so a watch lost with the store costs at most that long). A restart of powerstrip is just
-another first pass: the store still has every address, the kernel devices are rebuilt.
+another first pass: the store still has every address, missing kernel devices are rebuilt.
 """
 
 from __future__ import annotations
@@ -35,16 +35,13 @@ class Converger:
         self._cancel_watch: list = []
 
     async def run(self) -> None:
+        # No leave on the way out: a restart re-joins before the lease runs out, so the peers keep
+        # their tunnels to this host's containers (which go on running) all along.
         try:
             await asyncio.gather(self._keep_membership(), self._converge(), self._watch())
         finally:
             for cancel in self._cancel_watch:
                 cancel()
-            if self._lease is not None:  # leave at once rather than when the lease runs out
-                try:
-                    await asyncio.to_thread(self.store.leave, self._lease)
-                except StoreUnavailable:
-                    pass
 
     async def sync(self) -> None:
         """Program the kernel from the store now (also called right after a local bridge appears)."""

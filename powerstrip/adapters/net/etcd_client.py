@@ -113,9 +113,6 @@ class Etcd:
     def time_to_live(self, lease: int) -> int:
         return int(self._post("/kv/lease/timetolive", {"ID": lease}).get("TTL", -1))
 
-    def revoke(self, lease: int) -> None:
-        self._post("/kv/lease/revoke", {"ID": lease})
-
     def watch(self, prefix: str) -> tuple[Iterator[Any], Callable[[], None]]:
         """Changes under ``prefix`` (events; their content is not needed, only that they happened)."""
         return self._call(lambda c: c.watch_prefix(prefix))

@@ -163,9 +163,6 @@ class EtcdStore:
         """Refresh the membership lease; ``False`` when it had expired (the host must join again)."""
         return self.etcd.keep_alive(lease) > 0 and self.etcd.get(MEMBERS + self.host) is not None
 
-    def leave(self, lease: int) -> None:
-        self.etcd.revoke(lease)
-
     def members(self, with_ttl: bool = False) -> list[Member]:
         """The hosts whose lease is alive; ``with_ttl`` asks etcd for each lease's remaining time."""
         found = []
