@@ -49,6 +49,7 @@ class Underlay:
         self.subnet = random.choice(subnets)
         self.gateway = str(self.subnet.network_address + 1)
         self._up = False
+        self._veths: list[str] = []
 
     def address(self, index: int) -> str:
         return str(self.subnet.network_address + index)
@@ -64,6 +65,7 @@ class Underlay:
         """A veth from the bridge into ``netns`` with address ``.index``; returns that address."""
         outside, inside = f"psu{self.tag}h{index}", f"psut{index}"
         _ip("link", "add", outside, "type", "veth", "peer", "name", inside)
+        self._veths.append(outside)
         _ip("link", "set", outside, "master", self.bridge, "up")
         _ip("link", "set", inside, "netns", netns)
         address = self.address(index)
@@ -72,9 +74,12 @@ class Underlay:
         return address
 
     def stop(self) -> None:
+        for veth in self._veths:  # usually gone with its namespace, but the kernel does that lazily
+            _ip("link", "del", veth, check=False)
+        self._veths.clear()
         if self._up:
             _iptables_forward(self.bridge, "-D")
-            _ip("link", "del", self.bridge, check=False)  # the veths went with their namespaces
+            _ip("link", "del", self.bridge, check=False)
             self._up = False
 
 

@@ -14,6 +14,7 @@ host answers, and the gateway's frames never look like a second router to the pe
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
@@ -21,6 +22,9 @@ from ipaddress import IPv4Address
 from pyroute2 import IPRoute
 
 from powerstrip.adapters.net.cluster import VXLAN_PORT
+
+# pyroute2 logs every netlink message at debug level: thousands of lines per pass at --log-level debug.
+logging.getLogger("pyroute2").setLevel(logging.INFO)
 
 BRIDGE_PREFIX, VXLAN_PREFIX = "psbr", "psvx"
 ZERO_MAC = "00:00:00:00:00:00"
