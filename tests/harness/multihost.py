@@ -143,6 +143,13 @@ class SimHost:
             raise AssertionError(f"powerstrip {' '.join(args)} on host{self.index}: {result.stderr.strip()}")
         return result
 
+    def dockerd_networks(self) -> list[str]:
+        """The names of the Docker networks on this host's daemon (asked directly, not through powerstrip)."""
+        env = dict(os.environ, DOCKER_HOST=self.dockerd.url)
+        out = subprocess.run(["docker", "network", "ls", "--format", "{{.Name}}"], capture_output=True, text=True,
+                             env=env, timeout=30, check=True).stdout
+        return out.split()
+
     def ns(self, *argv: str, timeout: float = 30) -> subprocess.CompletedProcess:
         """A command in this host's network namespace (ip, bridge, ...)."""
         return subprocess.run(["nsenter", f"--net=/var/run/netns/{self.netns}", *argv],

@@ -20,6 +20,7 @@ from powerstrip.adapters.net import create_body
 from powerstrip.adapters.net.attachments import Attachments, new_owner
 from powerstrip.adapters.net.converger import Converger
 from powerstrip.adapters.net.docker_api import DockerError
+from powerstrip.adapters.net.etcd_store import EtcdStore
 from powerstrip.adapters.net.model import NetError
 from powerstrip.adapters.net.networks import VirtualNetworks, open_networks
 from powerstrip.adapters.net.overlay import Overlay
@@ -39,7 +40,9 @@ def create_adapter(context: BuiltinContext) -> NetAdapter:
     networks = open_networks(context.docker_url, context.state_dir, context.cluster)
     converger = None
     if context.cluster is not None:
-        converger = Converger(networks.store, Overlay(context.cluster.advertise, context.cluster.mtu))  # type: ignore[arg-type]
+        store = networks.store
+        assert isinstance(store, EtcdStore)
+        converger = Converger(networks, store, Overlay(context.cluster.advertise, context.cluster.mtu))
         networks.on_bridge = lambda _network: converger.sync()
     adapter = NetAdapter(context.name, networks, converger)
     try:

@@ -16,6 +16,7 @@ import threading
 
 from powerstrip.adapters.net.etcd_store import PREFIX, EtcdStore
 from powerstrip.adapters.net.model import Network, StoreUnavailable
+from powerstrip.adapters.net.networks import VirtualNetworks
 from powerstrip.adapters.net.overlay import Overlay, Segment, container_mac
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,9 @@ LEASE_TTL = 10
 
 
 class Converger:
-    def __init__(self, store: EtcdStore, overlay: Overlay, lease_ttl: int = LEASE_TTL, resync: float = 3.0) -> None:
+    def __init__(self, networks: VirtualNetworks, store: EtcdStore, overlay: Overlay, lease_ttl: int = LEASE_TTL,
+                 resync: float = 3.0) -> None:
+        self.networks = networks
         self.store = store
         self.overlay = overlay
         self.lease_ttl = lease_ttl
@@ -46,15 +49,18 @@ class Converger:
     async def sync(self) -> None:
         """Program the kernel from the store now (also called right after a local bridge appears)."""
         async with self._lock:
-            await asyncio.to_thread(self._sync)
+            bridges = await self.networks.bridges()  # before the store: a bridge listed has its network stored
+            networks = await asyncio.to_thread(self._sync)
+            await self.networks.prune_bridges(bridges, networks)
 
-    def _sync(self) -> None:
+    def _sync(self) -> list[Network]:
         self.store.ensure_seed()
         networks = self.store.networks()
         members = {m.address for m in self.store.members()}
         allocations = self.store.allocations()
         peers = frozenset(members - {self.store.host})
         self.overlay.converge(_segment(n, peers, allocations) for n in networks if n.vni is not None)
+        return networks
 
     async def _keep_membership(self) -> None:
         while True:

@@ -10,6 +10,7 @@ its VXLAN device) and the overlay MTU, and this host only looks after its own al
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -172,6 +173,26 @@ class VirtualNetworks:
             raise
         if self.on_bridge is not None:
             await self.on_bridge(network)
+
+    async def bridges(self) -> list[dict]:
+        """This host's Docker networks made for virtual networks."""
+        return await self.docker.call("GET", "/networks", params={"filters": json.dumps({"label": [LABEL_NETWORK]})}) or []
+
+    async def prune_bridges(self, bridges: list[dict], networks: list[Network]) -> None:
+        """Remove ``bridges`` (listed before ``networks`` were read) whose virtual network is gone,
+        e.g. deleted on another host; Docker refuses those that still have containers."""
+        wanted = {bridge_name(n): n for n in networks}
+        for found in bridges:
+            current = wanted.get(found["Name"])
+            kernel = (found.get("Options") or {}).get("com.docker.network.bridge.name")
+            if current is not None and (current.vni is None or kernel == kernel_bridge_name(current.vni)):
+                continue
+            try:
+                await self.docker.call("DELETE", f"/networks/{found['Id']}")
+                log.info("net: removed Docker network %s (its virtual network is gone)", found["Name"])
+            except DockerError as exc:
+                if exc.status not in (403, 404, 409):
+                    raise
 
     async def _remove_bridge(self, network: Network) -> None:
         """Delete Docker's bridge network, waiting (bounded) while endpoints of removed containers linger.

@@ -88,6 +88,13 @@ def test_isolation_across_networks(cluster: Cluster) -> None:
     assert not pings(h2, "db2", w1, wait=1), "db → web across hosts"
     assert not pings(h2, "db2", w2, wait=1), "db → web on the same host"
     assert pings(h2, "web2", w1)  # the checks above failed for isolation, not for a broken overlay
+    # Deleted on one host, gone on all: the other host's Docker network and VXLAN device go too.
+    db = vni_of(h1, "db")
+    h1.docker("rm", "-f", "db1")
+    h2.docker("rm", "-f", "db2")
+    assert h1.powerstrip("network", "delete", "db").stdout.strip() == "db"
+    wait_until(lambda: "ps-db" not in h2.dockerd_networks() and vxlan_name(db) not in h2.ns("ip", "link").stdout,
+               10, 0.2, "host2's bridge and VXLAN device of the deleted network to go")
 
 
 def members(host: SimHost) -> dict[str, str]:
