@@ -105,15 +105,15 @@ def main() -> None:
         for host in (h1, h2):
             host.start_powerstrip("--log-level", "info")
         h1.powerstrip("network", "create", "bench", "10.50.0.0/16")
-        start(h1, "a", "bench")
-        same = start(h1, "b", "bench")
-        remote = start(h2, "c", "bench")
-        wait_until(lambda: h1.docker("exec", "a", "ping", "-c", "1", "-W", "1", remote, check=False).returncode == 0,
+        start(h1, "bench-a", "bench")
+        same = start(h1, "bench-b", "bench")
+        remote = start(h2, "bench-c", "bench")
+        wait_until(lambda: h1.docker("exec", "bench-a", "ping", "-c", "1", "-W", "1", remote, check=False).returncode == 0,
                    30, 0.2, "the overlay to carry a ping")
-        a_ns = netns_of(h1, "a")
-        local = throughput(netns_of(h1, "b"), same, a_ns, args.seconds)
-        overlay = throughput(netns_of(h2, "c"), remote, a_ns, args.seconds)
-        times = create_to_reachable(h1, h2, "a", args.rounds)
+        a_ns = netns_of(h1, "bench-a")
+        local = throughput(netns_of(h1, "bench-b"), same, a_ns, args.seconds)
+        overlay = throughput(netns_of(h2, "bench-c"), remote, a_ns, args.seconds)
+        times = create_to_reachable(h1, h2, "bench-a", args.rounds)
         rate, total, distinct = allocation_rate((cluster.etcd.host, cluster.etcd.port), args.allocators, args.allocations)
     finally:
         cluster.stop()

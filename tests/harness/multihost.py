@@ -89,6 +89,7 @@ class SimHost:
     def __init__(self, underlay: Underlay, index: int, cluster_url: str) -> None:
         self.underlay = underlay
         self.index = index
+        self.name = f"host{index - 1}"  # hosts are .2, .3, ... on the underlay: host1, host2, ...
         self.cluster_url = cluster_url
         self.dockerd = PrivateDockerd()
         self.address: str | None = None
@@ -130,7 +131,7 @@ class SimHost:
         env.pop("DOCKER_CONTEXT", None)
         result = subprocess.run(["docker", *args], capture_output=True, text=True, env=env, timeout=timeout)
         if check and result.returncode != 0:
-            raise AssertionError(f"docker {' '.join(args)} on host{self.index}: {result.stderr.strip()}")
+            raise AssertionError(f"docker {' '.join(args)} on {self.name}: {result.stderr.strip()}")
         return result
 
     def powerstrip(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -140,7 +141,7 @@ class SimHost:
                    PYTHONPATH=str(REPO_ROOT))
         result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
         if check and result.returncode != 0:
-            raise AssertionError(f"powerstrip {' '.join(args)} on host{self.index}: {result.stderr.strip()}")
+            raise AssertionError(f"powerstrip {' '.join(args)} on {self.name}: {result.stderr.strip()}")
         return result
 
     def dockerd_networks(self) -> list[str]:

@@ -87,9 +87,10 @@ class Etcd:
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._call(lambda c: c.post(c.get_url(path), json=body))
 
-    def range(self, prefix: str) -> tuple[int, list[KeyValue]]:
+    def range(self, prefix: str, keys_only: bool = False) -> tuple[int, list[KeyValue]]:
         """Every key under ``prefix`` at one revision, and that revision."""
-        answer = self._post("/kv/range", {"key": _b64(prefix), "range_end": _b64(_prefix_end(prefix))})
+        request = {"key": _b64(prefix), "range_end": _b64(_prefix_end(prefix)), "keys_only": keys_only}
+        answer = self._post("/kv/range", request)
         return int(answer["header"]["revision"]), [_kv(item) for item in answer.get("kvs", [])]
 
     def get(self, key: str) -> KeyValue | None:

@@ -10,8 +10,12 @@ Keys (under ``/powerstrip/net/``)::
     members/ADDRESS          {"address", "joined"}, attached to the host's lease
 
 Every change is one transaction that compares what it read (compare-and-swap) and is retried
-when another host got there first. An allocation rewrites its network's key, so deleting a
-network (which compares that key) can never race with a new address on it.
+when another host got there first. An address is taken by creating its key (the transaction
+fails if it exists), so allocators on different addresses never wait for each other; the first
+try takes the lowest free address, a retry after a collision one of the lowest few at random.
+An allocation also requires its network's key to be unchanged, and deleting a network first
+marks it (which changes that key), then checks that no address is in use: an address is never
+handed out on a network that is being deleted.
 """
 
 from __future__ import annotations
@@ -94,32 +98,42 @@ class EtcdStore:
         return sorted((_network(kv) for kv in self.etcd.range(NETWORKS)[1]), key=lambda n: n.name)
 
     def delete_network(self, name: str) -> Network:
+        key = NETWORKS + name
         for _ in _rounds():
-            kv = self.etcd.get(NETWORKS + name)
+            kv = self.etcd.get(key)
             if kv is None:
                 raise NotFound(f"network {name} not found")
+            network, record = _network(kv), json.loads(kv.value)
+            if not self.etcd.txn([unchanged(key, kv.mod_revision)], [put(key, json.dumps({**record, "deleting": True}))]):
+                continue  # an allocation or another delete came first
+            marked = self.etcd.get(key)
+            assert marked is not None  # only a delete removes it, and a delete marks first
             users = self.allocations(name)
             if users:
+                self.etcd.txn([unchanged(key, marked.mod_revision)], [put(key, json.dumps({**record, "deleting": False}))])
                 listed = ", ".join(a.container_name or a.container or a.owner for a in users)
                 raise Conflict(f"network {name} has {len(users)} attached container(s): {listed}")
-            if self.etcd.txn([unchanged(kv.key, kv.mod_revision)], [delete(kv.key)]):
-                return _network(kv)
+            if self.etcd.txn([unchanged(key, marked.mod_revision)], [delete(key)]):
+                return network
         raise _contended(f"deleting network {name}")
 
     # -- addresses -----------------------------------------------------------------------------
     def allocate(self, network: str, owner: str) -> Allocation:
-        for _ in _rounds():
+        for attempt in _rounds():
             kv = self.etcd.get(NETWORKS + network)
             if kv is None:
                 raise NotFound(f"network {network} not found")
+            if json.loads(kv.value).get("deleting"):
+                raise Conflict(f"network {network} is being deleted")
             found = _network(kv)
-            _, used = self.etcd.range(f"{ADDRESSES}{network}/")
-            address = ipam.first_free(found, {IPv4Address(u.key.rpartition("/")[2]) for u in used})
+            _, used = self.etcd.range(f"{ADDRESSES}{network}/", keys_only=True)
+            taken = {IPv4Address(u.key.rpartition("/")[2]) for u in used}
+            address = ipam.first_free(found, taken) if attempt == 0 else _one_of_the_lowest_free(found, taken)
             allocation = Allocation(network, address, owner, time.time(), host=self.host)
             address_key, owner_key = f"{ADDRESSES}{network}/{address}", ALLOCATIONS + owner
             if self.etcd.txn(
                 [unchanged(kv.key, kv.mod_revision), unchanged(address_key, 0), unchanged(owner_key, 0)],
-                [put(address_key, owner), put(owner_key, _allocation_json(allocation)), put(kv.key, kv.value.decode())],
+                [put(address_key, owner), put(owner_key, _allocation_json(allocation))],
             ):
                 return allocation
         raise _contended(f"allocating an address on {network}")
@@ -171,6 +185,11 @@ class EtcdStore:
             ttl = self.etcd.time_to_live(kv.lease) if with_ttl and kv.lease else -1
             found.append(Member(record["address"], float(record["joined"]), ttl))
         return sorted(found, key=lambda m: IPv4Address(m.address))
+
+
+def _one_of_the_lowest_free(network: Network, taken: set[IPv4Address], among: int = 16) -> IPv4Address:
+    """After a collision: spread the allocators that collided over the lowest free addresses."""
+    return random.choice(ipam.lowest_free(network, taken, among))
 
 
 def _rounds() -> Iterable[int]:

@@ -34,4 +34,4 @@ def _logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
     if failed and "cluster" in request.fixturenames:
         for host in request.getfixturevalue("cluster").hosts:
             if host.gateway is not None:
-                print(f"\n===== host{host.index} powerstrip log tail =====\n{host.gateway.log_tail(60)}")
+                print(f"\n===== {host.name} powerstrip log tail =====\n{host.gateway.log_tail(60)}")
