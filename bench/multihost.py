@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -98,6 +99,8 @@ def main() -> None:
     parser.add_argument("--allocators", type=int, default=3, help="concurrent allocator processes")
     parser.add_argument("--allocations", type=int, default=200, help="allocations per allocator")
     args = parser.parse_args()
+    if shutil.which("iperf3") is None:
+        sys.exit("bench.multihost needs iperf3 on the host (Debian package iperf3)")
 
     cluster = Cluster(2).start()
     try:
