@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 
 from powerstrip.adapters.net.etcd_store import PREFIX, EtcdStore
 from powerstrip.adapters.net.model import Network, StoreUnavailable
@@ -35,7 +36,7 @@ class Converger:
         self._changed = asyncio.Event()
         self._lock = asyncio.Lock()
         self._lease: int | None = None
-        self._cancel_watch: list = []
+        self._cancel_watch: list[Callable[[], None]] = []
 
     async def run(self) -> None:
         # No leave on the way out: a restart re-joins before the lease runs out, so the peers keep
@@ -89,30 +90,40 @@ class Converger:
             self._changed.clear()
 
     async def _watch(self) -> None:
-        """Wake the converger on every change under the store's prefix (the watch runs in a thread)."""
+        """Wake the converger on every change under the store's prefix.
+
+        The watch is made and followed in a daemon thread of its own: its HTTP stream has no
+        timeout, and a thread of the loop's executor that hangs on it would hold up the shutdown.
+        """
         loop = asyncio.get_running_loop()
         while True:
-            try:
-                events, cancel = await asyncio.to_thread(self.store.etcd.watch, PREFIX)
-            except Exception as exc:  # noqa: BLE001 - unreachable store: the resync covers the gap
-                log.debug("net: watching the cluster store: %s", exc)
-                await asyncio.sleep(self.resync)
-                continue
-            self._cancel_watch[:] = [cancel]
             done = asyncio.Event()
 
             def follow() -> None:
                 try:
+                    events, cancel = self.store.etcd.watch(PREFIX)
+                    self._cancel_watch[:] = [cancel]
                     for _ in events:
-                        loop.call_soon_threadsafe(self._changed.set)
+                        _notify(loop, self._changed.set)
+                except Exception as exc:  # noqa: BLE001 - unreachable store: the resync covers the gap
+                    log.debug("net: watching the cluster store: %s", exc)
                 finally:
-                    loop.call_soon_threadsafe(done.set)
+                    _notify(loop, done.set)
 
             threading.Thread(target=follow, name="powerstrip-etcd-watch", daemon=True).start()
             try:
                 await done.wait()
             finally:
-                cancel()
+                for cancel in self._cancel_watch:
+                    cancel()
+            await asyncio.sleep(self.resync)  # a store that refuses watches is not asked in a tight loop
+
+
+def _notify(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+    try:
+        loop.call_soon_threadsafe(callback)
+    except RuntimeError:  # the loop is closed: powerstrip is shutting down
+        pass
 
 
 def _segment(network: Network, peers: frozenset[str], allocations: list) -> Segment:

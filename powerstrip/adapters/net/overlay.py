@@ -119,7 +119,7 @@ class Overlay:
                 return index
             ipr.link("del", index=found[0])  # made for another underlay address or MTU: remake it
         ipr.link("add", ifname=name, kind="vxlan", vxlan_id=vni, vxlan_local=self.local, vxlan_port=VXLAN_PORT,
-                 vxlan_learning=0, mtu=self.mtu)
+                 vxlan_learning=0, vxlan_udp_csum=0, mtu=self.mtu)  # RFC 7348: a zero UDP checksum over IPv4
         index = ipr.link_lookup(ifname=name)[0]
         ipr.link("set", index=index, master=bridge, state="up")
         return index
