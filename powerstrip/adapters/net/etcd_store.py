@@ -59,9 +59,13 @@ class EtcdStore:
         self._seed = list(seed)
 
     def ensure_seed(self) -> None:
-        """Add the seed networks (``default``) when missing; every host does, the first one wins."""
-        for network in self._seed:
+        """Add the seed networks (``default``) when missing; every host does, the first one wins.
+
+        Once done it is not asked again: a seed network cannot be deleted."""
+        while self._seed:
+            network = self._seed[0]
             self.create_network(network.name, network.cidr, implicit=network.implicit, exist_ok=True)
+            self._seed.pop(0)
 
     # -- networks ------------------------------------------------------------------------------
     def create_network(self, name: str, cidr: IPv4Network, *, implicit: bool = False, exist_ok: bool = False) -> Network:
