@@ -7,9 +7,11 @@ broadcast, unknown unicast and multicast go: head-end replication) and one entry
 container MAC (straight to its host). Nothing here reads the store: ``converge`` is given the
 wanted state and makes the kernel match it, so it can be rerun at any time.
 
-Every host's bridge carries the gateway address (anycast gateway). All of them get the same MAC,
-derived from the gateway address, so a container's ARP entry for the gateway is right whichever
-host answers, and the gateway's frames never look like a second router to the peers.
+Every host's bridge carries the gateway address (anycast gateway). A container's ARP request for
+the gateway stays on its host (``neigh_suppress`` on the VXLAN port: the bridge does not forward
+ARP requests for its own addresses into the tunnel), and all bridges get the same MAC, derived from
+the gateway address, so no host's frames ever show the peers a second router for the same address.
+(tc filters would be the other way; the kernels this runs on may lack the classifier modules.)
 """
 
 from __future__ import annotations
@@ -114,12 +116,20 @@ class Overlay:
             local = link.get_nested("IFLA_LINKINFO", "IFLA_INFO_DATA", "IFLA_VXLAN_LOCAL")
             if data and local == self.local and link.get("IFLA_MTU") == self.mtu:
                 index = found[0]
-                if link.get("IFLA_MASTER") != bridge or not link["flags"] & _IFF_UP:
-                    ipr.link("set", index=index, master=bridge, state="up")
+                suppressed = link.get_nested("IFLA_LINKINFO", "IFLA_INFO_SLAVE_DATA", "IFLA_BRPORT_NEIGH_SUPPRESS")
+                if link.get("IFLA_MASTER") != bridge or not link["flags"] & _IFF_UP or not suppressed:
+                    self._enslave(ipr, index, bridge)
                 return index
             ipr.link("del", index=found[0])  # made for another underlay address or MTU: remake it
         ipr.link("add", ifname=name, kind="vxlan", vxlan_id=vni, vxlan_local=self.local, vxlan_port=VXLAN_PORT,
                  vxlan_learning=0, vxlan_udp_csum=0, mtu=self.mtu)  # RFC 7348: a zero UDP checksum over IPv4
         index = ipr.link_lookup(ifname=name)[0]
-        ipr.link("set", index=index, master=bridge, state="up")
+        self._enslave(ipr, index, bridge)
         return index
+
+    @staticmethod
+    def _enslave(ipr: IPRoute, vxlan: int, bridge: int) -> None:
+        # neigh_suppress: the bridge does not send ARP requests for its own addresses (the gateway)
+        # through the tunnel, so only the container's own host ever answers for the gateway.
+        ipr.link("set", index=vxlan, master=bridge, state="up")
+        ipr.brport("set", index=vxlan, neigh_suppress=1)

@@ -67,6 +67,7 @@ def test_converge_programs_and_reprograms_the_kernel(netns: str) -> None:
     assert first["wired"] == [4100]
     assert "psvx4100" in first["links"] and "vxlan id 4100 local 198.18.0.2" in first["links"]
     assert "nolearning" in first["links"] and "dstport 4789" in first["links"] and "psvx4200" not in first["links"]
+    assert "neigh_suppress on" in first["links"] and "noudpcsum" in first["links"]
     assert "link/ether 02:50:0a:06:00:01" in first["links"]  # the anycast gateway MAC on the bridge
     fdb = first["fdb"]
     assert "00:00:00:00:00:00 dev psvx4100 dst 198.18.0.3 self permanent" in fdb
