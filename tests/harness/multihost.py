@@ -45,8 +45,10 @@ class Underlay:
     def __init__(self) -> None:
         self.tag = secrets.token_hex(3)
         self.bridge = f"psu{self.tag}"
-        subnets = list(UNDERLAY_RANGE.subnets(new_prefix=24))
-        self.subnet = random.choice(subnets)
+        in_use = {IPv4Network(word, strict=False) for word in _ip("-4", "-o", "route", "show").stdout.split()
+                  if "/" in word and word[0].isdigit()}
+        subnets = [n for n in UNDERLAY_RANGE.subnets(new_prefix=24) if not any(n.overlaps(u) for u in in_use)]
+        self.subnet = random.choice(subnets)  # another run (or session) on this machine may have one too
         self.gateway = str(self.subnet.network_address + 1)
         self._up = False
         self._veths: list[str] = []
