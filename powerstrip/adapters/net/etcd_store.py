@@ -11,8 +11,10 @@ Keys (under ``/powerstrip/net/``)::
 
 Every change is one transaction that compares what it read (compare-and-swap) and is retried
 when another host got there first. An address is taken by creating its key (the transaction
-fails if it exists), so allocators on different addresses never wait for each other; the first
-try takes the lowest free address, a retry after a collision one of the lowest few at random.
+fails if it exists), so allocators on different addresses never wait for each other. Which
+address to try comes from what this host last read of the network (at most ``VIEW_SECONDS`` old,
+re-read after every collision): the lowest free one, or after a collision one of the lowest few
+at random. That view is only a hint (unlike Socketplane's cache): the transaction decides.
 An allocation also requires its network's key to be unchanged, and deleting a network first
 marks it (which changes that key), then checks that no address is in use: an address is never
 handed out on a network that is being deleted.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,7 +41,17 @@ ALLOCATIONS = PREFIX + "allocations/"
 MEMBERS = PREFIX + "members/"
 CATALOG = PREFIX + "catalog"
 VNI_FIRST, VNI_LAST = 4096, (1 << 24) - 1  # leave the low VNIs to hand-made tunnels
+VIEW_SECONDS = 2.0  # how long an allocator trusts what it read of a network's addresses
 ATTEMPTS = 500  # compare-and-swap rounds before giving up (each loser retries at once, with jitter)
+
+
+@dataclass(slots=True)
+class _View:
+    """A network's key and its addresses in use, as read at ``read`` (monotonic seconds)."""
+
+    network: KeyValue
+    taken: set[IPv4Address]
+    read: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +70,8 @@ class EtcdStore:
         self.etcd = etcd
         self.host = host
         self._seed = list(seed)
+        self._views: dict[str, _View] = {}
+        self._views_lock = threading.Lock()
 
     def ensure_seed(self) -> None:
         """Add the seed networks (``default``) when missing; every host does, the first one wins.
@@ -123,24 +138,48 @@ class EtcdStore:
 
     # -- addresses -----------------------------------------------------------------------------
     def allocate(self, network: str, owner: str) -> Allocation:
-        for attempt in _rounds():
-            kv = self.etcd.get(NETWORKS + network)
-            if kv is None:
-                raise NotFound(f"network {network} not found")
-            if json.loads(kv.value).get("deleting"):
-                raise Conflict(f"network {network} is being deleted")
-            found = _network(kv)
-            _, used = self.etcd.range(f"{ADDRESSES}{network}/", keys_only=True)
-            taken = {IPv4Address(u.key.rpartition("/")[2]) for u in used}
-            address = ipam.first_free(found, taken) if attempt == 0 else _one_of_the_lowest_free(found, taken)
+        fresh = collided = False
+        for _ in _rounds():
+            view = self._view(network, fresh)
+            found = _network(view.network)
+            with self._views_lock:
+                taken = set(view.taken)
+            try:
+                if json.loads(view.network.value).get("deleting"):
+                    raise Conflict(f"network {network} is being deleted")
+                address = _one_of_the_lowest_free(found, taken) if collided else ipam.first_free(found, taken)
+            except Conflict:  # full or going away, as far as this view knows: make sure
+                if fresh:
+                    raise
+                fresh = True
+                continue
             allocation = Allocation(network, address, owner, time.time(), host=self.host)
             address_key, owner_key = f"{ADDRESSES}{network}/{address}", ALLOCATIONS + owner
             if self.etcd.txn(
-                [unchanged(kv.key, kv.mod_revision), unchanged(address_key, 0), unchanged(owner_key, 0)],
+                [unchanged(view.network.key, view.network.mod_revision), unchanged(address_key, 0), unchanged(owner_key, 0)],
                 [put(address_key, owner), put(owner_key, _allocation_json(allocation))],
             ):
+                with self._views_lock:
+                    view.taken.add(address)
                 return allocation
+            fresh = collided = True  # another host took it, or the network changed: read again
         raise _contended(f"allocating an address on {network}")
+
+    def _view(self, network: str, fresh: bool) -> _View:
+        """What this host last read of ``network`` and its addresses: re-read after a collision and
+        when older than ``VIEW_SECONDS``. Only a hint: the transaction decides."""
+        with self._views_lock:
+            view = self._views.get(network)
+        if view is not None and not fresh and time.monotonic() - view.read < VIEW_SECONDS:
+            return view
+        kv = self.etcd.get(NETWORKS + network)
+        if kv is None:
+            raise NotFound(f"network {network} not found")
+        _, used = self.etcd.range(f"{ADDRESSES}{network}/", keys_only=True)
+        view = _View(kv, {IPv4Address(u.key.rpartition("/")[2]) for u in used}, time.monotonic())
+        with self._views_lock:
+            self._views[network] = view
+        return view
 
     def bind(self, owner: str, container: str, container_name: str | None) -> None:
         for _ in _rounds():
@@ -162,6 +201,10 @@ class EtcdStore:
             allocation = _allocation(kv)
             address_key = f"{ADDRESSES}{allocation.network}/{allocation.address}"
             if self.etcd.txn([unchanged(kv.key, kv.mod_revision)], [delete(kv.key), delete(address_key)]):
+                with self._views_lock:
+                    view = self._views.get(allocation.network)
+                    if view is not None:
+                        view.taken.discard(allocation.address)
                 return allocation
         raise _contended(f"releasing {owner}")
 

@@ -119,3 +119,20 @@ def test_unreachable_store_is_a_clear_503() -> None:
     assert caught.value.status == 503
     assert "unreachable: connection refused" in caught.value.message
     assert time.monotonic() - started < 5
+
+
+def test_what_a_host_last_read_is_only_a_hint(store: EtcdStore, server: EtcdServer) -> None:
+    other = EtcdStore(Etcd(((server.host, server.port),)), "198.18.0.3")
+    store.create_network("pair", IPv4Network("10.9.3.0/29"))  # .2 to .6
+    assert str(store.allocate("pair", "a").address) == "10.9.3.2"
+    assert str(other.allocate("pair", "b").address) == "10.9.3.3"
+    # store's view still has .3 free: the transaction refuses it and store reads again
+    assert str(store.allocate("pair", "c").address) in {"10.9.3.4", "10.9.3.5", "10.9.3.6"}
+    other.allocate("pair", "d")
+    other.allocate("pair", "e")
+    with pytest.raises(Conflict, match="is full"):
+        store.allocate("pair", "f")
+    other.release("b")  # freed by another host: store's view says full, a fresh read does not
+    assert str(store.allocate("pair", "f").address) == "10.9.3.3"
+    addresses = [a.address for a in store.allocations("pair")]
+    assert len(addresses) == len(set(addresses)) == 5
