@@ -41,6 +41,19 @@ def _iptables_forward(bridge: str, action: str) -> None:
                    capture_output=True, timeout=30)
 
 
+def _enable_gro(device: str) -> None:
+    """GRO on a veth of the underlay, as a real NIC has: received VXLAN packets are merged again."""
+    from pyroute2.ethtool import Ethtool
+
+    ethtool = Ethtool()
+    try:
+        features = ethtool.get_features(device)
+        features.features["rx-gro"].enable = True
+        ethtool.set_features(device, features)
+    finally:
+        ethtool.close()
+
+
 class Underlay:
     def __init__(self) -> None:
         self.tag = secrets.token_hex(3)
@@ -73,6 +86,10 @@ class Underlay:
         address = self.address(index)
         _ip("-n", netns, "addr", "add", f"{address}/{self.subnet.prefixlen}", "dev", inside)
         _ip("-n", netns, "link", "set", inside, "up")
+        _enable_gro(outside)
+        subprocess.run(["nsenter", f"--net=/var/run/netns/{netns}", sys.executable, "-c",
+                        f"from tests.harness.multihost import _enable_gro; _enable_gro({inside!r})"],
+                       check=True, timeout=30, cwd=REPO_ROOT)
         return address
 
     def stop(self) -> None:
