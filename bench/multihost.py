@@ -7,6 +7,7 @@ dockerd and a ``powerstrip serve --cluster`` in each, a real etcd). Throughput i
 host's iperf3 run inside the containers' network namespaces (``nsenter --net`` into the network-only
 container that holds it): the test image has no iperf3 and there is no static build of it to copy in,
 and entering the namespace measures exactly the container's path (veth, bridge, VXLAN, underlay).
+The simulated hosts' underlay veths have GRO on, as real NICs do.
 """
 
 from __future__ import annotations
