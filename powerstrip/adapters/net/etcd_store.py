@@ -2,7 +2,7 @@
 
 Keys (under ``/powerstrip/net/``)::
 
-    networks/NAME            {"cidr", "gateway", "implicit", "vni"}
+    networks/NAME            {"cidr", "gateway", "implicit", "vni", "deleting"}
     catalog                  rewritten by every network create: creates compare it, so two hosts
                              never add overlapping ranges or the same VNI at once
     addresses/NAME/ADDRESS   OWNER            one key per address in use: an address exists once
