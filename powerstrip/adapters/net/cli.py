@@ -197,7 +197,7 @@ def members(cluster_url: str) -> None:
     for member in _read(lambda: store.members(with_ttl=True)):
         healthy = member.ttl > 0
         seen = f"{max(0, LEASE_TTL - member.ttl)}s ago" if healthy else "-"
-        rows.append((member.address, "healthy" if healthy else "expiring", seen, f"{member.ttl}s" if healthy else "-",
+        rows.append((member.address, "healthy" if healthy else "expired", seen, f"{member.ttl}s" if healthy else "-",
                      _ago(now - member.joined)))
     click.echo(_table(("HOST", "HEALTH", "LAST SEEN", "LEASE LEFT", "JOINED"), rows))
 
