@@ -14,7 +14,9 @@ from pathlib import Path
 
 import click
 
-from powerstrip.adapters.net.cli import info, network
+from powerstrip.adapters import BuiltinContext
+from powerstrip.adapters.net.cli import cluster_group, cluster_options, info, network
+from powerstrip.adapters.net.cluster import ClusterSettings
 from powerstrip.config.loader import ConfigError, find_config_path, load_config, passthrough_config
 from powerstrip.config.model import Config
 from powerstrip.hooks.inprocess import AdapterLoadError
@@ -60,6 +62,7 @@ def main() -> None:
 
 main.add_command(network)
 main.add_command(info)
+main.add_command(cluster_group)
 
 
 def _find_and_load(config_path: str | None) -> Config:
@@ -122,10 +125,11 @@ def _tls_context(cert: str | None, key: str | None, cacert: str | None) -> ssl.S
 @click.option("--metrics-listen", callback=lambda ctx, param, value: value and _address(ctx, param, value),
               metavar="ADDRESS", help="Serve /metrics (Prometheus) and /health here, e.g. tcp://127.0.0.1:9323.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
+@cluster_options
 def serve(listen: list[Address], docker: Address, config_path: str | None, state_dir: str, max_body_size: str,
           idle_timeout: float, body_timeout: float, stream_grace: float, tlscert: str | None, tlskey: str | None,
           tlscacert: str | None, drain_timeout: float, watch_config: bool, audit_log: str | None,
-          metrics_listen: Address | None, log_level: str) -> None:
+          metrics_listen: Address | None, log_level: str, cluster: ClusterSettings | None) -> None:
     """Run the gateway: point DOCKER_HOST at it and use Docker as usual."""
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -152,7 +156,7 @@ def serve(listen: list[Address], docker: Address, config_path: str | None, state
         raise click.ClickException(f"--audit-log: {exc}") from None
     options = _Operations(drain_timeout, watch_config, audit, metrics_listen, lambda: _find_and_load(config_path))
     try:
-        runner(_serve(config, docker, Path(state_dir), settings,
+        runner(_serve(config, BuiltinContext("", str(docker), Path(state_dir), cluster), settings,
                       [Listener(address, tls if address.scheme == "tcp" else None) for address in listeners], options))
     except (ListenerBusy, OSError, AdapterLoadError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -172,15 +176,16 @@ class _Operations:
     load: Callable[[], Config]
 
 
-async def _serve(config: Config, docker: Address, state_dir: Path, settings: ConnectionSettings,
+async def _serve(config: Config, context: BuiltinContext, settings: ConnectionSettings,
                  listeners: list[Listener], ops: _Operations) -> None:
-    generations = Generations(first_generation(config, str(docker), state_dir))
+    """Serve until signalled; ``context`` is what built-in adapters get (their name set per adapter)."""
+    generations = Generations(first_generation(config, context))
     ops_listener = reload_task = None
     try:
         # the gauge reads ``gateway`` when scraped, by then it is bound
         metrics = Metrics(lambda: gateway.open_connections, lambda: OpenStreams.count) if ops.metrics_listen else None
         gateway = Gateway(generations, settings, ops.drain_timeout, combine(ops.audit, metrics))
-        reloader = Reloader(generations, ops.load, str(docker), state_dir, 1.0 if ops.watch_config else None,
+        reloader = Reloader(generations, ops.load, 1.0 if ops.watch_config else None,
                             metrics.reloaded if metrics else None)
         reload_task = asyncio.get_running_loop().create_task(reloader.run())
         if metrics is not None and ops.metrics_listen is not None:
@@ -189,7 +194,7 @@ async def _serve(config: Config, docker: Address, state_dir: Path, settings: Con
             ops_listener = await start_listener(build_app(metrics, lambda: _health(gateway, generations)),
                                                   ops.metrics_listen)
             log.info("metrics and health on %s", ops.metrics_listen)
-        log.info("forwarding to the Docker daemon at %s", docker)
+        log.info("forwarding to the Docker daemon at %s", settings.upstream)
 
         def announce() -> None:
             scheme = "tcp" if listeners[0].address.scheme == "tcp" else "unix"
@@ -234,7 +239,9 @@ def adapter() -> None:
 @click.option("--state-dir", envvar="POWERSTRIP_STATE_DIR", default=".powerstrip", show_default=True,
               type=click.Path(file_okay=False), help="Where a built-in adapter keeps its state.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
-def adapter_run(target: str, listen: Address, docker: Address, state_dir: str, log_level: str) -> None:
+@cluster_options
+def adapter_run(target: str, listen: Address, docker: Address, state_dir: str, log_level: str,
+                cluster: ClusterSettings | None) -> None:
     """Serve an adapter over HTTP: protocol v1 and v2 documents on any path, GET /v1/ping answers pong.
 
     TARGET is an SDK adapter (MODULE:ATTR, imported from the current directory or PYTHONPATH) or a
@@ -242,15 +249,15 @@ def adapter_run(target: str, listen: Address, docker: Address, state_dir: str, l
     """
     from aiohttp import web
 
-    from powerstrip.adapters import BuiltinContext, UnknownBuiltin, create_builtin
+    from powerstrip.adapters import UnknownBuiltin, create_builtin
     from powerstrip.hooks.inprocess import import_adapter
     from powerstrip.hooks.service import build_app
 
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    builtin = target.removeprefix("builtin:") if target.startswith("builtin:") else None
+    builtin = target.removeprefix("builtin:")
     try:
-        imported = None if builtin else import_adapter(target, [Path.cwd()])
+        imported = None if target.startswith("builtin:") else import_adapter(target, [Path.cwd()])
     except AdapterLoadError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -258,7 +265,7 @@ def adapter_run(target: str, listen: Address, docker: Address, state_dir: str, l
         if imported is not None:
             return build_app(imported)
         try:  # built-ins may start tasks, so they are made on the running loop
-            return build_app(create_builtin(builtin, BuiltinContext(builtin, str(docker), Path(state_dir))))
+            return build_app(create_builtin(builtin, BuiltinContext(builtin, str(docker), Path(state_dir), cluster)))
         except UnknownBuiltin as exc:
             raise click.ClickException(str(exc)) from None
 

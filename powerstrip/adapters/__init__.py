@@ -9,9 +9,12 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from powerstrip.hooks.model import Adapter
+
+if TYPE_CHECKING:
+    from powerstrip.adapters.net.cluster import ClusterSettings
 
 BUILTINS: dict[str, str] = {
     "debug": "powerstrip.adapters.debug:create_adapter",
@@ -26,6 +29,7 @@ class BuiltinContext:
     name: str
     docker_url: str
     state_dir: Path
+    cluster: ClusterSettings | None = None  # multi-host networking (serve --cluster)
 
 
 class UnknownBuiltin(LookupError):

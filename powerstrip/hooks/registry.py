@@ -17,27 +17,28 @@ from powerstrip.hooks.model import Adapter
 class AdapterRegistry:
     """The adapters of one config; HTTP adapters share one keep-alive connection pool.
 
-    ``python:`` adapters are imported from the config file's directory first, then ``sys.path``;
-    one that cannot be imported raises ``AdapterLoadError``.
+    ``context`` is what built-in adapters get (its ``name`` is set per adapter). ``python:``
+    adapters are imported from the config file's directory first, then ``sys.path``; one that
+    cannot be imported raises ``AdapterLoadError``.
     """
 
-    def __init__(self, config: Config, docker_url: str, state_dir: Path) -> None:
+    def __init__(self, config: Config, context: BuiltinContext) -> None:
         self._session: aiohttp.ClientSession | None = None
+        self._context = context
         self._search_path = _search_path(config)
         self.adapters: dict[str, Adapter] = {}
         for spec in _creation_order(config):
-            self.adapters[spec.name] = self._create(spec, docker_url, state_dir)
+            self.adapters[spec.name] = self._create(spec)
 
     @classmethod
-    def succeeding(
-        cls, previous: AdapterRegistry, old: Config, new: Config, docker_url: str, state_dir: Path
-    ) -> AdapterRegistry:
+    def succeeding(cls, previous: AdapterRegistry, old: Config, new: Config) -> AdapterRegistry:
         """The registry of a reloaded config ``new``: adapters whose spec is unchanged are taken over
         from ``previous``, not re-created (the built-in ``net`` adapter holds a watcher and state), and
         so is the HTTP connection pool. Adapters ``previous`` has and this one lacks are left for the
         caller to close once no request uses them."""
         registry = cls.__new__(cls)
         registry._session, previous._session = previous._session, None
+        registry._context = previous._context
         registry._search_path = _search_path(new)
         registry.adapters = {}
         try:
@@ -46,15 +47,15 @@ class AdapterRegistry:
                 if before is not None and _unchanged(before, spec) and spec.name in previous.adapters:
                     registry.adapters[spec.name] = previous.adapters[spec.name]
                 else:
-                    registry.adapters[spec.name] = registry._create(spec, docker_url, state_dir)
+                    registry.adapters[spec.name] = registry._create(spec)
         except BaseException:
             previous._session = registry._session  # the old config stays: it keeps the pool
             raise
         return registry
 
-    def _create(self, spec: AdapterSpec, docker_url: str, state_dir: Path) -> Adapter:
+    def _create(self, spec: AdapterSpec) -> Adapter:
         if spec.builtin is not None:
-            return create_builtin(spec.builtin, BuiltinContext(spec.name, docker_url, state_dir))
+            return create_builtin(spec.builtin, dataclasses.replace(self._context, name=spec.name))
         if spec.python is not None:
             return InProcessAdapter(spec, import_adapter(spec.python, self._search_path))
         if self._session is None:

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from powerstrip.adapters import BuiltinContext
 from powerstrip.config.loader import ConfigError
 from powerstrip.config.model import Config
 from powerstrip.config.routes import RouteTable
@@ -27,8 +28,8 @@ log = logging.getLogger("powerstrip.reload")
 Signature = tuple[int, int, int, int]
 
 
-def first_generation(config: Config, docker_url: str, state_dir: Path) -> Generation:
-    registry = AdapterRegistry(config, docker_url, state_dir)
+def first_generation(config: Config, context: BuiltinContext) -> Generation:
+    registry = AdapterRegistry(config, context)
     return Generation(1, config, registry, Runtime(RouteTable(config), registry.adapters))
 
 
@@ -50,12 +51,10 @@ class Reloader:
     lets the metrics count reloads.
     """
 
-    def __init__(self, generations: Generations, load: Callable[[], Config], docker_url: str, state_dir: Path,
-                 poll_interval: float | None, on_result: Callable[[bool, int], None] | None = None) -> None:
+    def __init__(self, generations: Generations, load: Callable[[], Config], poll_interval: float | None,
+                 on_result: Callable[[bool, int], None] | None = None) -> None:
         self._generations = generations
         self._load = load
-        self._docker_url = docker_url
-        self._state_dir = state_dir
         self._poll_interval = poll_interval
         self._on_result = on_result
         self._wanted = asyncio.Event()
@@ -85,8 +84,7 @@ class Reloader:
         try:
             config = await asyncio.to_thread(self._load)
             self._seen = file_signature(config.path) if config.path != current.config.path else signature
-            registry = AdapterRegistry.succeeding(current.registry, current.config, config,
-                                                  self._docker_url, self._state_dir)
+            registry = AdapterRegistry.succeeding(current.registry, current.config, config)
         except ConfigError as exc:
             self._seen = signature
             log.error("config reload refused, generation %d stays in service: %s",

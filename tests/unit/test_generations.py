@@ -10,6 +10,7 @@ from powerstrip.config.loader import load_config
 from powerstrip.config.model import Config
 from powerstrip.config.routes import RouteTable
 from powerstrip.hooks.model import ClientRequest, ServerResponse
+from powerstrip.adapters import BuiltinContext
 from powerstrip.hooks.registry import AdapterRegistry
 from powerstrip.proxy.connection import Runtime
 from powerstrip.proxy.generations import Generation, Generations
@@ -101,12 +102,12 @@ def test_the_successor_registry_takes_over_unchanged_adapters_and_the_pool(tmp_p
     async def scenario() -> None:
         old = write(tmp_path, {"same": "http://127.0.0.1:1/a", "moved": "http://127.0.0.1:1/b",
                                "gone": "http://127.0.0.1:1/c"})
-        first = AdapterRegistry(old, "unix:///nowhere", tmp_path)
+        first = AdapterRegistry(old, BuiltinContext("", "unix:///nowhere", tmp_path))
         # "same" moves to another line of the file: still the same adapter
         new = write(tmp_path, {"added": "http://127.0.0.1:1/d", "same": "http://127.0.0.1:1/a",
                                "moved": {"url": "http://127.0.0.1:1/b", "timeout": 1}})
         assert old.adapters["same"].line != new.adapters["same"].line
-        second = AdapterRegistry.succeeding(first, old, new, "unix:///nowhere", tmp_path)
+        second = AdapterRegistry.succeeding(first, old, new)
         assert second.adapters["same"] is first.adapters["same"]
         assert second.adapters["moved"] is not first.adapters["moved"]
         assert set(second.adapters) == {"added", "same", "moved"}

@@ -18,9 +18,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from powerstrip.adapters import BuiltinContext
 from powerstrip.adapters.net import create_body
 from powerstrip.adapters.net.attachments import Attachments, new_owner
+from powerstrip.adapters.net.converger import Converger
 from powerstrip.adapters.net.docker_api import DockerError
+from powerstrip.adapters.net.etcd_store import EtcdStore
 from powerstrip.adapters.net.model import NetError
 from powerstrip.adapters.net.networks import VirtualNetworks, open_networks
+from powerstrip.adapters.net.overlay import Overlay
 from powerstrip.adapters.net.watcher import Watcher
 from powerstrip.hooks.model import AdapterFailure, ClientRequest, HookRejected, ServerResponse
 
@@ -34,7 +37,14 @@ _JOINED = "container:ps-net-"
 
 
 def create_adapter(context: BuiltinContext) -> NetAdapter:
-    adapter = NetAdapter(context.name, open_networks(context.docker_url, context.state_dir))
+    networks = open_networks(context.docker_url, context.state_dir, context.cluster)
+    converger = None
+    if context.cluster is not None:
+        store = networks.store
+        assert isinstance(store, EtcdStore)
+        converger = Converger(networks, store, Overlay(context.cluster.advertise, context.cluster.mtu))
+        networks.on_bridge = lambda _network: converger.sync()
+    adapter = NetAdapter(context.name, networks, converger)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -44,16 +54,20 @@ def create_adapter(context: BuiltinContext) -> NetAdapter:
 
 
 class NetAdapter:
-    def __init__(self, name: str, networks: VirtualNetworks) -> None:
+    def __init__(self, name: str, networks: VirtualNetworks, converger: Converger | None = None) -> None:
         self.name = name
         self.networks = networks
         self.attachments = Attachments(networks, networks.docker)
+        self.converger = converger
         self._watcher: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Start following the daemon (idempotent); needs a running event loop."""
+        """Start following the daemon (and the cluster) (idempotent); needs a running event loop."""
         if self._watcher is None:
-            self._watcher = asyncio.create_task(Watcher(self.attachments, self.networks.docker).run())
+            tasks = [Watcher(self.attachments, self.networks.docker).run()]
+            if self.converger is not None:
+                tasks.append(self.converger.run())
+            self._watcher = asyncio.ensure_future(asyncio.gather(*tasks))
 
     async def pre_hook(self, request: ClientRequest) -> ClientRequest:
         self.start()

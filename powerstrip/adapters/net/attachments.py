@@ -88,14 +88,14 @@ class Attachments:
 
     async def detach_removed(self, ref: str) -> None:
         """After ``DELETE /containers/{ref}``: detach what belonged to that (now gone) container."""
-        for allocation in await asyncio.to_thread(self.networks.store.allocations):
+        for allocation in await self.networks.local_allocations():
             matches = allocation.container_name == ref or (allocation.container or "").startswith(ref)
             if matches and allocation.container and await self._inspect(allocation.container) is None:
                 await self.detach(allocation.owner)
 
     async def on_destroyed(self, container: str, name: str | None) -> None:
         """A container is gone (event): detach its network-only container, or forget a removed one's address."""
-        for allocation in await asyncio.to_thread(self.networks.store.allocations):
+        for allocation in await self.networks.local_allocations():
             if allocation.container == container or allocation.owner == name:
                 await self.detach(allocation.owner)
 
@@ -129,7 +129,7 @@ class Attachments:
         """Repair what was missed (the gateway was down, a hook never came): free the addresses of
         containers that are gone, bind pending ones whose container exists, remove stray holders."""
         # Allocations first: a container created after the listing cannot then look "gone".
-        allocations = await asyncio.to_thread(self.networks.store.allocations)
+        allocations = await self.networks.local_allocations()
         containers = await self.docker.call("GET", "/containers/json", params={"all": "1"}) or []
         ids = {c["Id"] for c in containers}
         holders = {c["Names"][0].lstrip("/"): c for c in containers if (c.get("Labels") or {}).get(LABEL_ROLE) == ROLE}

@@ -59,8 +59,18 @@ def find_overlap(cidr: IPv4Network, networks: Iterable[Network]) -> Network | No
 
 def first_free(network: Network, taken: set[IPv4Address]) -> IPv4Address:
     """The lowest host address that is neither the gateway nor taken; refuses a full network."""
+    return lowest_free(network, taken, 1)[0]
+
+
+def lowest_free(network: Network, taken: set[IPv4Address], count: int) -> list[IPv4Address]:
+    """Up to ``count`` of the lowest free host addresses (at least one); refuses a full network."""
+    found: list[IPv4Address] = []
     for address in network.cidr.hosts():  # hosts() leaves out the network and broadcast addresses
         if address != network.gateway and address not in taken:
-            return address
+            found.append(address)
+            if len(found) == count:
+                return found
+    if found:
+        return found
     capacity = network.cidr.num_addresses - 3
     raise Conflict(f"network {network.name} ({network.cidr}) is full: all {capacity} addresses are in use")

@@ -11,13 +11,15 @@ class Network:
     """A virtual network: a name, an IPv4 range and its gateway (always the first host address).
 
     An ``implicit`` network was created by a container's ``SOCKETPLANE_CIDR`` and goes away with
-    its last container; the others stay until deleted.
+    its last container; the others stay until deleted. ``vni`` is its VXLAN network identifier,
+    allocated cluster-wide (``None`` in the single-host store).
     """
 
     name: str
     cidr: IPv4Network
     gateway: IPv4Address
     implicit: bool = False
+    vni: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +28,7 @@ class Allocation:
 
     ``container`` is the user's container once the daemon has created it; until then the
     allocation is pending (the create request is in flight, or failed and awaits cleanup).
+    ``host`` is the underlay address of the host that runs it (``None`` in the single-host store).
     """
 
     network: str
@@ -34,6 +37,7 @@ class Allocation:
     created: float
     container: str | None = None
     container_name: str | None = None
+    host: str | None = None
 
 
 class NetError(Exception):
@@ -58,6 +62,12 @@ class Conflict(NetError):
     """The request clashes with what exists: a name, an overlapping range, a full or busy network."""
 
     status = 409
+
+
+class StoreUnavailable(NetError):
+    """The cluster store cannot be reached: nothing was changed, the request may be retried."""
+
+    status = 503
 
 
 class SetupError(NetError):

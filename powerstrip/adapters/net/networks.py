@@ -3,20 +3,31 @@
 On one host a virtual network is carried by a Docker bridge network ``ps-NAME`` with the same
 subnet and gateway: Docker then gives isolation between networks, the gateway address, and name
 resolution inside a network. The store stays the authority on names, ranges and addresses.
+With a cluster store, the bridge gets a fixed kernel name (``psbrVNI``, where the overlay attaches
+its VXLAN device) and the overlay MTU, and this host only looks after its own allocations.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 from powerstrip.adapters.net import ipam
+from powerstrip.adapters.net.cluster import ClusterSettings
 from powerstrip.adapters.net.docker_api import DockerAPI, DockerError
-from powerstrip.adapters.net.model import Allocation, Conflict, InvalidInput, Network, NotFound
+from powerstrip.adapters.net.etcd_client import Etcd
+from powerstrip.adapters.net.etcd_store import EtcdStore
+from powerstrip.adapters.net.model import Allocation, Conflict, InvalidInput, Network, NotFound, StoreUnavailable
+from powerstrip.adapters.net.overlay import bridge_name as kernel_bridge_name
 from powerstrip.adapters.net.sqlite_store import SqliteStore
 from powerstrip.adapters.net.store import Store
+
+log = logging.getLogger(__name__)
 
 DEFAULT = Network("default", IPv4Network("10.1.0.0/16"), IPv4Address("10.1.0.1"))
 LABEL_NETWORK = "powerstrip.net.network"
@@ -28,17 +39,36 @@ def bridge_name(network: Network) -> str:
     return f"ps-{network.name}"
 
 
-def open_networks(docker_url: str, state_dir: Path) -> VirtualNetworks:
-    """The networks of the daemon at ``docker_url`` with state in ``state_dir`` (the gateway's and the CLI's)."""
-    return VirtualNetworks(SqliteStore(state_dir / STATE_FILE, seed=[DEFAULT]), DockerAPI(docker_url))
+def open_networks(docker_url: str, state_dir: Path, cluster: ClusterSettings | None = None) -> VirtualNetworks:
+    """The networks of the daemon at ``docker_url`` with state in ``state_dir``, or in the cluster store."""
+    if cluster is None:
+        return VirtualNetworks(SqliteStore(state_dir / STATE_FILE, seed=[DEFAULT]), DockerAPI(docker_url))
+    store = EtcdStore(Etcd(cluster.endpoints), cluster.advertise, seed=[DEFAULT])
+    try:
+        store.ensure_seed()
+    except StoreUnavailable as exc:  # the converger adds it once the store answers
+        log.warning("net: %s", exc.message)
+    return VirtualNetworks(store, DockerAPI(docker_url), cluster)
 
 
 class VirtualNetworks:
-    def __init__(self, store: Store, docker: DockerAPI) -> None:
+    def __init__(self, store: Store, docker: DockerAPI, cluster: ClusterSettings | None = None) -> None:
         self.store = store
         self.docker = docker
+        self.cluster = cluster
+        # Called once a network's bridge exists here (the overlay wires it before a container uses it).
+        self.on_bridge: Callable[[Network], Awaitable[None]] | None = None
         # Within this process, reserving on a network and dropping an empty implicit one never interleave.
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    @property
+    def host(self) -> str | None:
+        """This host's underlay address in a cluster (allocations carry it), else ``None``."""
+        return self.cluster.advertise if self.cluster else None
+
+    async def local_allocations(self) -> list[Allocation]:
+        """The allocations of containers on this host (all of them on a single host)."""
+        return [a for a in await asyncio.to_thread(self.store.allocations) if a.host == self.host]
 
     async def create(self, name: str, cidr_text: str) -> Network:
         ipam.check_name(name)
@@ -117,6 +147,9 @@ class VirtualNetworks:
             subnets = {c.get("Subnet") for c in (found.get("IPAM") or {}).get("Config") or []}
             if str(network.cidr) not in subnets:
                 raise Conflict(f"Docker network {name} exists with subnet {', '.join(map(str, subnets))}, not {network.cidr}")
+            kernel = (found.get("Options") or {}).get("com.docker.network.bridge.name")
+            if self.cluster is not None and network.vni is not None and kernel != kernel_bridge_name(network.vni):
+                raise Conflict(f"Docker network {name} was made for another network of that name: remove it (docker network rm {name})")
             return
         spec = {
             "Name": name,
@@ -125,6 +158,11 @@ class VirtualNetworks:
             "IPAM": {"Config": [{"Subnet": str(network.cidr), "Gateway": str(network.gateway)}]},
             "Labels": {LABEL_NETWORK: network.name},
         }
+        if self.cluster is not None and network.vni is not None:
+            spec["Options"] = {
+                "com.docker.network.bridge.name": kernel_bridge_name(network.vni),
+                "com.docker.network.driver.mtu": str(self.cluster.mtu),
+            }
         try:
             await self.docker.call("POST", "/networks/create", body=spec)
         except DockerError as exc:
@@ -133,6 +171,28 @@ class VirtualNetworks:
             if exc.status < 500 and exc.status != 0:
                 raise Conflict(f"Docker refused network {network.cidr}: {exc.message}") from None
             raise
+        if self.on_bridge is not None:
+            await self.on_bridge(network)
+
+    async def bridges(self) -> list[dict]:
+        """This host's Docker networks made for virtual networks."""
+        return await self.docker.call("GET", "/networks", params={"filters": json.dumps({"label": [LABEL_NETWORK]})}) or []
+
+    async def prune_bridges(self, bridges: list[dict], networks: list[Network]) -> None:
+        """Remove ``bridges`` (listed before ``networks`` were read) whose virtual network is gone,
+        e.g. deleted on another host; Docker refuses those that still have containers."""
+        wanted = {bridge_name(n): n for n in networks}
+        for found in bridges:
+            current = wanted.get(found["Name"])
+            kernel = (found.get("Options") or {}).get("com.docker.network.bridge.name")
+            if current is not None and (current.vni is None or kernel == kernel_bridge_name(current.vni)):
+                continue
+            try:
+                await self.docker.call("DELETE", f"/networks/{found['Id']}")
+                log.info("net: removed Docker network %s (its virtual network is gone)", found["Name"])
+            except DockerError as exc:
+                if exc.status not in (403, 404, 409):
+                    raise
 
     async def _remove_bridge(self, network: Network) -> None:
         """Delete Docker's bridge network, waiting (bounded) while endpoints of removed containers linger.

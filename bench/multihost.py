@@ -1,0 +1,137 @@
+"""Multi-host networking figures: overlay vs same-host throughput, create-to-reachable time, allocation rate.
+
+    sudo .venv/bin/python -m bench.multihost [--seconds 5] [--rounds 5] [--allocators 3] [--allocations 200]
+
+Runs on simulated hosts (tests/harness/multihost.py: network namespaces on an underlay bridge, a
+dockerd and a ``powerstrip serve --cluster`` in each, a real etcd). Throughput is measured with the
+host's iperf3 run inside the containers' network namespaces (``nsenter --net`` into the network-only
+container that holds it): the test image has no iperf3 and there is no static build of it to copy in,
+and entering the namespace measures exactly the container's path (veth, bridge, VXLAN, underlay).
+The simulated hosts' underlay veths have GRO on, as real NICs do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from ipaddress import IPv4Network
+
+from powerstrip.adapters.net.etcd_client import Etcd
+from powerstrip.adapters.net.etcd_store import EtcdStore
+from tests.harness.multihost import Cluster, SimHost
+from tests.harness.util import wait_until
+
+LOOP = ["/bin/sh", "-c", "while true; do sleep 1; done"]
+
+
+def start(host: SimHost, name: str, network: str) -> str:
+    host.docker("run", "-d", "--name", name, "-e", f"SP_NETWORK={network}", "ubuntu", *LOOP)
+    out = host.docker("exec", name, "ip", "-4", "-o", "addr", "show", "eth0").stdout
+    return out.split("inet ")[1].split("/")[0]
+
+
+def netns_of(host: SimHost, name: str) -> str:
+    """The network namespace a container runs in: its network-only container's."""
+    mode = host.docker("inspect", "-f", "{{.HostConfig.NetworkMode}}", name).stdout.strip()
+    pid = host.docker("inspect", "-f", "{{.State.Pid}}", mode.removeprefix("container:")).stdout.strip()
+    return f"/proc/{pid}/ns/net"
+
+
+def throughput(server_ns: str, address: str, client_ns: str, seconds: int) -> float:
+    """TCP goodput from client to server in Gbit/s (iperf3, one stream)."""
+    server = subprocess.Popen(["nsenter", f"--net={server_ns}", "iperf3", "-s", "-1", "-p", "5201"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        out = subprocess.run(["nsenter", f"--net={client_ns}", "iperf3", "-c", address, "-p", "5201", "-t", str(seconds),
+                              "-J"], capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
+        return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
+    finally:
+        server.wait(10)
+
+
+def create_to_reachable(h1: SimHost, h2: SimHost, prober: str, rounds: int) -> list[float]:
+    """Seconds from ``docker run`` on host 2 until host 1's container gets a ping answer from it."""
+    times = []
+    for i in range(rounds):
+        began = time.monotonic()
+        address = start(h2, f"probe-{i}", "bench")
+
+        def answers() -> bool:
+            return h1.docker("exec", prober, "ping", "-c", "1", "-W", "1", address, check=False).returncode == 0
+
+        wait_until(answers, 30, 0.05, f"probe-{i} to answer")
+        times.append(time.monotonic() - began)
+        h2.docker("rm", "-f", f"probe-{i}")
+    return times
+
+
+def _allocate(endpoint: tuple[str, int], host: str, count: int) -> list[str]:
+    store = EtcdStore(Etcd((endpoint,)), host)
+    return [str(store.allocate("alloc", f"{host}-{i}").address) for i in range(count)]
+
+
+def allocation_rate(endpoint: tuple[str, int], allocators: int, each: int) -> tuple[float, int, int]:
+    """(allocations per second, allocations, distinct addresses) for concurrent allocator processes."""
+    store = EtcdStore(Etcd((endpoint,)), "bench")
+    store.create_network("alloc", IPv4Network("10.60.0.0/16"))
+    hosts = [f"bench-{i}" for i in range(allocators)]
+    began = time.monotonic()
+    with ProcessPoolExecutor(allocators) as pool:
+        chunks = list(pool.map(_allocate, [endpoint] * allocators, hosts, [each] * allocators))
+    elapsed = time.monotonic() - began
+    addresses = [a for chunk in chunks for a in chunk]
+    for allocation in store.allocations("alloc"):
+        store.release(allocation.owner)
+    store.delete_network("alloc")
+    return len(addresses) / elapsed, len(addresses), len(set(addresses))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=5, help="length of each iperf3 run")
+    parser.add_argument("--rounds", type=int, default=5, help="create-to-reachable samples")
+    parser.add_argument("--allocators", type=int, default=3, help="concurrent allocator processes")
+    parser.add_argument("--allocations", type=int, default=200, help="allocations per allocator")
+    args = parser.parse_args()
+    if shutil.which("iperf3") is None:
+        sys.exit("bench.multihost needs iperf3 on the host (Debian package iperf3)")
+
+    cluster = Cluster(2).start()
+    try:
+        h1, h2 = cluster.hosts
+        for host in (h1, h2):
+            host.start_powerstrip("--log-level", "info")
+        h1.powerstrip("network", "create", "bench", "10.50.0.0/16")
+        start(h1, "bench-a", "bench")
+        same = start(h1, "bench-b", "bench")
+        remote = start(h2, "bench-c", "bench")
+        wait_until(lambda: h1.docker("exec", "bench-a", "ping", "-c", "1", "-W", "1", remote, check=False).returncode == 0,
+                   30, 0.2, "the overlay to carry a ping")
+        a_ns = netns_of(h1, "bench-a")
+        local = throughput(netns_of(h1, "bench-b"), same, a_ns, args.seconds)
+        overlay = throughput(netns_of(h2, "bench-c"), remote, a_ns, args.seconds)
+        times = create_to_reachable(h1, h2, "bench-a", args.rounds)
+        rate, total, distinct = allocation_rate((cluster.etcd.host, cluster.etcd.port), args.allocators, args.allocations)
+    finally:
+        cluster.stop()
+        left = cluster.leftovers()
+        if left:
+            print(f"WARNING: left behind: {left}", file=sys.stderr)
+
+    print(f"TCP throughput, same-host bridge:      {local:6.2f} Gbit/s (iperf3, 1 stream, {args.seconds} s)")
+    print(f"TCP throughput, across hosts (VXLAN):  {overlay:6.2f} Gbit/s ({overlay / local:.2f} of same-host)")
+    print(f"create to reachable peer (docker run on host 2 → ping from host 1): "
+          f"median {statistics.median(times):.2f} s, min {min(times):.2f} s, max {max(times):.2f} s ({len(times)} runs)")
+    print(f"allocations: {total} by {args.allocators} concurrent processes, {rate:.0f}/s, "
+          f"{distinct} distinct ({total - distinct} duplicates)")
+
+
+if __name__ == "__main__":
+    main()
