@@ -1,5 +1,8 @@
 """``GET /_ping`` and ``GET /containers/json`` at several concurrencies, every candidate, same wrk.
 
+Besides wrk's figures, the CPU time the process behind each port spent per request is recorded
+(/proc/PID/stat): on a machine shared with other work it moves far less than req/s does.
+
 Candidates are interleaved inside each repetition (direct, haproxy, powerstrip, ..., then again), so
 slow drifts of this shared machine hit them alike; each figure is the median over the repetitions.
 """
@@ -10,6 +13,7 @@ from dataclasses import dataclass
 
 from bench import wrk
 from bench.candidates import Candidate
+from bench.procs import cpu_seconds
 from bench.stats import median
 
 ENDPOINTS = ("/_ping", "/containers/json")
@@ -30,9 +34,13 @@ def run(candidates: list[Candidate], settings: GridSettings, progress) -> list[d
             wrk.run(cand.url + endpoint, 10, settings.warmup_seconds)
         for c in settings.concurrencies:
             runs: dict[str, list[wrk.WrkResult]] = {cand.name: [] for cand in candidates}
+            cpu: dict[str, list[float]] = {cand.name: [] for cand in candidates}
             for _ in range(settings.repetitions):
                 for cand in candidates:
-                    runs[cand.name].append(wrk.run(cand.url + endpoint, c, settings.seconds))
+                    before = cpu_seconds(cand.pid)
+                    result = wrk.run(cand.url + endpoint, c, settings.seconds)
+                    runs[cand.name].append(result)
+                    cpu[cand.name].append((cpu_seconds(cand.pid) - before) / result.requests * 1e6)
             for cand in candidates:
                 results = runs[cand.name]
                 row = {
@@ -40,11 +48,13 @@ def run(candidates: list[Candidate], settings: GridSettings, progress) -> list[d
                     "rps": median([r.rps for r in results]),
                     "p50_us": median([r.p50_us for r in results]),
                     "p99_us": median([r.p99_us for r in results]),
+                    # CPU the process behind the port spent per request: steadier than req/s on a busy machine
+                    "cpu_us_per_req": median(cpu[cand.name]),
                     "runs": [r.as_dict() for r in results],
                 }
                 rows.append(row)
                 progress(f"GET {endpoint} c={c} {cand.name}: {row['rps']:.0f} req/s, "
-                         f"p50 {row['p50_us']:.0f} µs, p99 {row['p99_us']:.0f} µs")
+                         f"p50 {row['p50_us']:.0f} µs, p99 {row['p99_us']:.0f} µs, {row['cpu_us_per_req']:.0f} CPU-µs/req")
     _add_ratios(rows)
     return rows
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 MIB = 1024 * 1024
 
 
@@ -25,3 +27,11 @@ def reset_peak_rss(pid: int) -> None:
     """Make VmHWM start again from the current RSS (``clear_refs`` 5, Linux ≥ 4.0)."""
     with open(f"/proc/{pid}/clear_refs", "w") as f:
         f.write("5")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process (all its threads) has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    # fields after the command name start at field 3 (state): utime is field 14, stime field 15
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

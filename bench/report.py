@@ -65,11 +65,12 @@ def markdown(results: dict) -> str:
     grid = _rows(results, "http")
     if grid:
         lines += ["## Requests (median of repetitions; ratio = req/s ÷ direct; added = p50 − direct p50)", "",
-                  "| endpoint | c | candidate | req/s | ratio | p50 µs | p99 µs | added p50 µs |",
-                  "|---|---:|---|---:|---:|---:|---:|---:|"]
+                  "| endpoint | c | candidate | req/s | ratio | p50 µs | p99 µs | added p50 µs | CPU µs/req |",
+                  "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
         for r in grid:
             lines.append(f"| {r['endpoint']} | {r['concurrency']} | {r['candidate']} | {r['rps']:.0f} | "
-                         f"{r['rps_ratio']:.2f} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['added_p50_us']:+.0f} |")
+                         f"{r['rps_ratio']:.2f} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['added_p50_us']:+.0f} | "
+                         f"{r['cpu_us_per_req']:.0f} |")
         lines.append("")
     streams = _rows(results, "archive") + _rows(results, "logs")
     if streams:
