@@ -23,6 +23,7 @@ from powerstrip.proxy.streams import (
     BodyTooLarge,
     ChunkedReader,
     PeerClosed,
+    PeerWatch,
     copy_body,
     discard_input,
     read_body,
@@ -100,28 +101,31 @@ async def _final_response(upstream: Stream, client: Stream, method: str) -> Resp
 async def _deliver(
     client: Stream, upstream: Stream, link: UpstreamLink, request_keep_alive: bool,
     response: ResponseHead, pump: asyncio.Future[None] | None, limits: Limits, outcome: Outcome,
-    watch_client: bool,
+    watch: PeerWatch | None,
 ) -> Outcome:
     """Relay the response as framed; a 101 or a read-until-close response becomes a spliced stream.
 
-    With ``watch_client`` (nothing else reads the client meanwhile), a client that leaves ends it.
+    ``watch`` is the caller's PeerWatch on the client (a client that leaves ends the body), stopped
+    here before a splice takes the client's reader over.
     """
     outcome.status = response.status
     client[1].write(response.raw)
     if response.status == 101 or response.framing is Framing.UNTIL_CLOSE:
+        if watch is not None:
+            await watch.stop()
         if pump is not None:
             await asyncio.wait_for(pump, limits.body_timeout)
         await splice(client, upstream, limits.hijack_linger)
         link.discard()
         return outcome
-    relay_body = copy_body(upstream[0], client[1], response.framing, response.length)
-    await (unless_peer_leaves(client[0], relay_body) if watch_client else relay_body)
+    reusable = response.keep_alive
+    await copy_body(upstream[0], client[1], response.framing, response.length)
     await client[1].drain()
     outcome.keep_alive = request_keep_alive and response.keep_alive
     if pump is not None and (not pump.done() or pump.exception() is not None):
         pump.cancel()  # the daemon answered before the whole request body: the connection is spent
         outcome.keep_alive = False
-    if not response.keep_alive:
+    if not reusable:
         link.discard()
     return outcome
 
@@ -141,10 +145,14 @@ async def relay(client: Stream, link: UpstreamLink, head: RequestHead, limits: L
     else:
         await upstream[1].drain()
     try:
-        answer = _final_response(upstream, client, head.method)
-        watch = pump is None and not _may_hijack(head)
-        response = await (unless_peer_leaves(client[0], answer) if watch else answer)
-        return await _deliver(client, upstream, link, head.keep_alive, response, pump, limits, Outcome(), watch)
+        if pump is None and not _may_hijack(head):
+            # one watch for the whole exchange: a client that leaves ends the wait and the body
+            async with PeerWatch(client[0]) as watch:
+                response = await _final_response(upstream, client, head.method)
+                return await _deliver(client, upstream, link, head.keep_alive, response, None, limits, Outcome(),
+                                      watch)
+        response = await _final_response(upstream, client, head.method)
+        return await _deliver(client, upstream, link, head.keep_alive, response, pump, limits, Outcome(), None)
     finally:
         if pump is not None and not pump.done():
             pump.cancel()
@@ -235,8 +243,10 @@ async def hooked(
     if not route.post or response.status == 101 or response.framing is Framing.UNTIL_CLOSE:
         if route.post:
             log.warning("post-hooks not run for %s %s: the response is a stream", forwarded.method, forwarded.request)
-        return await _deliver(client, upstream, link, head.keep_alive, response, None, limits, outcome,
-                              not _may_hijack(head))
+        if _may_hijack(head):
+            return await _deliver(client, upstream, link, head.keep_alive, response, None, limits, outcome, None)
+        async with PeerWatch(client[0]) as watch:
+            return await _deliver(client, upstream, link, head.keep_alive, response, None, limits, outcome, watch)
 
     try:
         response_body, raw_parts, open_stream = await _collect_response_body(upstream, response, limits)

@@ -135,25 +135,62 @@ async def _peer_left(reader: asyncio.StreamReader) -> bool:
     return False
 
 
-async def unless_peer_leaves(reader: asyncio.StreamReader, work: Awaitable[T]) -> T:
-    """Await ``work``, cancelling it if the peer closes its side first (like Go's request context).
+class PeerWatch:
+    """While the daemon works, watch the client's side; if the client closes it, cancel the waiting task.
 
-    Without this, a client that gives up on a long poll (``wait``, ``events`` with nothing to
-    report) would keep its daemon connection open until the daemon happens to write. Only call it
-    while nothing else reads ``reader``.
+    Like Go's request context: without it, a client that gives up on a long poll (``wait``,
+    ``events`` with nothing to report) would keep its daemon connection open until the daemon
+    happens to write. One watcher task per exchange and no extra task around the work: this sits
+    on every request's path. Only use it while nothing else reads the client's reader (``stop()``
+    before a splice takes the reader over).
     """
-    job = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_peer_left(reader))
-    try:
-        await asyncio.wait({job, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        if not job.done() and watcher.result():
-            raise PeerClosed("the client went away")
-        return await job
-    finally:
-        for task in (job, watcher):
-            if not task.done():
-                task.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
+
+    __slots__ = ("_reader", "_task", "_watcher", "left")
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+        self._task = asyncio.current_task()
+        self._watcher: asyncio.Future[None] | None = None
+        self.left = False
+
+    async def _watch(self) -> None:
+        try:
+            left = await _peer_left(self._reader)
+        except ConnectionError:  # a reset is a client that left, too
+            left = True
+        if left:
+            self.left = True
+            assert self._task is not None
+            self._task.cancel()
+
+    async def stop(self) -> None:
+        """Stop watching (idempotent); the client's reader is free again afterwards."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None and not watcher.done():
+            watcher.cancel()
+            try:
+                await watcher
+            except asyncio.CancelledError:
+                if self._task is not None and self._task.cancelling():
+                    raise  # our own task is being cancelled (the gateway stops), not just the watcher
+
+    async def __aenter__(self) -> "PeerWatch":
+        self._watcher = asyncio.ensure_future(self._watch())
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        left = self.left
+        await self.stop()
+        # Take back our own cancel; if nobody else cancelled the task, the exchange ends as PeerClosed.
+        if left and self._task is not None and self._task.uncancel() == 0 \
+                and exc_type in (None, asyncio.CancelledError):
+            raise PeerClosed("the client went away") from None
+
+
+async def unless_peer_leaves(reader: asyncio.StreamReader, work: Awaitable[T]) -> T:
+    """Await ``work``, ending it with PeerClosed if the client closes its side first (see PeerWatch)."""
+    async with PeerWatch(reader):
+        return await work
 
 
 async def discard_input(reader: asyncio.StreamReader, limit: int, timeout: float) -> None:
