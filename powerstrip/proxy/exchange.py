@@ -119,7 +119,10 @@ async def _deliver(
         link.discard()
         return outcome
     reusable = response.keep_alive
-    await copy_body(upstream[0], client[1], response.framing, response.length)
+    if response.framing is Framing.CHUNKED:
+        reusable = await ChunkedReader(upstream[0]).relay_response(client[1]) and reusable
+    else:
+        await copy_body(upstream[0], client[1], response.framing, response.length)
     await client[1].drain()
     outcome.keep_alive = request_keep_alive and response.keep_alive
     if pump is not None and (not pump.done() or pump.exception() is not None):
@@ -259,7 +262,8 @@ async def hooked(
                     forwarded.method, forwarded.request, limits.stream_grace)
         outcome.status = response.status
         client[1].write(response.raw + b"".join(raw_parts))
-        await copy_body(upstream[0], client[1], Framing.CHUNKED, 0, chunks=open_stream)
+        if not await open_stream.relay_response(client[1]) or not response.keep_alive:
+            link.discard()
         outcome.keep_alive = head.keep_alive and response.keep_alive
         return outcome
     if not response.keep_alive:

@@ -70,6 +70,24 @@ class ChunkedReader:
         _, payload = self._scanner.feed(raw)
         return raw, payload
 
+    async def relay_response(self, writer: asyncio.StreamWriter) -> bool:
+        """Relay the rest of a chunked *response* in blocks of whatever has arrived, many chunks a write.
+
+        A response may be read ahead: the daemon sends nothing after it until it gets the next
+        request. Returns False if it did (the bytes past the body are dropped, the connection must
+        not be reused).
+        """
+        while not self._scanner.done:
+            data = await self._reader.read(CHUNK)
+            if not data:
+                raise PeerClosed("connection closed inside a chunked body")
+            consumed, _ = self._scanner.feed(data, collect=False)
+            writer.write(data if consumed == len(data) else data[:consumed])
+            await writer.drain()
+            if consumed < len(data):
+                return False
+        return True
+
 
 async def copy_body(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, framing: Framing, length: int,
