@@ -38,6 +38,7 @@ log = logging.getLogger("powerstrip.proxy")
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 LINGER_BYTES = 64 * 1024 * 1024
+SMALL_BODY = 64 * 1024  # a Content-Length body up to this size is sent together with its head
 LINGER_SECONDS = 2.0
 
 
@@ -109,6 +110,14 @@ async def _deliver(
     here before a splice takes the client's reader over.
     """
     outcome.status = response.status
+    if response.framing is Framing.LENGTH and response.length <= SMALL_BODY:
+        # most API answers: the body is already here, so head and body go out in one write
+        try:
+            body = await upstream[0].readexactly(response.length)
+        except asyncio.IncompleteReadError:
+            raise PeerClosed("connection closed inside a body") from None
+        client[1].write(response.raw + body)
+        return await _finish(client, link, request_keep_alive, response, response.keep_alive, pump, outcome)
     client[1].write(response.raw)
     if response.status == 101 or response.framing is Framing.UNTIL_CLOSE:
         if watch is not None:
@@ -123,6 +132,14 @@ async def _deliver(
         reusable = await ChunkedReader(upstream[0]).relay_response(client[1]) and reusable
     else:
         await copy_body(upstream[0], client[1], response.framing, response.length)
+    return await _finish(client, link, request_keep_alive, response, reusable, pump, outcome)
+
+
+async def _finish(
+    client: Stream, link: UpstreamLink, request_keep_alive: bool, response: ResponseHead, reusable: bool,
+    pump: asyncio.Future[None] | None, outcome: Outcome,
+) -> Outcome:
+    """After a relayed response: flush it, decide keep-alive on both sides."""
     await client[1].drain()
     outcome.keep_alive = request_keep_alive and response.keep_alive
     if pump is not None and (not pump.done() or pump.exception() is not None):
