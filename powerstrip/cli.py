@@ -16,6 +16,7 @@ from powerstrip.adapters.net.cli import info, network
 from powerstrip.config.loader import ConfigError, find_config_path, load_config, passthrough_config
 from powerstrip.config.model import Config
 from powerstrip.config.routes import RouteTable
+from powerstrip.hooks.inprocess import AdapterLoadError
 from powerstrip.hooks.registry import AdapterRegistry
 from powerstrip.proxy.addresses import Address, parse_address
 from powerstrip.proxy.connection import ConnectionSettings, Runtime
@@ -129,7 +130,7 @@ def serve(listen: list[Address], docker: Address, config_path: str | None, state
     try:
         runner(_serve(config, docker, Path(state_dir), settings,
                       [Listener(address, tls if address.scheme == "tcp" else None) for address in listeners]))
-    except (ListenerBusy, OSError) as exc:
+    except (ListenerBusy, OSError, AdapterLoadError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -157,35 +158,46 @@ def adapter() -> None:
 
 
 @adapter.command("run")
-@click.argument("target", metavar="builtin:NAME")
+@click.argument("target", metavar="MODULE:ATTR|builtin:NAME")
 @click.option("--listen", default="tcp://127.0.0.1:8080", show_default=True, callback=_address,
               help="unix:///path or tcp://host:port")
 @click.option("--docker", envvar="POWERSTRIP_DOCKER_HOST", default=DEFAULT_DOCKER, show_default=True,
-              callback=_address, help="The Docker daemon the adapter talks to.")
+              callback=_address, help="The Docker daemon a built-in adapter talks to.")
 @click.option("--state-dir", envvar="POWERSTRIP_STATE_DIR", default=".powerstrip", show_default=True,
-              type=click.Path(file_okay=False))
+              type=click.Path(file_okay=False), help="Where a built-in adapter keeps its state.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 def adapter_run(target: str, listen: Address, docker: Address, state_dir: str, log_level: str) -> None:
-    """Serve an adapter over HTTP (protocol v1; GET /v1/ping answers pong)."""
+    """Serve an adapter over HTTP: protocol v1 and v2 documents on any path, GET /v1/ping answers pong.
+
+    TARGET is an SDK adapter (MODULE:ATTR, imported from the current directory or PYTHONPATH) or a
+    built-in one (builtin:NAME).
+    """
     from aiohttp import web
 
     from powerstrip.adapters import BuiltinContext, UnknownBuiltin, create_builtin
-    from powerstrip.hooks.v1_server import build_app
+    from powerstrip.hooks.inprocess import import_adapter
+    from powerstrip.hooks.service import build_app
 
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not target.startswith("builtin:"):
-        raise click.BadParameter("only built-in adapters (builtin:NAME) can be served for now", param_hint="TARGET")
-    name = target.removeprefix("builtin:")
+    builtin = target.removeprefix("builtin:") if target.startswith("builtin:") else None
+    try:
+        imported = None if builtin else import_adapter(target, [Path.cwd()])
+    except AdapterLoadError as exc:
+        raise click.ClickException(str(exc)) from None
 
     async def make_app() -> web.Application:
-        try:
-            return build_app(create_builtin(name, BuiltinContext(name, str(docker), Path(state_dir))))
+        if imported is not None:
+            return build_app(imported)
+        try:  # built-ins may start tasks, so they are made on the running loop
+            return build_app(create_builtin(builtin, BuiltinContext(builtin, str(docker), Path(state_dir))))
         except UnknownBuiltin as exc:
             raise click.ClickException(str(exc)) from None
 
+    def announce(_: str) -> None:
+        print(f"serving {target} on {listen}", flush=True)
+
     if listen.scheme == "unix":
-        web.run_app(make_app(), path=listen.path, print=lambda _: print(f"serving {target} on {listen}", flush=True))
+        web.run_app(make_app(), path=listen.path, print=announce)
     else:
-        web.run_app(make_app(), host=listen.host, port=listen.port,
-                    print=lambda _: print(f"serving {target} on {listen}", flush=True))
+        web.run_app(make_app(), host=listen.host, port=listen.port, print=announce)

@@ -14,6 +14,7 @@ from typing import Callable
 from powerstrip.hooks.model import Adapter
 
 BUILTINS: dict[str, str] = {
+    "debug": "powerstrip.adapters.debug:create_adapter",
     "net": "powerstrip.adapters.net.adapter:create_adapter",
 }
 

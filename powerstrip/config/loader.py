@@ -9,6 +9,7 @@ All problems are collected and reported together.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,14 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from powerstrip.adapters import BUILTINS
-from powerstrip.config.model import DEFAULT_ADAPTER_TIMEOUT, AdapterSpec, Config, EndpointSpec, FailurePolicy
+from powerstrip.config.model import (
+    DEFAULT_ADAPTER_TIMEOUT,
+    AdapterKind,
+    AdapterSpec,
+    Config,
+    EndpointSpec,
+    FailurePolicy,
+)
 from powerstrip.config.routes import Pattern
 
 CONFIG_ENV = "POWERSTRIP_CONFIG"
@@ -32,8 +40,11 @@ _FLOAT = "tag:yaml.org,2002:float"
 _CORE_SCALAR_TAGS = (_STR, _INT, _FLOAT, "tag:yaml.org,2002:bool")
 _TOP_KEYS = ("version", "endpoints", "adapters")
 _ENDPOINT_KEYS = ("pre", "post")
-_ADAPTER_KEYS = ("url", "timeout", "failure_policy")
+_ADAPTER_KEYS = ("url", "timeout", "failure_policy", "protocol", "kind")
 _FAILURE_POLICIES = ("fail", "ignore")
+_KINDS = ("mutating", "validating")
+_PROTOCOLS = (1, 2)
+_PYTHON_TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
 # Requests whose responses are streams (endless, hijacked or large archives): a v1
 # post-hook needs the whole body, so the gateway relays these without post-hooks.
@@ -233,7 +244,7 @@ def _adapters(node: Node, report: _Report) -> dict[str, AdapterSpec | None]:
 
 
 def _adapter(name: str, line: int, node: Node, report: _Report) -> AdapterSpec | None:
-    """One adapter: a URL string (the ClusterHQ form) or ``{url, timeout, failure_policy}``."""
+    """One adapter: a URL string (the ClusterHQ form) or ``{url, timeout, failure_policy, protocol, kind}``."""
     if isinstance(node, ScalarNode):
         url = _url(name, node, report)
         return AdapterSpec(name, url, line=line) if url else None
@@ -249,13 +260,15 @@ def _adapter(name: str, line: int, node: Node, report: _Report) -> AdapterSpec |
     url = _url(name, entries["url"][1], report)
     timeout = _timeout(name, entries["timeout"][1], report) if "timeout" in entries else DEFAULT_ADAPTER_TIMEOUT
     policy = _policy(name, entries["failure_policy"][1], report) if "failure_policy" in entries else "fail"
-    if url is None or timeout is None or policy is None:
+    protocol = _protocol(name, url, entries["protocol"][1], report) if "protocol" in entries else 1
+    kind = _kind(name, entries["kind"][1], report) if "kind" in entries else "mutating"
+    if url is None or timeout is None or policy is None or protocol is None or kind is None:
         return None
-    return AdapterSpec(name, url, timeout=timeout, failure_policy=policy, line=line)
+    return AdapterSpec(name, url, timeout=timeout, failure_policy=policy, protocol=protocol, kind=kind, line=line)
 
 
 def _url(name: str, node: Node, report: _Report) -> str | None:
-    """A valid adapter URL: ``http(s)://host...`` or ``builtin:NAME`` of a known built-in."""
+    """A valid adapter URL: ``http(s)://host...``, ``builtin:NAME`` of a known built-in or ``python:MODULE:ATTR``."""
     url = _string(node)
     if url is None:
         report.error(node, f"adapter {name!r}: url must be a string, not {_describe(node)}")
@@ -273,13 +286,17 @@ def _url_problem(url: str) -> str | None:
         if builtin not in BUILTINS:
             return f"unknown built-in adapter {builtin!r} (known: {', '.join(sorted(BUILTINS))})"
         return None
+    if url.startswith("python:"):
+        if not _PYTHON_TARGET.fullmatch(url.removeprefix("python:")):
+            return f"invalid url {url!r}: expected python:MODULE:ATTRIBUTE (e.g. python:mypkg.hooks:adapter)"
+        return None
     try:
         parts = urlsplit(url)
         parts.port  # raises ValueError on a bad port
     except ValueError as exc:
         return f"invalid url {url!r}: {exc}"
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"invalid url {url!r}: expected http://HOST/..., https://HOST/... or builtin:NAME"
+        return f"invalid url {url!r}: expected http://HOST/..., https://HOST/..., builtin:NAME or python:MODULE:ATTR"
     return None
 
 
@@ -289,6 +306,26 @@ def _timeout(name: str, node: Node, report: _Report) -> float | None:
         report.error(node, f"adapter {name!r}: timeout must be a positive number of seconds, not {_describe(node)}")
         return None
     return float(value)
+
+
+def _protocol(name: str, url: str | None, node: Node, report: _Report) -> int | None:
+    value = _number(node)
+    if value not in _PROTOCOLS or isinstance(value, float):
+        report.error(node, f"adapter {name!r}: protocol must be 1 or 2, not {_describe(node)}")
+        return None
+    if url is not None and not url.startswith(("http://", "https://")):
+        report.error(node, f"adapter {name!r}: protocol applies to http(s) adapters only; "
+                           "in-process adapters need no wire protocol")
+        return None
+    return int(value)
+
+
+def _kind(name: str, node: Node, report: _Report) -> AdapterKind | None:
+    kind = _string(node)
+    if kind not in _KINDS:
+        report.error(node, f"adapter {name!r}: kind must be 'mutating' or 'validating', not {_describe(node)}")
+        return None
+    return cast(AdapterKind, kind)
 
 
 def _policy(name: str, node: Node, report: _Report) -> FailurePolicy | None:

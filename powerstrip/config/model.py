@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 FailurePolicy = Literal["fail", "ignore"]
+AdapterKind = Literal["mutating", "validating"]
 
 DEFAULT_ADAPTER_TIMEOUT = 5.0
 
@@ -15,20 +16,29 @@ DEFAULT_ADAPTER_TIMEOUT = 5.0
 class AdapterSpec:
     """One entry of ``adapters:``.
 
-    ``url`` is ``http://...`` / ``https://...`` (an HTTP adapter speaking protocol v1) or
-    ``builtin:NAME`` (an adapter shipped with powerstrip, run in-process).
+    ``url`` is ``http://...`` / ``https://...`` (an HTTP adapter speaking protocol ``protocol``),
+    ``builtin:NAME`` (an adapter shipped with powerstrip) or ``python:MODULE:ATTR`` (an adapter
+    written with the SDK); the last two run in-process. ``kind`` orders the chain: validating
+    adapters run after every mutating one, so they judge the final request.
     """
 
     name: str
     url: str
     timeout: float = DEFAULT_ADAPTER_TIMEOUT
     failure_policy: FailurePolicy = "fail"
+    protocol: int = 1
+    kind: AdapterKind = "mutating"
     line: int = 0
 
     @property
     def builtin(self) -> str | None:
         """The built-in adapter's name when ``url`` is ``builtin:NAME``, else ``None``."""
         return self.url.removeprefix("builtin:") if self.url.startswith("builtin:") else None
+
+    @property
+    def python(self) -> str | None:
+        """``MODULE:ATTR`` when ``url`` is ``python:MODULE:ATTR``, else ``None``."""
+        return self.url.removeprefix("python:") if self.url.startswith("python:") else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -119,10 +120,23 @@ class RouteTable:
         return self._resolve(method, normalize_path(target))
 
     def _resolve_uncached(self, method: str, path: str) -> Route | None:
-        """Concatenate the chains of every matching pattern in config order, each adapter once per phase."""
+        """The chains of every matching pattern, concatenated in config order (see ``_phase``)."""
         matching = [entry for entry in self._by_method[method] if entry.regex.match(path)]
         if not matching:
             return None
-        pre = dict.fromkeys(spec for entry in matching for spec in entry.pre)
-        post = dict.fromkeys(spec for entry in matching for spec in entry.post)
-        return Route(tuple(pre), tuple(post))
+        return Route(_phase(entry.pre for entry in matching), _phase(entry.post for entry in matching))
+
+
+def _phase(chains: Iterable[tuple[AdapterSpec, ...]]) -> tuple[AdapterSpec, ...]:
+    """One phase's chain: patterns concatenated, validating adapters moved after the mutating ones.
+
+    An adapter named by an earlier pattern is not run again for a later one; a list that names an
+    adapter twice (``[debug, x, debug]``) runs it twice, as written.
+    """
+    joined: list[AdapterSpec] = []
+    seen: set[AdapterSpec] = set()
+    for chain in chains:
+        joined.extend(spec for spec in chain if spec not in seen)
+        seen.update(chain)
+    mutating = tuple(spec for spec in joined if spec.kind != "validating")
+    return mutating + tuple(spec for spec in joined if spec.kind == "validating")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from powerstrip.config.model import AdapterSpec
 from powerstrip.hooks.model import Adapter, AdapterFailure, ClientRequest, HookRejected, ServerResponse
@@ -27,7 +27,7 @@ class HookRecord:
 
     adapter: str
     phase: str
-    outcome: str  # "ok", "rejected", "failed", "ignored"
+    outcome: str  # "ok", "rejected", "failed", "ignored", "skipped" (cannot run dry)
     seconds: float
 
     def __str__(self) -> str:
@@ -43,14 +43,33 @@ class ChainRun:
 
     async def pre(self, specs: tuple[AdapterSpec, ...], request: ClientRequest) -> ClientRequest:
         for spec in specs:
+            adapter = self.adapters[spec.name]
+            if request.dry_run and not getattr(adapter, "supports_dry_run", False):
+                self.records.append(HookRecord(spec.name, "pre", "skipped", 0.0))
+                continue
             started = time.perf_counter()
             try:
-                request = await self.adapters[spec.name].pre_hook(request)
+                result = await adapter.pre_hook(request)
             except (HookRejected, AdapterFailure) as exc:
                 self._handle(spec, "pre", exc, started)
                 continue
+            request = self._accept(spec, request, result)
             self.records.append(HookRecord(spec.name, "pre", "ok", time.perf_counter() - started))
         return request
+
+    @staticmethod
+    def _accept(spec: AdapterSpec, sent: ClientRequest, result: ClientRequest) -> ClientRequest:
+        """The request the next hook gets: a validating adapter only decides, it cannot change it.
+
+        The exchange's context (headers, uid, dry run, peer) is kept whatever the adapter returned.
+        """
+        if spec.kind == "validating":
+            if (result.method, result.request, result.body) != (sent.method, sent.request, sent.body):
+                log.warning("adapter %s is validating: the changes it returned are ignored (uid %s)", spec.name, sent.uid)
+            return sent
+        if (result.headers, result.uid, result.dry_run, result.peer) != (sent.headers, sent.uid, sent.dry_run, sent.peer):
+            result = replace(result, headers=sent.headers, uid=sent.uid, dry_run=sent.dry_run, peer=sent.peer)
+        return result
 
     async def post(
         self, specs: tuple[AdapterSpec, ...], request: ClientRequest, response: ServerResponse
@@ -58,10 +77,14 @@ class ChainRun:
         for spec in specs:
             started = time.perf_counter()
             try:
-                response = await self.adapters[spec.name].post_hook(request, response)
+                result = await self.adapters[spec.name].post_hook(request, response)
             except (HookRejected, AdapterFailure) as exc:
                 self._handle(spec, "post", exc, started)
                 continue
+            if spec.kind == "validating" and result != response:
+                log.warning("adapter %s is validating: the changes it returned are ignored (uid %s)", spec.name, request.uid)
+            else:
+                response = result
             self.records.append(HookRecord(spec.name, "post", "ok", time.perf_counter() - started))
         return response
 

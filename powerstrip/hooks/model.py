@@ -10,14 +10,41 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+Headers = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """Who is on the other end of the client connection, as far as the gateway can tell.
+
+    On a unix socket the kernel vouches for ``uid``/``gid``/``pid`` (SO_PEERCRED); on TCP only
+    ``address`` is known.
+    """
+
+    uid: int | None = None
+    gid: int | None = None
+    pid: int | None = None
+    address: str | None = None
+
+
+UNKNOWN_PEER = Peer()
+
 
 @dataclass(frozen=True, slots=True)
 class ClientRequest:
-    """A request as a hook sees it: ``request`` is the target, path and query (v1 ``Request``)."""
+    """A request as a hook sees it: ``request`` is the target, path and query (v1 ``Request``).
+
+    ``headers`` (as the client sent them), ``uid`` (one per exchange, the same in every hook and in
+    the logs), ``dry_run`` and ``peer`` are context: hooks read them, the forwarded request keeps them.
+    """
 
     method: str
     request: str
     body: str | None
+    headers: Headers = ()
+    uid: str = ""
+    dry_run: bool = False
+    peer: Peer = UNKNOWN_PEER
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +82,13 @@ class Adapter(Protocol):
     """What the chain calls; HTTP adapters and in-process (built-in) adapters both implement it.
 
     Either method returns the (possibly modified) value, raises ``HookRejected`` to refuse,
-    or raises ``AdapterFailure`` when it cannot answer.
+    or raises ``AdapterFailure`` when it cannot answer. ``supports_dry_run`` says whether the
+    adapter can be given a dry-run request (it promises no side effects then); the others are
+    skipped in a dry run.
     """
 
     name: str
+    supports_dry_run: bool
 
     async def pre_hook(self, request: ClientRequest) -> ClientRequest: ...
 

@@ -8,10 +8,11 @@ import time
 from dataclasses import dataclass
 
 from powerstrip.config.routes import RouteTable
-from powerstrip.hooks.model import Adapter
+from powerstrip.hooks.model import Adapter, Peer
 from powerstrip.http.head import MAX_HEAD_SIZE, MalformedMessage, parse_request_head
 from powerstrip.proxy import exchange
 from powerstrip.proxy.addresses import Address
+from powerstrip.proxy.peer import peer_of
 from powerstrip.proxy.streams import PeerClosed, read_head
 from powerstrip.proxy.upstream import DaemonUnavailable, UpstreamLink
 
@@ -39,6 +40,7 @@ async def handle_connection(
 ) -> None:
     """Serve one client connection until it closes, idles out, or an exchange ends it."""
     client = (reader, writer)
+    peer = peer_of(writer)
     link = UpstreamLink(settings.upstream, MAX_HEAD_SIZE, settings.connect_timeout)
     try:
         while True:
@@ -49,7 +51,7 @@ async def handle_connection(
             if raw is None:
                 return
             started = time.perf_counter()
-            outcome = await _one_exchange(client, link, raw, runtime, settings)
+            outcome = await _one_exchange(client, peer, link, raw, runtime, settings)
             _log_exchange(raw, outcome, time.perf_counter() - started)
             if not outcome.keep_alive:
                 return
@@ -63,14 +65,16 @@ async def handle_connection(
 
 
 async def _one_exchange(
-    client: exchange.Stream, link: UpstreamLink, raw: bytes, runtime: Runtime, settings: ConnectionSettings
+    client: exchange.Stream, peer: Peer, link: UpstreamLink, raw: bytes, runtime: Runtime, settings: ConnectionSettings
 ) -> exchange.Outcome:
     head = parse_request_head(raw)
     route = runtime.routes.match(head.method, head.target)
+    if route is None and exchange.is_dry_run(head):
+        route = exchange.NO_HOOKS  # a dry run never reaches the daemon, hooked or not
     try:
         if route is None:
             return await exchange.relay(client, link, head, settings.limits)
-        return await exchange.hooked(client, link, head, route, runtime.adapters, settings.limits)
+        return await exchange.hooked(client, peer, link, head, route, runtime.adapters, settings.limits)
     except DaemonUnavailable as exc:
         # The request body (if any) was not read, so the connection cannot carry another request.
         return await exchange.send_error(client, 502, str(exc), False, exchange.Outcome())
@@ -80,6 +84,6 @@ def _log_exchange(raw: bytes, outcome: exchange.Outcome, seconds: float) -> None
     if not log.isEnabledFor(logging.INFO):
         return
     request_line = raw[: raw.find(b"\r\n")].decode("latin-1")
-    hooks = " hooks=" + ",".join(map(str, outcome.hooks)) if outcome.hooks else ""
+    hooks = f" uid={outcome.uid} hooks=" + ",".join(map(str, outcome.hooks)) if outcome.hooks else ""
     note = f" ({outcome.note})" if outcome.note and outcome.status >= 400 else ""
     log.info("%s -> %s %.1fms%s%s", request_line.rsplit(" ", 1)[0], outcome.status or "-", seconds * 1000, hooks, note)

@@ -6,11 +6,12 @@ import asyncio
 import http
 import json
 import logging
+import uuid
 from dataclasses import dataclass, field
 
 from powerstrip.config.routes import Route
 from powerstrip.hooks.chain import ChainRun, ChainStopped, HookRecord
-from powerstrip.hooks.model import Adapter, ClientRequest, ServerResponse
+from powerstrip.hooks.model import Adapter, ClientRequest, Peer, ServerResponse
 from powerstrip.http.head import (
     Framing,
     RequestHead,
@@ -40,6 +41,8 @@ Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 LINGER_BYTES = 64 * 1024 * 1024
 SMALL_BODY = 64 * 1024  # a Content-Length body up to this size is sent together with its head
 LINGER_SECONDS = 2.0
+DRY_RUN_HEADER = b"x-powerstrip-dry-run"
+NO_HOOKS = Route((), ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,7 @@ class Outcome:
     keep_alive: bool = False
     hooks: list[HookRecord] = field(default_factory=list)
     note: str = ""
+    uid: str = ""
 
 
 def error_response(status: int, message: str, keep_alive: bool) -> bytes:
@@ -178,6 +182,28 @@ async def relay(client: Stream, link: UpstreamLink, head: RequestHead, limits: L
             pump.cancel()
 
 
+def is_dry_run(head: RequestHead) -> bool:
+    """Whether the client asked for a dry run (``X-Powerstrip-Dry-Run: 1``): hooks only, no daemon."""
+    value = head.header(DRY_RUN_HEADER)
+    return value is not None and value.strip().lower() in (b"1", b"true", b"yes")
+
+
+async def _dry_run_answer(client: Stream, head: RequestHead, forwarded: ClientRequest, outcome: Outcome) -> Outcome:
+    """What the daemon would have been sent, and what each hook did; nothing is forwarded."""
+    body = json.dumps({
+        "DryRun": True,
+        "Uid": forwarded.uid,
+        "Request": {"Method": forwarded.method, "Request": forwarded.request, "Body": forwarded.body},
+        "Hooks": [{"Adapter": record.adapter, "Phase": record.phase, "Outcome": record.outcome}
+                  for record in outcome.hooks],
+    }).encode()
+    headers = [(b"Content-Type", b"application/json"), (b"Content-Length", str(len(body)).encode())]
+    client[1].write(serialize_head(_status_line(200), headers) + body)
+    await client[1].drain()
+    outcome.status, outcome.keep_alive = 200, head.keep_alive
+    return outcome
+
+
 def _decode(body: bytes) -> str | None:
     """Protocol v1 carries text; an empty body is null."""
     return body.decode("utf-8") if body else None
@@ -229,11 +255,11 @@ async def _collect_response_body(
 
 
 async def hooked(
-    client: Stream, link: UpstreamLink, head: RequestHead, route: Route,
+    client: Stream, peer: Peer, link: UpstreamLink, head: RequestHead, route: Route,
     adapters: dict[str, Adapter], limits: Limits,
 ) -> Outcome:
     """De-frame the body, run the pre-hooks, forward exactly what they produced, run the post-hooks."""
-    outcome = Outcome()
+    outcome = Outcome(uid=uuid.uuid4().hex)
     chain = ChainRun(adapters, outcome.hooks)
     if head.expects_continue:
         client[1].write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -245,7 +271,8 @@ async def hooked(
         await discard_input(client[0], LINGER_BYTES, LINGER_SECONDS)
         return outcome
     try:
-        request = ClientRequest(head.method, head.target, _decode(body))
+        headers = tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in head.headers)
+        request = ClientRequest(head.method, head.target, _decode(body), headers, outcome.uid, is_dry_run(head), peer)
     except UnicodeDecodeError:
         return await send_error(client, 400, "request body is not UTF-8 text; the hooks on this endpoint "
                                 "(protocol v1) can only be given text, so it is refused", head.keep_alive, outcome)
@@ -253,6 +280,8 @@ async def hooked(
         forwarded = await chain.pre(route.pre, request)
     except ChainStopped as stop:
         return await send_error(client, stop.status, stop.message, head.keep_alive, outcome)
+    if forwarded.dry_run:
+        return await _dry_run_answer(client, head, forwarded, outcome)
 
     body = forwarded.body.encode("utf-8") if forwarded.body is not None else b""
     upstream = await link.connect()

@@ -1,4 +1,4 @@
-"""A real HTTP adapter for the tests: protocol v1 over HTTP, with one behaviour per URL path.
+"""A real HTTP adapter for the tests: protocol v1 (or v2, paths ``v2-*``) over HTTP, one behaviour per URL path.
 
 It runs an aiohttp server on 127.0.0.1 in a thread of its own and records every document it
 receives, so tests can check what the gateway sent. ``url("label", key="a", value="b")`` gives
@@ -36,6 +36,28 @@ def _edit_body(document: dict[str, Any], edit) -> dict[str, Any]:
     body = json.loads(document["ClientRequest"]["Body"] or "{}")
     edit(body)
     return _reply_request(document, Body=json.dumps(body))
+
+
+def _v2_reply(document: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {"apiVersion": "powerstrip/v2", "kind": "HookReview", "uid": document["uid"], **fields}
+
+
+def _v2_behaviour(behaviour: str, params: Any, document: dict[str, Any]) -> dict[str, Any] | None:
+    """Protocol v2 answers; ``warn`` (a query parameter) adds a warning to any of them."""
+    warnings = {"warnings": [params["warn"]]} if "warn" in params else {}
+    if behaviour == "v2-allow":
+        return _v2_reply(document, allowed=True, **warnings)
+    if behaviour == "v2-label":  # patch: add a label to a create body
+        patch = [{"op": "add", "path": f"/Labels/{params['key']}", "value": params["value"]}]
+        return _v2_reply(document, allowed=True, patch=patch, **warnings)
+    if behaviour == "v2-deny":
+        status = {"code": int(params.get("code", 403)), "message": params.get("message", "denied")}
+        return _v2_reply(document, allowed=False, status=status, **warnings)
+    if behaviour == "v2-wrong-uid":
+        return dict(_v2_reply(document, allowed=True), uid="not-the-uid")
+    if behaviour == "v2-bad-patch":
+        return _v2_reply(document, allowed=True, patch=[{"op": "remove", "path": "/NoSuchKey"}])
+    return None
 
 
 class AdapterServer:
@@ -78,6 +100,10 @@ class AdapterServer:
         params = request.query
         document = await request.json()
         self.calls.append((behaviour, document))
+        if behaviour.startswith("v2-"):
+            reply = _v2_behaviour(behaviour, params, document)
+            if reply is not None:
+                return web.json_response(reply)
         if behaviour == "pass":
             return web.json_response(_unchanged(document))
         if behaviour == "label":  # pre: add a label to a create body

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from powerstrip.hooks.model import ClientRequest, HookRejected, ServerResponse
-from powerstrip.hooks.v1_server import build_app
+from powerstrip.hooks.service import build_app
 from tests.harness.cli import run_docker
 
 pytestmark = pytest.mark.docker

@@ -9,7 +9,6 @@ import docker
 import pytest
 
 from tests.harness import rawhttp
-from tests.harness.adapter_server import AdapterServer
 from tests.harness.cli import run_docker
 
 pytestmark = pytest.mark.docker
@@ -17,36 +16,8 @@ pytestmark = pytest.mark.docker
 CREATE = "POST /*/containers/create"
 
 
-@pytest.fixture(scope="module")
-def adapters():
-    server = AdapterServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def fresh(adapters):
-    adapters.calls.clear()
-    return adapters
-
-
 def config(endpoints: dict[str, dict[str, list[str]]], adapters: dict[str, object]) -> str:
     return json.dumps({"version": 1, "endpoints": endpoints, "adapters": adapters})  # JSON is YAML
-
-
-@pytest.fixture
-def cleanup(dockerd):
-    client = docker.DockerClient(base_url=dockerd.url)
-    names: list[str] = []
-    yield names
-    for name in names:
-        try:
-            client.containers.get(name).remove(force=True)
-        except docker.errors.NotFound:
-            pass
-    client.close()
 
 
 def test_chain_runs_in_order_and_the_last_hook_sees_exactly_what_the_daemon_gets(make_gateway, fresh, dockerd, uniq, cleanup):

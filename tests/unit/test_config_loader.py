@@ -256,7 +256,7 @@ def test_references_are_not_checked_when_adapters_section_is_missing(tmp_path: P
 )
 def test_bad_url(tmp_path: Path, url: str) -> None:
     found = problems(tmp_path, f"endpoints:\n  'GET /x': {{pre: a}}\nadapters:\n  z: http://z/\n  a: {url}\n")
-    expected = "unknown built-in adapter 'nope' (known: net)" if url == "builtin:nope" else "invalid url"
+    expected = "unknown built-in adapter 'nope' (known: debug, net)" if url == "builtin:nope" else "invalid url"
     assert len(found) == 1 and found[0].startswith(f"5: adapter 'a': {expected}"), found
 
 
@@ -272,7 +272,36 @@ def test_adapter_mapping_needs_url(tmp_path: Path) -> None:
 
 def test_unknown_key_in_adapter(tmp_path: Path) -> None:
     found = problems(tmp_path, "endpoints: {}\nadapters:\n  a:\n    url: http://a/\n    timout: 2\n")
-    assert found == ["5: unknown key 'timout' in adapter 'a' (allowed: url, timeout, failure_policy)"]
+    assert found == ["5: unknown key 'timout' in adapter 'a' (allowed: url, timeout, failure_policy, protocol, kind)"]
+
+
+def test_protocol_and_kind(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, """\
+        endpoints:
+          "POST /*/containers/create": {pre: [a, b, c]}
+        adapters:
+          a: {url: "http://a/", protocol: 2, kind: validating}
+          b: {url: "python:my_pkg.hooks:adapter", kind: mutating}
+          c: http://c/
+        """))
+    a, b, c = (config.adapters[name] for name in "abc")
+    assert (a.protocol, a.kind) == (2, "validating")
+    assert (b.python, b.kind, b.protocol) == ("my_pkg.hooks:adapter", "mutating", 1)
+    assert (c.protocol, c.kind) == (1, "mutating")
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ("{url: 'http://a/', protocol: 3}", "protocol must be 1 or 2, not '3'"),
+    ("{url: 'http://a/', protocol: '2'}", "protocol must be 1 or 2, not '2'"),
+    ("{url: 'http://a/', protocol: 2.0}", "protocol must be 1 or 2, not '2.0'"),
+    ("{url: 'builtin:net', protocol: 2}", "protocol applies to http(s) adapters only"),
+    ("{url: 'http://a/', kind: checking}", "kind must be 'mutating' or 'validating', not 'checking'"),
+    ("python:hooks", "expected python:MODULE:ATTRIBUTE"),
+    ("'python:my-pkg:x'", "expected python:MODULE:ATTRIBUTE"),
+])
+def test_bad_protocol_kind_or_python_target(tmp_path: Path, entry: str, message: str) -> None:
+    found = problems(tmp_path, f"endpoints: {{}}\nadapters:\n  a: {entry}\n")
+    assert len(found) == 1 and found[0].startswith("3: adapter 'a'") and message in found[0], found
 
 
 @pytest.mark.parametrize("timeout", ["0", "-1", "'5'", "true", ".inf", ".nan", "[1]", "null"])
@@ -302,7 +331,7 @@ def test_all_problems_are_reported_together_in_line_order(tmp_path: Path) -> Non
         "3: endpoint 'GET /x' uses undefined adapter 'nobody'",
         "4: endpoint pattern 'get /y' is not \"METHOD /path-glob\" (uppercase method, one space, "
         "a path starting with '/')",
-        "6: adapter 'a': invalid url 'ftp://a/': expected http://HOST/..., https://HOST/... or builtin:NAME",
+        "6: adapter 'a': invalid url 'ftp://a/': expected http://HOST/..., https://HOST/..., builtin:NAME or python:MODULE:ATTR",
         "7: duplicate key 'a' (first at line 6)",
     ]
 

@@ -182,18 +182,43 @@ def test_several_patterns_concatenate_in_config_order_without_duplicates(tmp_pat
     assert names(table.match("POST", "/v1.41/networks/create")) == (("quota", "net"), ("audit",))
 
 
-def test_adapter_listed_twice_in_one_phase_runs_once(tmp_path: Path) -> None:
+def test_adapter_listed_twice_in_one_list_runs_twice(tmp_path: Path) -> None:
+    """``[debug, x, debug]`` is how one sees what x changed: a list runs as written."""
     table = table_from_yaml(
         tmp_path,
         """\
         endpoints:
           "GET /*/info": {pre: [a, b, a], post: [b, b]}
+          "GET /*": {pre: [a, c]}
         adapters:
           a: http://a/
           b: http://b/
+          c: http://c/
         """,
     )
-    assert names(table.match("GET", "/info")) == (("a", "b"), ("b",))
+    assert names(table.match("GET", "/info")) == (("a", "b", "a", "c"), ("b", "b"))
+
+
+def test_validating_adapters_run_after_every_mutating_one(tmp_path: Path) -> None:
+    table = table_from_yaml(
+        tmp_path,
+        """\
+        endpoints:
+          "POST /*/containers/create": {pre: [policy, label], post: [check, rewrite]}
+          "POST /*": {pre: [quota, net]}
+        adapters:
+          policy: {url: "http://policy/", kind: validating}
+          check: {url: "http://check/", kind: validating}
+          quota: {url: "http://quota/", kind: validating}
+          label: python:mypkg.hooks:adapter
+          rewrite: http://rewrite/
+          net: builtin:net
+        """,
+    )
+    assert names(table.match("POST", "/containers/create")) == (
+        ("label", "net", "policy", "quota"),
+        ("rewrite", "check"),
+    )
 
 
 def test_patterns_of_other_methods_do_not_disturb_config_order(tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
-"""Serving an adapter over HTTP with protocol v1, so other gateways (ClusterHQ's too) can call it.
+"""Serving an adapter over HTTP, so other gateways (ClusterHQ's too) can call it.
 
-The same adapter object that powerstrip runs in-process answers here; its decisions map back onto
-the wire the way the gateway reads them: a refusal is its 4xx status with ``{"message": ...}``, a
-failure is a 500.
+One endpoint answers both protocols, told apart by the document: ``PowerstripProtocolVersion: 1``
+or ``apiVersion: powerstrip/v2``. The same adapter object that powerstrip runs in-process answers
+here, and its decisions map onto the wire the way the gateway reads them back. v1: a refusal is its
+4xx status with ``{"message": ...}``, a failure a 500. v2: a refusal is a denial verdict, a change
+a JSON Patch.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from powerstrip.hooks import protocol_v1
+from powerstrip.hooks import protocol_v1, protocol_v2
 from powerstrip.hooks.model import Adapter, AdapterFailure, ClientRequest, HookRejected, ServerResponse
 
 
@@ -41,9 +43,7 @@ def _server_response(document: dict[str, Any]) -> ServerResponse:
     return ServerResponse(code, content_type, body)
 
 
-async def _answer(adapter: Adapter, document: Any) -> dict[str, Any]:
-    if not isinstance(document, dict) or document.get("PowerstripProtocolVersion") != protocol_v1.VERSION:
-        raise BadDocument("expected a PowerstripProtocolVersion 1 document")
+async def _answer_v1(adapter: Adapter, document: dict[str, Any]) -> dict[str, Any]:
     request = _client_request(document)
     if document.get("Type") == "pre-hook":
         result = await adapter.pre_hook(request)
@@ -57,15 +57,38 @@ async def _answer(adapter: Adapter, document: Any) -> dict[str, Any]:
     raise BadDocument("Type must be pre-hook or post-hook")
 
 
+async def _answer_v2(adapter: Adapter, document: dict[str, Any]) -> dict[str, Any]:
+    request, response = protocol_v2.read_call(document)
+    try:
+        if response is None:
+            result = await adapter.pre_hook(request)
+            if (result.method, result.request) != (request.method, request.request):
+                raise AdapterFailure("the adapter changed the method or target, which protocol 2 cannot carry; "
+                                     "call it with protocol 1")
+            return protocol_v2.allowed_reply(request.uid, request.body, result.body)
+        answer = await adapter.post_hook(request, response)
+        if (answer.code, answer.content_type) != (response.code, response.content_type):
+            raise AdapterFailure("the adapter changed the status or content type, which protocol 2 cannot carry; "
+                                 "call it with protocol 1")
+        return protocol_v2.allowed_reply(request.uid, response.body, answer.body)
+    except HookRejected as refusal:
+        return protocol_v2.denied_reply(request.uid, refusal.status, refusal.message)
+
+
 def build_app(adapter: Adapter) -> web.Application:
     """An aiohttp application: ``POST`` any path for hooks, ``GET /v1/ping`` answers ``pong``."""
 
     async def hook(request: web.Request) -> web.Response:
         try:
             document = json.loads(await request.text())
-            return web.json_response(await _answer(adapter, document))
+            if isinstance(document, dict) and document.get("apiVersion") == protocol_v2.API_VERSION:
+                return web.json_response(await _answer_v2(adapter, document))
+            if isinstance(document, dict) and document.get("PowerstripProtocolVersion") == protocol_v1.VERSION:
+                return web.json_response(await _answer_v1(adapter, document))
+            raise BadDocument(f"expected a PowerstripProtocolVersion 1 or an apiVersion {protocol_v2.API_VERSION} "
+                              "document")
         except (ValueError, BadDocument) as exc:
-            return web.json_response({"message": f"invalid protocol v1 document: {exc}"}, status=400)
+            return web.json_response({"message": f"invalid document: {exc}"}, status=400)
         except HookRejected as exc:
             return web.json_response({"message": exc.message}, status=exc.status)
         except AdapterFailure as exc:

@@ -1,0 +1,111 @@
+"""The request and response an SDK handler gets: typed, JSON decoded on demand, editable in place.
+
+A handler may change ``json`` (or assign ``body``) and return nothing; the SDK then forwards the
+change. An untouched body is forwarded byte for byte, never re-encoded.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from powerstrip.config.routes import normalize_path
+from powerstrip.hooks.model import ClientRequest, ServerResponse
+
+_UNDECODED = object()
+
+
+class JsonBody:
+    """A text body with a lazily decoded, editable JSON view (``None`` when absent or not JSON)."""
+
+    def __init__(self, body: str | None) -> None:
+        self.body = body
+        self._original = body
+        self._decoded: Any = _UNDECODED
+
+    @property
+    def json(self) -> Any:
+        if self._decoded is _UNDECODED:
+            self._decoded = _loads(self.body)
+        return self._decoded
+
+    @json.setter
+    def json(self, value: Any) -> None:
+        self._decoded = value
+
+    def final_body(self) -> str | None:
+        """The body to forward: an assigned ``body`` wins, else a changed ``json``, else the original."""
+        if self.body != self._original or self._decoded is _UNDECODED:
+            return self.body
+        if self._decoded == _loads(self._original):
+            return self._original
+        return None if self._decoded is None else json.dumps(self._decoded)
+
+
+def _loads(body: str | None) -> Any:
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+class Request(JsonBody):
+    """A client request: ``target`` is what the client sent (path and query); assign it to rewrite.
+
+    ``peer`` says who sent it (unix uid/gid/pid or TCP address), ``uid`` names the exchange in the logs.
+    """
+
+    def __init__(self, message: ClientRequest) -> None:
+        super().__init__(message.body)
+        self.method = message.method
+        self.target = message.request
+        self.headers: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict(message.headers))
+        self.uid = message.uid
+        self.dry_run = message.dry_run
+        self.peer = message.peer
+        self._message = message
+
+    @property
+    def path(self) -> str:
+        """The decoded, cleaned path Docker will route (no query), e.g. ``/v1.41/containers/create``."""
+        return normalize_path(self.target)
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        return parse_qs(urlsplit(self.target).query, keep_blank_values=True)
+
+    def to_message(self) -> ClientRequest:
+        body = self.final_body()
+        message = self._message
+        if (self.method, self.target, body) == (message.method, message.request, message.body):
+            return message
+        return ClientRequest(self.method, self.target, body, message.headers, message.uid, message.dry_run,
+                             message.peer)
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.target} uid={self.uid}>"
+
+
+class Response(JsonBody):
+    """The daemon's complete response, as the post-hooks get it; ``code`` and the body are editable."""
+
+    def __init__(self, message: ServerResponse) -> None:
+        super().__init__(message.body)
+        self.code = message.code
+        self.content_type = message.content_type
+        self._message = message
+
+    def to_message(self) -> ServerResponse:
+        body = self.final_body()
+        message = self._message
+        if (self.code, self.content_type, body) == (message.code, message.content_type, message.body):
+            return message
+        return ServerResponse(self.code, self.content_type, body)
+
+    def __repr__(self) -> str:
+        return f"<Response {self.code}>"

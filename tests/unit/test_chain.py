@@ -1,0 +1,109 @@
+"""Hook chains: kinds, dry runs, the exchange context, and in-process adapters' bounds."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+
+from powerstrip.adapters.debug import DebugAdapter
+from powerstrip.config.model import AdapterSpec
+from powerstrip.hooks.chain import ChainRun, ChainStopped
+from powerstrip.hooks.inprocess import AdapterLoadError, InProcessAdapter, import_adapter
+from powerstrip.hooks.model import ClientRequest, Peer
+from powerstrip.sdk import Adapter, Request
+
+CREATE = "POST /*/containers/create"
+REQUEST = ClientRequest("POST", "/containers/create", '{"Image": "a"}', (("X", "1"),), "u-9", False, Peer(uid=5))
+
+
+def labeller(key: str) -> Adapter:
+    adapter = Adapter(key)
+
+    @adapter.pre(CREATE)
+    def label(request: Request) -> None:
+        request.json.setdefault("Labels", {})[key] = "1"
+
+    return adapter
+
+
+def chain_of(*entries: tuple[AdapterSpec, object]) -> tuple[ChainRun, tuple[AdapterSpec, ...]]:
+    adapters = {spec.name: InProcessAdapter(spec, adapter) for spec, adapter in entries}
+    return ChainRun(adapters), tuple(spec for spec, _ in entries)
+
+
+def test_a_validating_adapter_cannot_change_the_request(caplog: pytest.LogCaptureFixture) -> None:
+    run, specs = chain_of((AdapterSpec("m", "python:x:y"), labeller("m")),
+                          (AdapterSpec("v", "python:x:y", kind="validating"), labeller("v")))
+    forwarded = asyncio.run(run.pre(specs, REQUEST))
+    assert json.loads(forwarded.body)["Labels"] == {"m": "1"}
+    assert "adapter v is validating: the changes it returned are ignored (uid u-9)" in caplog.text
+    assert [record.outcome for record in run.records] == ["ok", "ok"]
+
+
+def test_a_dry_run_skips_adapters_that_cannot_promise_no_side_effects() -> None:
+    class SideEffects:
+        name = "net"
+
+        async def pre_hook(self, request: ClientRequest) -> ClientRequest:
+            raise AssertionError("must not be called in a dry run")
+
+    spec_net, spec_sdk = AdapterSpec("net", "builtin:net"), AdapterSpec("sdk", "python:x:y")
+    run = ChainRun({"net": SideEffects(), "sdk": InProcessAdapter(spec_sdk, labeller("sdk"))})  # type: ignore[dict-item]
+    forwarded = asyncio.run(run.pre((spec_net, spec_sdk), ClientRequest("POST", "/containers/create", "{}", dry_run=True)))
+    assert json.loads(forwarded.body) == {"Labels": {"sdk": "1"}}
+    assert [(r.adapter, r.outcome) for r in run.records] == [("net", "skipped"), ("sdk", "ok")]
+
+
+def test_the_context_survives_an_adapter_that_drops_it() -> None:
+    class Forgetful:
+        name = "v1-style"
+
+        async def pre_hook(self, request: ClientRequest) -> ClientRequest:
+            return ClientRequest(request.method, request.request, request.body)  # as a v1 reply is parsed
+
+    run = ChainRun({"f": Forgetful()})  # type: ignore[dict-item]
+    forwarded = asyncio.run(run.pre((AdapterSpec("f", "http://f/"),), REQUEST))
+    assert forwarded == REQUEST
+
+
+@pytest.mark.parametrize(("policy", "stops"), [("fail", True), ("ignore", False)])
+def test_a_slow_in_process_adapter_times_out_under_its_policy(policy: str, stops: bool) -> None:
+    slow = Adapter("slow")
+
+    @slow.pre(CREATE)
+    async def wait(request: Request) -> None:
+        await asyncio.sleep(5)
+
+    run, specs = chain_of((AdapterSpec("slow", "python:x:y", timeout=0.05, failure_policy=policy), slow))
+    if stops:
+        with pytest.raises(ChainStopped) as caught:
+            asyncio.run(run.pre(specs, REQUEST))
+        assert (caught.value.status, caught.value.message) == (504, "adapter slow: no answer within 0.05s")
+    else:
+        assert asyncio.run(run.pre(specs, REQUEST)) == REQUEST
+        assert run.records[0].outcome == "ignored"
+
+
+def test_debug_adapters_show_what_the_adapter_between_them_changed(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "powerstrip.debug")
+    spec_in, spec_x, spec_out = AdapterSpec("in", "builtin:debug"), AdapterSpec("x", "python:x:y"), AdapterSpec("out", "builtin:debug")
+    run = ChainRun({"in": DebugAdapter("in"), "x": InProcessAdapter(spec_x, labeller("x")), "out": DebugAdapter("out")})
+    asyncio.run(run.pre((spec_in, spec_x, spec_out), REQUEST))
+    first, second = [r.getMessage() for r in caplog.records if r.name == "powerstrip.debug"]
+    assert first.startswith("in pre-hook uid=u-9: POST /containers/create") and '"Image": "a"' in first
+    assert "out pre-hook uid=u-9: changed since the previous debug hook" in second
+    assert '+  "Labels": {' in second and '+    "x": "1"' in second
+
+
+def test_import_adapter_explains_what_is_wrong(tmp_path) -> None:
+    (tmp_path / "my_hooks_mod.py").write_text("from powerstrip.sdk import Adapter\nadapter = Adapter('a')\nnumber = 3\n")
+    assert import_adapter("my_hooks_mod:adapter", [tmp_path]).name == "a"
+    with pytest.raises(AdapterLoadError, match="has no attribute 'missing'"):
+        import_adapter("my_hooks_mod:missing", [tmp_path])
+    with pytest.raises(AdapterLoadError, match="is a int, not an adapter"):
+        import_adapter("my_hooks_mod:number", [tmp_path])
+    with pytest.raises(AdapterLoadError, match="cannot import 'no_such_module_here'"):
+        import_adapter("no_such_module_here:adapter", [tmp_path])
