@@ -30,9 +30,11 @@ DAEMON_TCP_PORT = 2375  # inside the private netns: nothing else listens there
 WORKLOADS = ("http", "streams", "events", "lifecycle", "hooks")
 
 FULL = dict(concurrencies=(1, 10, 50), seconds=2, repetitions=3, warmup=1, archive_mib=1024, logs_mib=256,
-            stream_reps=3, idle_streams=1000, cycles=20, hook_samples=200)
+            stream_reps=3, idle_streams=1000, cycles=20, hook_samples=200,
+            hook_refused_samples=1000)
 QUICK = dict(concurrencies=(1, 10, 50), seconds=1, repetitions=1, warmup=1, archive_mib=128, logs_mib=32,
-             stream_reps=1, idle_streams=1000, cycles=5, hook_samples=40)
+             stream_reps=1, idle_streams=1000, cycles=5, hook_samples=40,
+             hook_refused_samples=200)
 
 
 def _progress(message: str) -> None:
@@ -155,7 +157,10 @@ def _run(args, settings: dict, workloads: set[str], dockerd: PrivateDockerd, pre
     if "lifecycle" in workloads:
         rows += lifecycle.run(baseline + hooked, settings["cycles"], f"{prefix}-cyc", _progress)
     if "hooks" in workloads and hooked:
-        rows += hooks.run([direct, plain, *hooked, v2], settings["hook_samples"], f"{prefix}-hook", _progress)
+        hook_candidates = [direct, plain, *hooked, v2]
+        rows += hooks.run(hook_candidates, settings["hook_samples"], f"{prefix}-hook", _progress)
+        rows += hooks.run(hook_candidates, settings["hook_refused_samples"], f"{prefix}-nohook", _progress,
+                          refused=True)
 
 
 if __name__ == "__main__":
