@@ -16,6 +16,7 @@ from powerstrip.http.framing import ChunkedScanner
 from powerstrip.http.head import HEAD_END, Framing, MalformedMessage
 
 CHUNK = 256 * 1024
+WATCH_AFTER = 0.05  # seconds an exchange runs before a PeerWatch starts reading the client's side
 T = TypeVar("T")
 
 
@@ -158,18 +159,24 @@ class PeerWatch:
 
     Like Go's request context: without it, a client that gives up on a long poll (``wait``,
     ``events`` with nothing to report) would keep its daemon connection open until the daemon
-    happens to write. One watcher task per exchange and no extra task around the work: this sits
-    on every request's path. Only use it while nothing else reads the client's reader (``stop()``
-    before a splice takes the reader over).
+    happens to write. This sits on every request's path, so it costs a timer and nothing more for
+    the usual answer that comes within WATCH_AFTER seconds: only then does one watcher task start
+    (never a task around the work). Only use it while nothing else reads the client's reader
+    (``stop()`` before a splice takes the reader over).
     """
 
-    __slots__ = ("_reader", "_task", "_watcher", "left")
+    __slots__ = ("_reader", "_task", "_timer", "_watcher", "left")
 
     def __init__(self, reader: asyncio.StreamReader) -> None:
         self._reader = reader
         self._task = asyncio.current_task()
+        self._timer: asyncio.TimerHandle | None = None
         self._watcher: asyncio.Future[None] | None = None
         self.left = False
+
+    def _start(self) -> None:
+        self._timer = None
+        self._watcher = asyncio.ensure_future(self._watch())
 
     async def _watch(self) -> None:
         try:
@@ -183,6 +190,9 @@ class PeerWatch:
 
     async def stop(self) -> None:
         """Stop watching (idempotent); the client's reader is free again afterwards."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         watcher, self._watcher = self._watcher, None
         if watcher is not None and not watcher.done():
             watcher.cancel()
@@ -193,7 +203,7 @@ class PeerWatch:
                     raise  # our own task is being cancelled (the gateway stops), not just the watcher
 
     async def __aenter__(self) -> "PeerWatch":
-        self._watcher = asyncio.ensure_future(self._watch())
+        self._timer = asyncio.get_running_loop().call_later(WATCH_AFTER, self._start)
         return self
 
     async def __aexit__(self, exc_type, exc, tb) -> None:
