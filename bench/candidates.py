@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +46,7 @@ class Candidate:
     port: int
     pid: int | None = None
     hooked: bool = False
-    _stop: list = field(default_factory=list, repr=False)
+    _stop: list[Callable[[], object]] = field(default_factory=list, repr=False)
 
     @property
     def url(self) -> str:
@@ -110,13 +112,13 @@ def sdk_available() -> bool:
     return True
 
 
-def adapter_service() -> tuple[int, callable]:
+def adapter_service() -> tuple[int, Callable[[], None]]:
     """``powerstrip adapter run bench.noop:adapter`` on a TCP port; answers protocol v1 and v2."""
     port = free_tcp_port()
     workdir = tempfile.mkdtemp(prefix="psb-adapter-", dir="/tmp")
     env = dict(os.environ, PYTHONPATH=str(BENCH_DIR.parent))
     with open(Path(workdir, "adapter.log"), "wb") as log:
-        proc = subprocess.Popen([_python(), "-m", "powerstrip", "adapter", "run", NOOP_ADAPTER,
+        proc = subprocess.Popen([sys.executable, "-m", "powerstrip", "adapter", "run", NOOP_ADAPTER,
                                  "--listen", f"tcp://127.0.0.1:{port}", "--log-level", "warning"],
                                 cwd=str(BENCH_DIR.parent), env=env, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=log, start_new_session=True)
@@ -141,11 +143,6 @@ def adapter_service() -> tuple[int, callable]:
         stop()
         raise
     return port, stop
-
-
-def _python() -> str:
-    import sys
-    return sys.executable
 
 
 def hook_config(adapter: str) -> str:
