@@ -9,7 +9,6 @@ share of time the event loop waits in epoll is visible). Writes the collapsed st
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import subprocess
 import sys
