@@ -1,11 +1,13 @@
-# powerstrip: `make run` starts the gateway, `make test` runs every test. See README.md.
+# powerstrip: `make run` starts the gateway, `make test` runs every test, `make bench` measures it. See README.md.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: all venv deps run test clean distclean
+.PHONY: all venv deps deps-bench run test bench bench-quick bench-profile clean distclean
 
 all: venv
 
@@ -29,6 +31,24 @@ run: deps venv
 # Unit and integration tests (the integration tests start their own dockerd in a network namespace).
 test: deps venv
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The benchmark suite (docs/benchmarks.md): a private dockerd, HAProxy and powerstrip side by side, ~10 min.
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(VENV)/bin/python -m pip install -q -e '.[test,bench]'
+	@touch $@
+
+deps-bench:
+	@scripts/install-deps.sh --bench
+
+bench: deps-bench venv $(BENCH_STAMP)
+	$(VENV)/bin/python -m bench $(BENCH_ARGS)
+
+bench-quick: deps-bench venv $(BENCH_STAMP)
+	$(VENV)/bin/python -m bench --quick $(BENCH_ARGS)
+
+# Where the time of the unhooked relay path goes (py-spy, under wrk load).
+bench-profile: deps-bench venv $(BENCH_STAMP)
+	$(VENV)/bin/python -m bench.profile $(BENCH_ARGS)
 
 clean:
 	@if [ -f .run/dockerd.pid ] && kill -0 "$$(cat .run/dockerd.pid)" 2>/dev/null; then \

@@ -2,6 +2,7 @@
 # Install the system packages powerstrip's `make run` and `make test` need, only those that are missing:
 #   docker.io (dockerd, containerd, runc, Debian's docker CLI), busybox-static (the test image),
 #   iproute2 (ip netns), iptables (dockerd's networking), etcd-server (cluster state for the net adapter).
+# --bench: also what `make bench` drives (haproxy, wrk, curl).
 # POWERSTRIP_DEPS_DRY_RUN=1: only say what would be installed.
 set -euo pipefail
 
@@ -16,6 +17,11 @@ need ip iproute2
 need iptables iptables
 need nsenter util-linux
 need etcd etcd-server
+if [ "${1:-}" = --bench ]; then
+    need haproxy haproxy
+    need wrk wrk
+    need curl curl
+fi
 
 # The test image needs a *static* busybox (Debian's plain "busybox" package is dynamically linked).
 static_busybox=no

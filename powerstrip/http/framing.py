@@ -28,7 +28,8 @@ class ChunkedScanner:
     """Incremental chunked-body scanner.
 
     ``feed(data)`` returns ``(consumed, payload)``: how many bytes of ``data`` belong to the body
-    (all of them unless the body ended inside ``data``) and the decoded payload pieces among them.
+    (all of them unless the body ended inside ``data``) and the decoded payload pieces among them
+    (none with ``collect=False``: a relay that forwards the raw bytes need not copy them out).
     """
 
     __slots__ = ("_state", "_remaining", "_line", "done")
@@ -44,14 +45,15 @@ class ChunkedScanner:
         """Chunk-data bytes still expected; 0 when the next thing is a line (size, CRLF, trailer)."""
         return self._remaining if self._state is _State.DATA else 0
 
-    def feed(self, data: bytes) -> tuple[int, list[bytes]]:
+    def feed(self, data: bytes, collect: bool = True) -> tuple[int, list[bytes]]:
         payload: list[bytes] = []
         pos = 0
         end = len(data)
         while pos < end and self._state is not _State.DONE:
             if self._state is _State.DATA:
                 take = min(self._remaining, end - pos)
-                payload.append(data[pos : pos + take])
+                if collect:
+                    payload.append(data[pos : pos + take])
                 pos += take
                 self._remaining -= take
                 if not self._remaining:

@@ -26,6 +26,7 @@ from powerstrip.proxy.streams import (
     BodyTooLarge,
     ChunkedReader,
     PeerClosed,
+    PeerWatch,
     copy_body,
     discard_input,
     read_body,
@@ -40,6 +41,7 @@ log = logging.getLogger("powerstrip.proxy")
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 LINGER_BYTES = 64 * 1024 * 1024
+SMALL_BODY = 64 * 1024  # a Content-Length body up to this size is sent together with its head
 LINGER_SECONDS = 2.0
 DRY_RUN_HEADER = b"x-powerstrip-dry-run"
 NO_HOOKS = Route((), ())
@@ -121,30 +123,52 @@ async def _final_response(upstream: Stream, client: Stream, method: str) -> Resp
 async def _deliver(
     client: Stream, upstream: Stream, link: UpstreamLink, request_keep_alive: bool,
     response: ResponseHead, pump: asyncio.Future[None] | None, limits: Limits, outcome: Outcome,
-    watch_client: bool,
+    watch: PeerWatch | None,
 ) -> Outcome:
     """Relay the response as framed; a 101 or a read-until-close response becomes a spliced stream.
 
-    With ``watch_client`` (nothing else reads the client meanwhile), a client that leaves ends it.
+    ``watch`` is the caller's PeerWatch on the client (a client that leaves ends the body), stopped
+    here before a splice takes the client's reader over.
     """
     outcome.status = response.status
+    if response.framing is Framing.LENGTH and response.length <= SMALL_BODY:
+        # most API answers: the body is already here, so head and body go out in one write
+        try:
+            body = await upstream[0].readexactly(response.length)
+        except asyncio.IncompleteReadError:
+            raise PeerClosed("connection closed inside a body") from None
+        client[1].write(response.raw + body)
+        return await _finish(client, link, request_keep_alive, response, response.keep_alive, pump, outcome)
     client[1].write(response.raw)
     if response.status == 101 or response.framing is Framing.UNTIL_CLOSE:
+        if watch is not None:
+            await watch.stop()
         if pump is not None:
             await asyncio.wait_for(pump, limits.body_timeout)
         with _streaming():
             await splice(client, upstream, limits.hijack_linger)
         link.discard()
         return outcome
-    relay_body = copy_body(upstream[0], client[1], response.framing, response.length)
-    with _streaming() if response.framing is Framing.CHUNKED else contextlib.nullcontext():
-        await (unless_peer_leaves(client[0], relay_body) if watch_client else relay_body)
+    reusable = response.keep_alive
+    if response.framing is Framing.CHUNKED:
+        with _streaming():
+            reusable = await ChunkedReader(upstream[0]).relay_response(client[1]) and reusable
+    else:
+        await copy_body(upstream[0], client[1], response.framing, response.length)
+    return await _finish(client, link, request_keep_alive, response, reusable, pump, outcome)
+
+
+async def _finish(
+    client: Stream, link: UpstreamLink, request_keep_alive: bool, response: ResponseHead, reusable: bool,
+    pump: asyncio.Future[None] | None, outcome: Outcome,
+) -> Outcome:
+    """After a relayed response: flush it, decide keep-alive on both sides."""
     await client[1].drain()
     outcome.keep_alive = request_keep_alive and response.keep_alive
     if pump is not None and (not pump.done() or pump.exception() is not None):
         pump.cancel()  # the daemon answered before the whole request body: the connection is spent
         outcome.keep_alive = False
-    if not response.keep_alive:
+    if not reusable:
         link.discard()
     return outcome
 
@@ -164,10 +188,14 @@ async def relay(client: Stream, link: UpstreamLink, head: RequestHead, limits: L
     else:
         await upstream[1].drain()
     try:
-        answer = _final_response(upstream, client, head.method)
-        watch = pump is None and not _may_hijack(head)
-        response = await (unless_peer_leaves(client[0], answer) if watch else answer)
-        return await _deliver(client, upstream, link, head.keep_alive, response, pump, limits, Outcome(), watch)
+        if pump is None and not _may_hijack(head):
+            # one watch for the whole exchange: a client that leaves ends the wait and the body
+            async with PeerWatch(client[0]) as watch:
+                response = await _final_response(upstream, client, head.method)
+                return await _deliver(client, upstream, link, head.keep_alive, response, None, limits, Outcome(),
+                                      watch)
+        response = await _final_response(upstream, client, head.method)
+        return await _deliver(client, upstream, link, head.keep_alive, response, pump, limits, Outcome(), None)
     finally:
         if pump is not None and not pump.done():
             pump.cancel()
@@ -283,8 +311,10 @@ async def hooked(
     if not route.post or response.status == 101 or response.framing is Framing.UNTIL_CLOSE:
         if route.post:
             log.warning("post-hooks not run for %s %s: the response is a stream", forwarded.method, forwarded.request)
-        return await _deliver(client, upstream, link, head.keep_alive, response, None, limits, outcome,
-                              not _may_hijack(head))
+        if _may_hijack(head):
+            return await _deliver(client, upstream, link, head.keep_alive, response, None, limits, outcome, None)
+        async with PeerWatch(client[0]) as watch:
+            return await _deliver(client, upstream, link, head.keep_alive, response, None, limits, outcome, watch)
 
     try:
         response_body, raw_parts, open_stream = await _collect_response_body(upstream, response, limits)
@@ -298,7 +328,9 @@ async def hooked(
         outcome.status = response.status
         client[1].write(response.raw + b"".join(raw_parts))
         with _streaming():
-            await copy_body(upstream[0], client[1], Framing.CHUNKED, 0, chunks=open_stream)
+            reusable = await open_stream.relay_response(client[1])
+        if not reusable or not response.keep_alive:
+            link.discard()
         outcome.keep_alive = head.keep_alive and response.keep_alive
         return outcome
     if not response.keep_alive:

@@ -16,6 +16,7 @@ from powerstrip.http.framing import ChunkedScanner
 from powerstrip.http.head import HEAD_END, Framing, MalformedMessage
 
 CHUNK = 256 * 1024
+WATCH_AFTER = 0.05  # seconds an exchange runs before a PeerWatch starts reading the client's side
 T = TypeVar("T")
 
 
@@ -69,6 +70,24 @@ class ChunkedReader:
             raise MalformedMessage("chunked body: line too long") from None
         _, payload = self._scanner.feed(raw)
         return raw, payload
+
+    async def relay_response(self, writer: asyncio.StreamWriter) -> bool:
+        """Relay the rest of a chunked *response* in blocks of whatever has arrived, many chunks a write.
+
+        A response may be read ahead: the daemon sends nothing after it until it gets the next
+        request. Returns False if it did (the bytes past the body are dropped, the connection must
+        not be reused).
+        """
+        while not self._scanner.done:
+            data = await self._reader.read(CHUNK)
+            if not data:
+                raise PeerClosed("connection closed inside a chunked body")
+            consumed, _ = self._scanner.feed(data, collect=False)
+            writer.write(data if consumed == len(data) else data[:consumed])
+            await writer.drain()
+            if consumed < len(data):
+                return False
+        return True
 
 
 async def copy_body(
@@ -135,25 +154,71 @@ async def _peer_left(reader: asyncio.StreamReader) -> bool:
     return False
 
 
-async def unless_peer_leaves(reader: asyncio.StreamReader, work: Awaitable[T]) -> T:
-    """Await ``work``, cancelling it if the peer closes its side first (like Go's request context).
+class PeerWatch:
+    """While the daemon works, watch the client's side; if the client closes it, cancel the waiting task.
 
-    Without this, a client that gives up on a long poll (``wait``, ``events`` with nothing to
-    report) would keep its daemon connection open until the daemon happens to write. Only call it
-    while nothing else reads ``reader``.
+    Like Go's request context: without it, a client that gives up on a long poll (``wait``,
+    ``events`` with nothing to report) would keep its daemon connection open until the daemon
+    happens to write. This sits on every request's path, so it costs a timer and nothing more for
+    the usual answer that comes within WATCH_AFTER seconds: only then does one watcher task start
+    (never a task around the work). Only use it while nothing else reads the client's reader
+    (``stop()`` before a splice takes the reader over).
     """
-    job = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_peer_left(reader))
-    try:
-        await asyncio.wait({job, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        if not job.done() and watcher.result():
-            raise PeerClosed("the client went away")
-        return await job
-    finally:
-        for task in (job, watcher):
-            if not task.done():
-                task.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
+
+    __slots__ = ("_reader", "_task", "_timer", "_watcher", "left")
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+        self._task = asyncio.current_task()
+        self._timer: asyncio.TimerHandle | None = None
+        self._watcher: asyncio.Future[None] | None = None
+        self.left = False
+
+    def _start(self) -> None:
+        self._timer = None
+        self._watcher = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        try:
+            left = await _peer_left(self._reader)
+        except ConnectionError:  # a reset is a client that left, too
+            left = True
+        if left:
+            self.left = True
+            assert self._task is not None
+            self._task.cancel()
+
+    async def stop(self) -> None:
+        """Stop watching (idempotent); the client's reader is free again afterwards."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None and not watcher.done():
+            watcher.cancel()
+            try:
+                await watcher
+            except asyncio.CancelledError:
+                if self._task is not None and self._task.cancelling():
+                    raise  # our own task is being cancelled (the gateway stops), not just the watcher
+
+    async def __aenter__(self) -> "PeerWatch":
+        self._timer = asyncio.get_running_loop().call_later(WATCH_AFTER, self._start)
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        left = self.left
+        await self.stop()
+        # Take back our own cancel; if nobody else cancelled the task, the exchange ends as PeerClosed.
+        if left and self._task is not None and self._task.uncancel() == 0 \
+                and exc_type in (None, asyncio.CancelledError):
+            raise PeerClosed("the client went away") from None
+
+
+async def unless_peer_leaves(reader: asyncio.StreamReader, work: Awaitable[T]) -> T:
+    """Await ``work``, ending it with PeerClosed if the client closes its side first (see PeerWatch)."""
+    async with PeerWatch(reader):
+        return await work
 
 
 async def discard_input(reader: asyncio.StreamReader, limit: int, timeout: float) -> None:

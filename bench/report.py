@@ -1,0 +1,129 @@
+"""The results file (JSON, every run's figures) and the short table printed and written beside it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+MIB = 1024 * 1024
+
+
+def _rows(results: dict, workload: str) -> list[dict]:
+    return [r for r in results["rows"] if r["workload"] == workload]
+
+
+def _find(results: dict, **match) -> dict | None:
+    return next((r for r in results["rows"] if all(r.get(k) == v for k, v in match.items())), None)
+
+
+def targets(results: dict) -> list[dict]:
+    """Issue 6's and issue 3's targets, each met / not met with the figure behind it."""
+    out: list[dict] = []
+
+    def add(target: str, figure: str, met: bool | None) -> None:
+        out.append({"target": target, "figure": figure, "met": met})
+
+    ps = _find(results, workload="http", endpoint="/containers/json", concurrency=10, candidate="powerstrip")
+    hp = _find(results, workload="http", endpoint="/containers/json", concurrency=10, candidate="haproxy")
+    if ps and hp:
+        add("unhooked GET /containers/json c=10 ≥ 0.9 of direct", f"{ps['rps_ratio']:.2f}", ps["rps_ratio"] >= 0.9)
+        add("… and no worse than HAProxy's ratio by more than 0.05",
+            f"{ps['rps_ratio']:.2f} vs HAProxy {hp['rps_ratio']:.2f}", ps["rps_ratio"] >= hp["rps_ratio"] - 0.05)
+    ping = _find(results, workload="http", endpoint="/_ping", concurrency=10, candidate="powerstrip")
+    if ping:
+        add("unhooked GET /_ping c=10 ≥ 0.5 of direct", f"{ping['rps_ratio']:.2f}", ping["rps_ratio"] >= 0.5)
+    for endpoint in ("/_ping", "/containers/json"):
+        row = _find(results, workload="http", endpoint=endpoint, concurrency=1, candidate="powerstrip")
+        if row:
+            add(f"added p50 of an unhooked request ≤ 100 µs (GET {endpoint}, c=1)",
+                f"{row['added_p50_us']:.0f} µs", row["added_p50_us"] <= 100)
+    for kind in ("archive", "logs"):
+        row = _find(results, workload=kind, candidate="powerstrip")
+        if row:
+            add(f"stream ({kind}) ≥ 0.9 of direct MiB/s", f"{row['ratio']:.2f}", row["ratio"] >= 0.9)
+            growth = row["peak_rss_mib"] - row["rss_before_mib"]
+            add(f"stream ({kind}): gateway RSS flat (peak growth ≤ 32 MiB for {row['bytes'] / MIB:.0f} MiB)",
+                f"+{growth:.1f} MiB (peak {row['peak_rss_mib']:.1f} MiB)", growth <= 32)
+    row = _find(results, workload="idle_events", candidate="powerstrip")
+    if row:
+        add(f"{row['streams']} idle streams: gateway RSS ≤ 150 MiB", f"{row['rss_mib']:.1f} MiB", row["rss_mib"] <= 150)
+    for name, limit in (("powerstrip-inproc", 300), ("powerstrip-http", 1500), ("powerstrip-http-v2", 1500)):
+        row = _find(results, workload="hook_create_refused", candidate=name)
+        if row:
+            add(f"hooked create (daemon answers 404 at once), {name}: hook adds ≤ {limit / 1000:g} ms at p50 "
+                "(vs unhooked powerstrip)",
+                f"{row['hook_p50_us'] / 1000:+.2f} ms (paired median {row['hook_paired_us'] / 1000:+.2f} ms; "
+                f"vs direct {row['added_p50_us'] / 1000:+.2f} ms)", row["hook_p50_us"] <= limit)
+    return out
+
+
+def markdown(results: dict) -> str:
+    meta = results["meta"]
+    lines = [f"# powerstrip benchmark {meta['started']}", "",
+             f"{meta['mode']} mode · {meta['machine']} · commit {meta['commit']} · "
+             f"all candidates over TCP loopback in the daemon's netns, load from wrk/curl/http.client", ""]
+    names = {c["name"]: c["label"] for c in meta["candidates"]}
+    grid = _rows(results, "http")
+    if grid:
+        lines += ["## Requests (median of repetitions; ratio = req/s ÷ direct; added = p50 − direct p50)", "",
+                  "| endpoint | c | candidate | req/s | ratio | p50 µs | p99 µs | added p50 µs | CPU µs/req |",
+                  "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+        for r in grid:
+            lines.append(f"| {r['endpoint']} | {r['concurrency']} | {r['candidate']} | {r['rps']:.0f} | "
+                         f"{r['rps_ratio']:.2f} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['added_p50_us']:+.0f} | "
+                         f"{r['cpu_us_per_req']:.0f} |")
+        lines.append("")
+    streams = _rows(results, "archive") + _rows(results, "logs")
+    if streams:
+        lines += ["## Streams", "", "| body | candidate | MiB | MiB/s | ratio | RSS before | peak RSS |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
+        for r in streams:
+            lines.append(f"| {r['workload']} | {r['candidate']} | {r['bytes'] / MIB:.0f} | {r['mib_per_s']:.0f} | "
+                         f"{r['ratio']:.2f} | {r['rss_before_mib']:.1f} | {r['peak_rss_mib']:.1f} |")
+        lines.append("")
+    idle = _rows(results, "idle_events")
+    if idle:
+        lines += ["## Idle `GET /events` streams held open (RSS of the process behind the port)", "",
+                  "| candidate | streams | RSS before MiB | RSS with streams MiB | KiB/stream |", "|---|---:|---:|---:|---:|"]
+        for r in idle:
+            lines.append(f"| {r['candidate']} | {r['streams']} | {r['rss_before_mib']:.1f} | {r['rss_mib']:.1f} | "
+                         f"{r['per_stream_kib']:.1f} |")
+        lines.append("")
+    cycles = _rows(results, "lifecycle")
+    if cycles:
+        lines += ["## create + start + remove", "", "| candidate | cycles | cycles/s | ratio |", "|---|---:|---:|---:|"]
+        for r in cycles:
+            lines.append(f"| {r['candidate']} | {r['cycles']} | {r['cycles_per_s']:.1f} | {r['ratio']:.2f} |")
+        lines.append("")
+    for workload, title in (("hook_create", "real creates"),
+                            ("hook_create_refused", "image missing, the daemon answers 404 at once")):
+        lines += _hook_table(_rows(results, workload), title)
+    lines += ["## Targets", "", "| target | figure | met |", "|---|---|---|"]
+    for t in results["targets"]:
+        lines.append(f"| {t['target']} | {t['figure']} | {'met' if t['met'] else 'NOT met'} |")
+    if meta.get("notes"):
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in meta["notes"]]
+    lines += ["", "Candidates: " + "; ".join(f"`{k}` = {v}" for k, v in names.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _hook_table(rows: list[dict], title: str) -> list[str]:
+    if not rows:
+        return []
+    lines = [f"## Hooked `POST /containers/create` (issue 3): {title}", "",
+             "| candidate | samples | p50 ms | p99 ms | added p50 ms | added p99 ms | hook p50 ms | hook paired ms |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        hook = f"{r['hook_p50_us'] / 1000:+.3f} | {r['hook_paired_us'] / 1000:+.3f}" if "hook_p50_us" in r else "– | –"
+        lines.append(f"| {r['candidate']} | {r['samples']} | {r['p50_us'] / 1000:.3f} | {r['p99_us'] / 1000:.3f} | "
+                     f"{r['added_p50_us'] / 1000:+.3f} | {r['added_p99_us'] / 1000:+.3f} | {hook} |")
+    return lines + [""]
+
+
+def write(results: dict, directory: Path, stamp: str) -> tuple[Path, Path]:
+    results["targets"] = targets(results)
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = directory / f"{stamp}.json", directory / f"{stamp}.md"
+    json_path.write_text(json.dumps(results, indent=2) + "\n")
+    md_path.write_text(markdown(results))
+    return json_path, md_path

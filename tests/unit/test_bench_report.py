@@ -1,0 +1,70 @@
+"""The benchmark's arithmetic without a daemon: targets from result rows, the profile summary, stats."""
+
+from __future__ import annotations
+
+from bench import report
+from bench.profile import summarise
+from bench.stats import percentile
+
+
+def grid_row(endpoint: str, c: int, candidate: str, ratio: float, added: float = 0.0) -> dict:
+    return {"workload": "http", "endpoint": endpoint, "concurrency": c, "candidate": candidate, "rps": 1000 * ratio,
+            "rps_ratio": ratio, "p50_us": 100 + added, "p99_us": 500, "added_p50_us": added, "added_p99_us": 0,
+            "cpu_us_per_req": 50}
+
+
+def results(rows: list[dict]) -> dict:
+    return {"meta": {"started": "t", "mode": "quick", "machine": "m", "commit": "c", "candidates": [], "notes": []},
+            "rows": rows}
+
+
+def verdicts(rows: list[dict]) -> dict[str, bool]:
+    return {t["target"]: t["met"] for t in report.targets(results(rows))}
+
+
+def test_request_targets_are_judged_against_direct_and_haproxy():
+    got = verdicts([
+        grid_row("/containers/json", 10, "powerstrip", 0.92), grid_row("/containers/json", 10, "haproxy", 0.99),
+        grid_row("/_ping", 10, "powerstrip", 0.49), grid_row("/_ping", 1, "powerstrip", 0.8, added=99),
+        grid_row("/containers/json", 1, "powerstrip", 0.8, added=101),
+    ])
+    assert got["unhooked GET /containers/json c=10 ≥ 0.9 of direct"] is True
+    assert got["… and no worse than HAProxy's ratio by more than 0.05"] is False  # 0.92 < 0.99 - 0.05
+    assert got["unhooked GET /_ping c=10 ≥ 0.5 of direct"] is False
+    assert got["added p50 of an unhooked request ≤ 100 µs (GET /_ping, c=1)"] is True
+    assert got["added p50 of an unhooked request ≤ 100 µs (GET /containers/json, c=1)"] is False
+
+
+def test_stream_memory_and_hook_targets():
+    rows = [
+        {"workload": "archive", "candidate": "powerstrip", "bytes": 1 << 30, "ratio": 0.95, "rss_before_mib": 40.0,
+         "peak_rss_mib": 80.0, "mib_per_s": 300},
+        {"workload": "idle_events", "candidate": "powerstrip", "streams": 1000, "rss_before_mib": 40.0,
+         "rss_mib": 151.0, "per_stream_kib": 113.7},
+        {"workload": "hook_create_refused", "candidate": "powerstrip-inproc", "hook_p50_us": 250.0,
+         "hook_paired_us": 240.0, "added_p50_us": 600.0, "samples": 10, "p50_us": 900.0, "p99_us": 2000.0,
+         "added_p99_us": 900.0},
+    ]
+    got = verdicts(rows)
+    assert got["stream (archive) ≥ 0.9 of direct MiB/s"] is True
+    assert got["stream (archive): gateway RSS flat (peak growth ≤ 32 MiB for 1024 MiB)"] is False  # grew 40 MiB
+    assert got["1000 idle streams: gateway RSS ≤ 150 MiB"] is False
+    assert [v for k, v in got.items() if "powerstrip-inproc" in k] == [True]
+    assert "NOT met" in report.markdown(dict(results(rows), targets=report.targets(results(rows))))
+
+
+def test_profile_summary_counts_own_and_inclusive_samples():
+    raw = ("main (app.py:1);relay (exchange.py:10);write (streams.py:5) 6\n"
+           "main (app.py:1);relay (exchange.py:10) 3\n"
+           "main (app.py:1);select (selectors.py:7) 1\n")
+    text = summarise(raw)
+    assert "10 samples; waiting in the event loop's poll: 10.0%" in text
+    assert "| 60.0 | `write (streams.py)` |" in text
+    assert "| 90.0 | `relay (exchange.py)` |" in text
+
+
+def test_percentile_is_nearest_rank():
+    values = list(range(1, 101))
+    assert percentile(values, 50) == 50
+    assert percentile(values, 99) == 99
+    assert percentile([7.0], 99) == 7.0
