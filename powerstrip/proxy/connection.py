@@ -12,6 +12,7 @@ from powerstrip.config.routes import Route, RouteTable
 from powerstrip.hooks.model import Adapter, Peer
 from powerstrip.http.head import MAX_HEAD_SIZE, MalformedMessage, RequestHead, parse_request_head
 from powerstrip.proxy import exchange
+from powerstrip.proxy.access_log import ACCESS_LOG
 from powerstrip.proxy.addresses import Address
 from powerstrip.proxy.peer import peer_of
 from powerstrip.proxy.streams import PeerClosed, read_head
@@ -83,7 +84,8 @@ async def handle_connection(
         while not client_conn.closing:
             client_conn.busy = False
             try:
-                raw = await asyncio.wait_for(read_head(reader), settings.idle_timeout)
+                async with asyncio.timeout(settings.idle_timeout):  # a timer, not a task as wait_for makes
+                    raw = await read_head(reader)
             except TimeoutError:
                 return  # idle keep-alive connection reaped
             if raw is None:
@@ -132,9 +134,9 @@ async def _one_exchange(
 
 
 def _log_exchange(raw: bytes, outcome: exchange.Outcome, seconds: float) -> None:
-    if not log.isEnabledFor(logging.INFO):
+    if not ACCESS_LOG.enabled:
         return
     request_line = raw[: raw.find(b"\r\n")].decode("latin-1")
     hooks = f" uid={outcome.uid} hooks=" + ",".join(map(str, outcome.hooks)) if outcome.hooks else ""
     note = f" ({outcome.note})" if outcome.note and outcome.status >= 400 else ""
-    log.info("%s -> %s %.1fms%s%s", request_line.rsplit(" ", 1)[0], outcome.status or "-", seconds * 1000, hooks, note)
+    ACCESS_LOG.write(f"{request_line.rsplit(' ', 1)[0]} -> {outcome.status or '-'} {seconds * 1000:.1f}ms{hooks}{note}")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from powerstrip.http.head import MAX_HEAD_SIZE
+from powerstrip.proxy.access_log import ACCESS_LOG
 from powerstrip.proxy.addresses import Address
 from powerstrip.proxy.connection import ClientConnection, ConnectionSettings, Observer, handle_connection
 from powerstrip.proxy.generations import Generations
@@ -162,6 +163,8 @@ async def run_until_signalled(
     await gateway.start(listeners)
     on_ready()
     await stopping.wait()
+    ACCESS_LOG.flush()
     log.info("stopping: no new connections (a second SIGTERM/SIGINT cuts the drain short)")
     await gateway.stop(cut)
+    ACCESS_LOG.flush()
     log.info("stopped")

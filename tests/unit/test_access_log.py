@@ -1,0 +1,57 @@
+"""The batched access log: the same line format as logging, written once per batch, and never lost at stop."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import re
+
+from powerstrip.proxy.access_log import FLUSH_DELAY, AccessLog
+
+LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO powerstrip\.access: GET /_ping -> 200 0\.4ms$")
+
+
+class CountingStream(io.StringIO):
+    writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_lines_of_a_burst_go_out_in_one_write_after_the_delay() -> None:
+    stream = CountingStream()
+    access = AccessLog(stream)
+
+    async def burst() -> None:
+        for _ in range(100):
+            access.write("GET /_ping -> 200 0.4ms")
+        assert stream.getvalue() == ""
+        await asyncio.sleep(FLUSH_DELAY * 3)
+
+    asyncio.run(burst())
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 100 and all(LINE.match(line) for line in lines)
+    assert stream.writes == 1
+
+
+def test_without_a_loop_a_line_is_written_at_once_and_flush_is_idempotent() -> None:
+    stream = io.StringIO()
+    access = AccessLog(stream)
+    access.write("GET /_ping -> 200 0.4ms")
+    assert LINE.match(stream.getvalue().strip())
+    access.flush()
+    assert len(stream.getvalue().splitlines()) == 1
+
+
+def test_the_access_logger_level_turns_it_off() -> None:
+    logger = logging.getLogger("powerstrip.access")
+    before = logger.level
+    try:
+        logger.setLevel(logging.WARNING)
+        assert not AccessLog().enabled
+        logger.setLevel(logging.INFO)
+        assert AccessLog().enabled
+    finally:
+        logger.setLevel(before)
