@@ -88,16 +88,15 @@ def find_header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None
     return None
 
 
-def _keeps_alive(version: str, headers: list[tuple[bytes, bytes]]) -> bool:
+def _keeps_alive(version: str, connection_tokens: set[bytes]) -> bool:
     """Persistence from the version and Connection header alone (RFC 9112 section 9.3).
 
     llhttp's own answer also counts a body without framing as "close", which is wrong for a
     response to HEAD: Docker answers ``HEAD /_ping`` that way and clients reuse the connection.
     """
-    tokens = {token.strip().lower() for key, value in headers if key.lower() == b"connection" for token in value.split(b",")}
-    if b"close" in tokens:
+    if b"close" in connection_tokens:
         return False
-    return version != "1.0" or b"keep-alive" in tokens
+    return version != "1.0" or b"keep-alive" in connection_tokens
 
 
 def _feed(parser: httptools.HttpRequestParser | httptools.HttpResponseParser, raw: bytes) -> None:
@@ -109,31 +108,44 @@ def _feed(parser: httptools.HttpRequestParser | httptools.HttpResponseParser, ra
         raise MalformedMessage(f"malformed HTTP message: {exc}") from None
 
 
-def _body_framing(headers: list[tuple[bytes, bytes]]) -> tuple[Framing, int] | None:
-    """Framing declared by Transfer-Encoding / Content-Length, or None when neither is present."""
-    encodings: list[bytes] = []
-    lengths: set[bytes] = set()
-    for key, value in headers:
-        lowered = key.lower()
-        if lowered == b"transfer-encoding":
-            encodings.extend(part.strip().lower() for part in value.split(b","))
-        elif lowered == b"content-length":
-            lengths.update(part.strip() for part in value.split(b","))
-    if encodings:
-        if lengths:
-            raise MalformedMessage("both Transfer-Encoding and Content-Length are set")
-        if encodings[-1] != b"chunked":
-            raise MalformedMessage("unsupported Transfer-Encoding (the last coding must be chunked)", 501)
-        return Framing.CHUNKED, 0
-    if not lengths:
-        return None
-    if len(lengths) > 1:
-        raise MalformedMessage("conflicting Content-Length values")
-    (length,) = lengths
-    if not length.isdigit() or len(length) > 18:
-        raise MalformedMessage("invalid Content-Length")
-    value = int(length)
-    return (Framing.LENGTH, value) if value else (Framing.NONE, 0)
+@dataclass(slots=True)
+class _FramingHeaders:
+    """What one pass over the headers finds about framing and persistence (each name lowered once)."""
+
+    encodings: list[bytes]
+    lengths: set[bytes]
+    connection: set[bytes]
+
+    @classmethod
+    def scan(cls, headers: list[tuple[bytes, bytes]]) -> _FramingHeaders:
+        found = cls([], set(), set())
+        for key, value in headers:
+            lowered = key.lower()
+            if lowered == b"content-length":
+                found.lengths.update(part.strip() for part in value.split(b","))
+            elif lowered == b"transfer-encoding":
+                found.encodings.extend(part.strip().lower() for part in value.split(b","))
+            elif lowered == b"connection":
+                found.connection.update(token.strip().lower() for token in value.split(b","))
+        return found
+
+    def body_framing(self) -> tuple[Framing, int] | None:
+        """Framing declared by Transfer-Encoding / Content-Length, or None when neither is present."""
+        if self.encodings:
+            if self.lengths:
+                raise MalformedMessage("both Transfer-Encoding and Content-Length are set")
+            if self.encodings[-1] != b"chunked":
+                raise MalformedMessage("unsupported Transfer-Encoding (the last coding must be chunked)", 501)
+            return Framing.CHUNKED, 0
+        if not self.lengths:
+            return None
+        if len(self.lengths) > 1:
+            raise MalformedMessage("conflicting Content-Length values")
+        (length,) = self.lengths
+        if not length.isdigit() or len(length) > 18:
+            raise MalformedMessage("invalid Content-Length")
+        value = int(length)
+        return (Framing.LENGTH, value) if value else (Framing.NONE, 0)
 
 
 def parse_request_head(raw: bytes) -> RequestHead:
@@ -142,16 +154,18 @@ def parse_request_head(raw: bytes) -> RequestHead:
     parser = httptools.HttpRequestParser(collected)
     _feed(parser, raw)
     headers = collected.headers or []
-    framing = _body_framing(headers) or (Framing.NONE, 0)
+    scanned = _FramingHeaders.scan(headers)
+    framing = scanned.body_framing() or (Framing.NONE, 0)
+    version = parser.get_http_version()
     return RequestHead(
         method=parser.get_method().decode("ascii"),
         target=collected.url.decode("latin-1"),
-        version=parser.get_http_version(),
+        version=version,
         headers=headers,
         raw=raw,
         framing=framing[0],
         length=framing[1],
-        keep_alive=_keeps_alive(parser.get_http_version(), headers),
+        keep_alive=_keeps_alive(version, scanned.connection),
     )
 
 
@@ -162,21 +176,23 @@ def parse_response_head(raw: bytes, request_method: str) -> ResponseHead:
     _feed(parser, raw)
     status = parser.get_status_code()
     headers = collected.headers or []
+    scanned = _FramingHeaders.scan(headers)
     if status < 200 or status in (204, 304) or request_method == "HEAD":
         framing: tuple[Framing, int] = (Framing.NONE, 0)
     else:
-        framing = _body_framing(headers) or (Framing.UNTIL_CLOSE, 0)
+        framing = scanned.body_framing() or (Framing.UNTIL_CLOSE, 0)
+    version = parser.get_http_version()
     status_line = raw.split(b"\r\n", 1)[0]
     reason = status_line.split(b" ", 2)[2] if status_line.count(b" ") >= 2 else b""
     return ResponseHead(
         status=status,
         reason=reason,
-        version=parser.get_http_version(),
+        version=version,
         headers=headers,
         raw=raw,
         framing=framing[0],
         length=framing[1],
-        keep_alive=_keeps_alive(parser.get_http_version(), headers) and framing[0] is not Framing.UNTIL_CLOSE,
+        keep_alive=_keeps_alive(version, scanned.connection) and framing[0] is not Framing.UNTIL_CLOSE,
     )
 
 
