@@ -88,14 +88,9 @@ class EtcdStore:
             catalog = self.etcd.get(CATALOG)
             _, kvs = self.etcd.range(NETWORKS)
             existing = [_network(kv) for kv in kvs]
-            same_name = next((n for n in existing if n.name == name), None)
-            if same_name is not None:
-                if exist_ok and same_name.cidr == cidr:
-                    return same_name
-                raise Conflict(f"network {name} already exists ({same_name.cidr})")
-            overlap = ipam.find_overlap(cidr, existing)
-            if overlap is not None:
-                raise Conflict(f"{cidr} overlaps network {overlap.name} ({overlap.cidr})")
+            present = ipam.admit_network(name, cidr, existing, exist_ok)
+            if present is not None:
+                return present
             used = {n.vni for n in existing}
             vni = next(v for v in range(VNI_FIRST, VNI_LAST + 1) if v not in used)
             network = Network(name, cidr, ipam.gateway_of(cidr), implicit, vni)

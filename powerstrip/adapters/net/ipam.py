@@ -57,6 +57,20 @@ def find_overlap(cidr: IPv4Network, networks: Iterable[Network]) -> Network | No
     return next((n for n in networks if n.cidr.overlaps(cidr)), None)
 
 
+def admit_network(name: str, cidr: IPv4Network, existing: list[Network], exist_ok: bool) -> Network | None:
+    """May network ``name`` on ``cidr`` join ``existing``? None: yes, add it. A network: it is already
+    there (``exist_ok`` and the same range). ``Conflict`` otherwise: the same rules for every store."""
+    same_name = next((n for n in existing if n.name == name), None)
+    if same_name is not None:
+        if exist_ok and same_name.cidr == cidr:
+            return same_name
+        raise Conflict(f"network {name} already exists ({same_name.cidr})")
+    overlap = find_overlap(cidr, existing)
+    if overlap is not None:
+        raise Conflict(f"{cidr} overlaps network {overlap.name} ({overlap.cidr})")
+    return None
+
+
 def first_free(network: Network, taken: set[IPv4Address]) -> IPv4Address:
     """The lowest host address that is neither the gateway nor taken; refuses a full network."""
     return lowest_free(network, taken, 1)[0]

@@ -78,15 +78,9 @@ class SqliteStore:
     def create_network(self, name: str, cidr: IPv4Network, *, implicit: bool = False, exist_ok: bool = False) -> Network:
         wanted = Network(name, cidr, ipam.gateway_of(cidr), implicit)
         with self._write() as db:
-            existing = _networks(db)
-            same_name = next((n for n in existing if n.name == name), None)
-            if same_name is not None:
-                if exist_ok and same_name.cidr == cidr:
-                    return same_name
-                raise Conflict(f"network {name} already exists ({same_name.cidr})")
-            overlap = ipam.find_overlap(cidr, existing)
-            if overlap is not None:
-                raise Conflict(f"{cidr} overlaps network {overlap.name} ({overlap.cidr})")
+            present = ipam.admit_network(name, cidr, _networks(db), exist_ok)
+            if present is not None:
+                return present
             db.execute("INSERT INTO networks VALUES (?, ?, ?, ?)", (name, str(cidr), str(wanted.gateway), implicit))
         return wanted
 
