@@ -46,6 +46,16 @@ def compare(sides, results, compare_err=True, **norm_kwargs):
                 sides.norm("gateway", **norm_kwargs), compare_err=compare_err)
 
 
+def run_steps(host, steps, words=2, rewrite=lambda args, text: text):
+    """Run docker CLI ``steps`` in turn; one transcript (the first ``words`` of each command, its exit code
+    and output, ``rewrite`` applied) to compare between the sides."""
+    out = []
+    for args in steps:
+        r = run_docker(host, *args, timeout=60)
+        out.append(f"$ {' '.join(args[:words])}\nrc={r.rc}\n{rewrite(args, r.out + r.err)}")
+    return type(r)(0, "\n".join(out), "")
+
+
 def ok(result):
     assert result.rc == 0, str(result)
     return result
@@ -534,11 +544,7 @@ def test_network_lifecycle(sides):
             ["network", "rm", net],
             ["network", "inspect", net],
         ]
-        out = []
-        for args in steps:
-            r = run_docker(host, *args, timeout=60)
-            out.append(f"$ {' '.join(args[:2])}\nrc={r.rc}\n{r.out}{r.err}")
-        return type(r)(0, "\n".join(out), "")
+        return run_steps(host, steps)
 
     res = per_side(sides, scenario)
     compare(sides, res, extra=[(r"10\.231\.[12]\.", "10.231.X.")])
@@ -557,11 +563,7 @@ def test_volume_lifecycle(sides):
             ["volume", "rm", vol],
             ["volume", "rm", vol],
         ]
-        out = []
-        for args in steps:
-            r = run_docker(host, *args, timeout=60)
-            out.append(f"$ {' '.join(args[:2])}\nrc={r.rc}\n{r.out}{r.err}")
-        return type(r)(0, "\n".join(out), "")
+        return run_steps(host, steps)
 
     res = per_side(sides, scenario)
     compare(sides, res)
@@ -724,14 +726,9 @@ def test_container_misc_commands(sides):
             ["kill", "-s", "KILL", sides.name(side, "renamed")],
             ["wait", sides.name(side, "renamed")],
         ]
-        out = []
-        for args in steps:
-            r = run_docker(host, *args, timeout=60)
-            text = r.out + r.err
-            if args[0] == "top":  # pids differ between the two containers, and so does their column's width
-                text = re.sub(r"\d+ +", "<n> ", text)
-            out.append(f"$ {' '.join(args[:1])}\nrc={r.rc}\n{text}")
-        return type(r)(0, "\n".join(out), "")
+        # top: pids differ between the two containers, and so does their column's width
+        return run_steps(host, steps, words=1,
+                         rewrite=lambda args, text: re.sub(r"\d+ +", "<n> ", text) if args[0] == "top" else text)
 
     res = per_side(sides, scenario)
     compare(sides, res)
