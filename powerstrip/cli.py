@@ -24,11 +24,12 @@ from powerstrip.observability import combine
 from powerstrip.observability.audit import AuditLog
 from powerstrip.observability.metrics import Metrics
 from powerstrip.proxy.addresses import Address, parse_address
+from powerstrip.http.machine import Timeouts
 from powerstrip.proxy.connection import ConnectionSettings
 from powerstrip.proxy.exchange import Limits, OpenStreams
-from powerstrip.proxy.generations import Generations
-from powerstrip.proxy.reload import Reloader, first_generation
 from powerstrip.proxy.server import Gateway, Listener, ListenerBusy, run_until_signalled
+from powerstrip.runtime.generations import Generations
+from powerstrip.runtime.reload import Reloader, first_generation
 
 log = logging.getLogger("powerstrip")
 
@@ -110,8 +111,10 @@ def _tls_context(cert: str | None, key: str | None, cacert: str | None) -> ssl.S
 @click.option("--max-body-size", default="16MiB", show_default=True,
               help="Largest request/response body the hooks are given; larger ones are refused (413/502).")
 @click.option("--idle-timeout", default=120.0, show_default=True, help="Seconds an idle keep-alive connection is kept.")
+@click.option("--head-timeout", default=10.0, show_default=True,
+              help="Seconds a request head may take to arrive once it began (else 408).")
 @click.option("--body-timeout", default=60.0, show_default=True,
-              help="Seconds a hooked request body may take to arrive.")
+              help="Seconds a hooked request body may take to arrive, and a relayed one may pause (else 408).")
 @click.option("--stream-grace", default=2.0, show_default=True,
               help="Seconds a chunked response may stay open before it is treated as a stream (post-hooks skipped).")
 @click.option("--tlscert", type=click.Path(exists=True, dir_okay=False), help="Serve TLS with this certificate.")
@@ -127,7 +130,7 @@ def _tls_context(cert: str | None, key: str | None, cacert: str | None) -> ssl.S
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 @cluster_options
 def serve(listen: list[Address], docker: Address, config_path: str | None, state_dir: str, max_body_size: str,
-          idle_timeout: float, body_timeout: float, stream_grace: float, tlscert: str | None, tlskey: str | None,
+          idle_timeout: float, head_timeout: float, body_timeout: float, stream_grace: float, tlscert: str | None, tlskey: str | None,
           tlscacert: str | None, drain_timeout: float, watch_config: bool, audit_log: str | None,
           metrics_listen: Address | None, log_level: str, cluster: ClusterSettings | None) -> None:
     """Run the gateway: point DOCKER_HOST at it and use Docker as usual."""
@@ -140,7 +143,8 @@ def serve(listen: list[Address], docker: Address, config_path: str | None, state
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     settings = ConnectionSettings(
-        upstream=docker, idle_timeout=idle_timeout, connect_timeout=5.0,
+        upstream=docker, connect_timeout=5.0,
+        timeouts=Timeouts(idle=idle_timeout, head=head_timeout, body=body_timeout, linger=2.0),
         limits=Limits(max_body_size=parse_size(max_body_size), body_timeout=body_timeout,
                       stream_grace=stream_grace, hijack_linger=2.0),
     )
@@ -183,7 +187,7 @@ async def _serve(config: Config, context: BuiltinContext, settings: ConnectionSe
     ops_listener = reload_task = None
     try:
         # the gauge reads ``gateway`` when scraped, by then it is bound
-        metrics = Metrics(lambda: gateway.open_connections, lambda: OpenStreams.count) if ops.metrics_listen else None
+        metrics = Metrics(lambda: gateway.open_connections, lambda: OpenStreams.count + gateway.open_streams) if ops.metrics_listen else None
         gateway = Gateway(generations, settings, ops.drain_timeout, combine(ops.audit, metrics))
         reloader = Reloader(generations, ops.load, 1.0 if ops.watch_config else None,
                             metrics.reloaded if metrics else None)

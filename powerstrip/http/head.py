@@ -7,12 +7,34 @@ value that keeps those bytes, so an unhooked message is forwarded exactly as it 
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 import httptools
 
 HEAD_END = b"\r\n\r\n"
 MAX_HEAD_SIZE = 64 * 1024
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
+def find_head_end(buffer: bytes | bytearray) -> int:
+    """Where the head in ``buffer`` ends (just past its blank line), or -1 if it has not ended yet.
+
+    Lines may end with CRLF or, as Go's server (dockerd) accepts, a bare LF: a head sent with bare
+    LFs is answered like any other, not left waiting for a CRLF that never comes.
+    """
+    crlf = buffer.find(b"\n\r\n", 0, MAX_HEAD_SIZE + 3)  # also the end of a CRLF CRLF
+    bound = crlf + 3 if crlf >= 0 else MAX_HEAD_SIZE + 2
+    lf = buffer.find(b"\n\n", 0, bound)
+    if lf >= 0:
+        return lf + 2
+    return crlf + 3 if crlf >= 0 else -1
+
+
+def with_crlf(raw: bytes) -> bytes:
+    """``raw`` with every bare LF made CRLF: what llhttp parses and what the daemon is then sent, so that
+    the head the routes judged is the head the daemon executes."""
+    return raw if raw.count(b"\n") == raw.count(b"\r\n") else _BARE_LF.sub(b"\r\n", raw)
 
 
 class MalformedMessage(ValueError):

@@ -22,9 +22,9 @@ def client_identity(client: ClientConnection) -> dict[str, Any]:
         identity = {"transport": "tcp", "address": peer.address}
     else:
         identity = {"transport": "unknown"}
-    if client.writer.get_extra_info("sslcontext") is not None:
+    if client.extra_info("sslcontext") is not None:
         identity["tls"] = True
-        cert = client.writer.get_extra_info("peercert")
+        cert = client.extra_info("peercert")
         if cert:
             identity["cert_subject"] = _subject(cert)
     return identity

@@ -1,59 +1,40 @@
-"""One client connection: read a request head, pick relay or hooks, repeat while keep-alive holds."""
+"""What the gateway knows about a client connection and the exchanges on it, for logs and observers."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from powerstrip.config.routes import Route, RouteTable
-from powerstrip.hooks.model import Adapter, Peer
-from powerstrip.http.head import MAX_HEAD_SIZE, MalformedMessage, RequestHead, parse_request_head
-from powerstrip.proxy import exchange
+from powerstrip.hooks.model import Peer
+from powerstrip.http.head import RequestHead
+from powerstrip.http.machine import Timeouts
+from powerstrip.http.outcome import Outcome
 from powerstrip.proxy.access_log import ACCESS_LOG
 from powerstrip.proxy.addresses import Address
-from powerstrip.proxy.peer import peer_of
-from powerstrip.proxy.streams import PeerClosed, read_head
-from powerstrip.proxy.upstream import DaemonUnavailable, UpstreamLink
-
-if TYPE_CHECKING:
-    from powerstrip.proxy.generations import Generations
-
-log = logging.getLogger("powerstrip.access")
-
-
-@dataclass(frozen=True, slots=True)
-class Runtime:
-    """What a loaded config gives the proxy: the routes and the live adapters they name."""
-
-    routes: RouteTable
-    adapters: dict[str, Adapter]
+from powerstrip.proxy.exchange import Limits
 
 
 @dataclass(frozen=True, slots=True)
 class ConnectionSettings:
     upstream: Address
-    idle_timeout: float
+    timeouts: Timeouts
     connect_timeout: float
-    limits: exchange.Limits
+    limits: Limits
+
+
+class _ExtraInfo(Protocol):
+    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
 
 
 @dataclass(slots=True, eq=False)
 class ClientConnection:
-    """The gateway's view of one client connection: who it is, busy with an exchange or idle.
+    """Who is on the other end of one client connection (its peer, its TLS certificate)."""
 
-    ``closing`` (set on SIGTERM) ends the connection after the exchange in progress.
-    """
+    transport: _ExtraInfo
+    peer: Peer
 
-    writer: asyncio.StreamWriter
-    peer: Peer = field(init=False)
-    busy: bool = False
-    closing: bool = False
-
-    def __post_init__(self) -> None:
-        self.peer = peer_of(self.writer)
+    def extra_info(self, name: str) -> Any:
+        return self.transport.get_extra_info(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +45,7 @@ class ExchangeRecord:
     target: str
     hooked: bool
     generation: int
-    outcome: exchange.Outcome
+    outcome: Outcome
     seconds: float
 
 
@@ -72,71 +53,11 @@ class Observer(Protocol):
     def exchanged(self, client: ClientConnection, record: ExchangeRecord) -> None: ...
 
 
-async def handle_connection(
-    client_conn: ClientConnection, reader: asyncio.StreamReader, generations: Generations,
-    settings: ConnectionSettings, observer: Observer | None = None,
-) -> None:
-    """Serve one client connection until it closes, idles out, an exchange ends it, or the gateway stops."""
-    writer = client_conn.writer
-    client = (reader, writer)
-    link = UpstreamLink(settings.upstream, MAX_HEAD_SIZE, settings.connect_timeout)
-    try:
-        while not client_conn.closing:
-            client_conn.busy = False
-            try:
-                async with asyncio.timeout(settings.idle_timeout):  # a timer, not a task as wait_for makes
-                    raw = await read_head(reader)
-            except TimeoutError:
-                return  # idle keep-alive connection reaped
-            if raw is None:
-                return
-            client_conn.busy = True
-            started = time.perf_counter()
-            head = parse_request_head(raw)
-            generation = generations.lease()
-            route = generation.runtime.routes.match(head.method, head.target)
-            if route is None and exchange.is_dry_run(head):
-                route = exchange.NO_HOOKS  # a dry run never reaches the daemon, hooked or not
-            # replaced when the exchange finishes; kept (status 0) when the client leaves or the stop cuts it
-            outcome = exchange.Outcome(note="the exchange did not finish")
-            try:
-                outcome = await _one_exchange(client, client_conn.peer, link, head, route,
-                                              generation.runtime.adapters, settings)
-            finally:
-                generations.release(generation)
-                seconds = time.perf_counter() - started
-                _log_exchange(raw, outcome, seconds)
-                if observer is not None:
-                    observer.exchanged(client_conn, ExchangeRecord(
-                        head.method, head.target, route is not None, generation.number, outcome, seconds))
-            if not outcome.keep_alive:
-                return
-    except MalformedMessage as exc:
-        await exchange.send_error(client, exc.status, f"powerstrip: {exc}", False, exchange.Outcome())
-    except (PeerClosed, ConnectionError, TimeoutError) as exc:
-        log.debug("connection ended: %s", exc or type(exc).__name__, exc_info=True)
-    finally:
-        link.discard()
-        writer.close()
-
-
-async def _one_exchange(
-    client: exchange.Stream, peer: Peer, link: UpstreamLink, head: RequestHead, route: Route | None,
-    adapters: dict[str, Adapter], settings: ConnectionSettings,
-) -> exchange.Outcome:
-    try:
-        if route is None:
-            return await exchange.relay(client, link, head, settings.limits)
-        return await exchange.hooked(client, peer, link, head, route, adapters, settings.limits)
-    except DaemonUnavailable as exc:
-        # The request body (if any) was not read, so the connection cannot carry another request.
-        return await exchange.send_error(client, 502, str(exc), False, exchange.Outcome())
-
-
-def _log_exchange(raw: bytes, outcome: exchange.Outcome, seconds: float) -> None:
+def log_exchange(head: RequestHead | None, outcome: Outcome, seconds: float) -> None:
+    """The access line of one exchange (``head`` None: a request that could not be parsed)."""
     if not ACCESS_LOG.enabled:
         return
-    request_line = raw[: raw.find(b"\r\n")].decode("latin-1")
     hooks = f" uid={outcome.uid} hooks=" + ",".join(map(str, outcome.hooks)) if outcome.hooks else ""
     note = f" ({outcome.note})" if outcome.note and outcome.status >= 400 else ""
-    ACCESS_LOG.write(f"{request_line.rsplit(' ', 1)[0]} -> {outcome.status or '-'} {seconds * 1000:.1f}ms{hooks}{note}")
+    request = f"{head.method} {head.target}" if head is not None else "(unreadable request)"
+    ACCESS_LOG.write(f"{request} -> {outcome.status or '-'} {seconds * 1000:.1f}ms{hooks}{note}")

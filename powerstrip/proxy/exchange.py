@@ -1,27 +1,35 @@
-"""One request/response exchange: relayed untouched, or run through the pre- and post-hook chains."""
+"""A hooked exchange: de-frame the body, run the pre-hook chain, forward, run the post-hook chain.
+
+Unhooked exchanges never come here: the relay machine (``powerstrip.http.machine``) forwards them
+byte for byte. The driver hands a hooked exchange its client and daemon connections as streams
+(``proxy.bridge``) and takes them back when ``hooked`` returns.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import http
 import json
 import logging
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Protocol
 
 from powerstrip.config.routes import Route
 from powerstrip.hooks.chain import ChainRun, ChainStopped, HookRecord
 from powerstrip.hooks.model import Adapter, ClientRequest, Peer, ServerResponse
 from powerstrip.http.head import (
     Framing,
+    MalformedMessage,
     RequestHead,
     ResponseHead,
     parse_response_head,
     replace_headers,
     serialize_head,
 )
+from powerstrip.http.machine import error_response, may_hijack, status_line
+from powerstrip.http.outcome import Outcome
 from powerstrip.proxy.streams import (
     BodyTooLarge,
     ChunkedReader,
@@ -34,11 +42,23 @@ from powerstrip.proxy.streams import (
     splice,
     unless_peer_leaves,
 )
-from powerstrip.proxy.upstream import UpstreamLink
+from powerstrip.proxy.bridge import Stream
+from powerstrip.proxy.upstream import DaemonUnavailable
 
 log = logging.getLogger("powerstrip.proxy")
 
-Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+class DaemonLink(Protocol):
+    """The client connection's daemon connection, as the hook path uses it."""
+
+    async def connect(self) -> Stream:
+        """The kept-alive connection or a new one (raises DaemonUnavailable)."""
+        ...
+
+    def discard(self) -> None:
+        """Drop it (after an error, a hijack or a response that ends with close)."""
+        ...
+
 
 LINGER_BYTES = 64 * 1024 * 1024
 SMALL_BODY = 64 * 1024  # a Content-Length body up to this size is sent together with its head
@@ -57,17 +77,6 @@ class Limits:
     hijack_linger: float
 
 
-@dataclass(slots=True)
-class Outcome:
-    """How an exchange ended, for the log line and the connection loop."""
-
-    status: int = 0
-    keep_alive: bool = False
-    hooks: list[HookRecord] = field(default_factory=list)
-    note: str = ""
-    uid: str = ""
-
-
 class OpenStreams:
     """How many responses are relayed as streams right now (hijacked, read-until-close, chunked): a gauge."""
 
@@ -81,24 +90,6 @@ def _streaming() -> Iterator[None]:
         yield
     finally:
         OpenStreams.count -= 1
-
-
-def error_response(status: int, message: str, keep_alive: bool) -> bytes:
-    """A Docker-style error (``{"message": ...}``), which docker clients print as is."""
-    body = json.dumps({"message": message}).encode()
-    headers = [(b"Content-Type", b"application/json"), (b"Content-Length", str(len(body)).encode())]
-    if not keep_alive:
-        headers.append((b"Connection", b"close"))
-    return serialize_head(_status_line(status), headers) + body
-
-
-def _status_line(status: int, reason: bytes | None = None) -> bytes:
-    if reason is None:
-        try:
-            reason = http.HTTPStatus(status).phrase.encode()
-        except ValueError:
-            reason = b"Unknown"
-    return b"HTTP/1.1 %d %s" % (status, reason)
 
 
 async def send_error(client: Stream, status: int, message: str, keep_alive: bool, outcome: Outcome) -> Outcome:
@@ -121,7 +112,7 @@ async def _final_response(upstream: Stream, client: Stream, method: str) -> Resp
 
 
 async def _deliver(
-    client: Stream, upstream: Stream, link: UpstreamLink, request_keep_alive: bool,
+    client: Stream, upstream: Stream, link: DaemonLink, request_keep_alive: bool,
     response: ResponseHead, pump: asyncio.Future[None] | None, limits: Limits, outcome: Outcome,
     watch: PeerWatch | None,
 ) -> Outcome:
@@ -159,7 +150,7 @@ async def _deliver(
 
 
 async def _finish(
-    client: Stream, link: UpstreamLink, request_keep_alive: bool, response: ResponseHead, reusable: bool,
+    client: Stream, link: DaemonLink, request_keep_alive: bool, response: ResponseHead, reusable: bool,
     pump: asyncio.Future[None] | None, outcome: Outcome,
 ) -> Outcome:
     """After a relayed response: flush it, decide keep-alive on both sides."""
@@ -171,34 +162,6 @@ async def _finish(
     if not reusable:
         link.discard()
     return outcome
-
-
-def _may_hijack(head: RequestHead) -> bool:
-    """Requests whose connection may turn into a raw stream: the client may send stdin early."""
-    return head.header(b"upgrade") is not None or "/attach" in head.target or "/exec/" in head.target
-
-
-async def relay(client: Stream, link: UpstreamLink, head: RequestHead, limits: Limits) -> Outcome:
-    """Forward a request that no hook matches, byte for byte, streaming both bodies."""
-    upstream = await link.connect()
-    upstream[1].write(head.raw)
-    pump: asyncio.Future[None] | None = None
-    if head.framing is not Framing.NONE:
-        pump = asyncio.ensure_future(copy_body(client[0], upstream[1], head.framing, head.length))
-    else:
-        await upstream[1].drain()
-    try:
-        if pump is None and not _may_hijack(head):
-            # one watch for the whole exchange: a client that leaves ends the wait and the body
-            async with PeerWatch(client[0]) as watch:
-                response = await _final_response(upstream, client, head.method)
-                return await _deliver(client, upstream, link, head.keep_alive, response, None, limits, Outcome(),
-                                      watch)
-        response = await _final_response(upstream, client, head.method)
-        return await _deliver(client, upstream, link, head.keep_alive, response, pump, limits, Outcome(), None)
-    finally:
-        if pump is not None and not pump.done():
-            pump.cancel()
 
 
 def is_dry_run(head: RequestHead) -> bool:
@@ -217,7 +180,7 @@ async def _dry_run_answer(client: Stream, head: RequestHead, forwarded: ClientRe
                   for record in outcome.hooks],
     }).encode()
     headers = [(b"Content-Type", b"application/json"), (b"Content-Length", str(len(body)).encode())]
-    client[1].write(serialize_head(_status_line(200), headers) + body)
+    client[1].write(serialize_head(status_line(200), headers) + body)
     await client[1].drain()
     outcome.status, outcome.keep_alive = 200, head.keep_alive
     return outcome
@@ -242,7 +205,7 @@ def _modified_response(response: ResponseHead, result: ServerResponse) -> bytes:
         add.insert(0, (b"Content-Type", result.content_type.encode("latin-1")))
     headers = replace_headers(response.headers, (b"content-length", b"transfer-encoding", b"content-type"), add)
     reason = response.reason if result.code == response.status else None
-    return serialize_head(_status_line(result.code, reason), headers) + body
+    return serialize_head(status_line(result.code, reason), headers) + body
 
 
 async def _collect_response_body(
@@ -274,21 +237,31 @@ async def _collect_response_body(
 
 
 async def hooked(
-    client: Stream, peer: Peer, link: UpstreamLink, head: RequestHead, route: Route,
+    client: Stream, peer: Peer, link: DaemonLink, head: RequestHead, route: Route,
     adapters: dict[str, Adapter], limits: Limits,
 ) -> Outcome:
     """De-frame the body, run the pre-hooks, forward exactly what they produced, run the post-hooks."""
     outcome = Outcome(uid=uuid.uuid4().hex)
     chain = ChainRun(adapters, outcome.hooks)
+    too_large = (f"request body larger than the gateway's limit of {limits.max_body_size} bytes; "
+                 "refused because the hooks could not see all of it")
+    if head.framing is Framing.LENGTH and head.length > limits.max_body_size:
+        # refused from its declared length: a client waiting for 100 Continue is not invited to send it
+        await send_error(client, 413, too_large, False, outcome)
+        await discard_input(client[0], LINGER_BYTES, LINGER_SECONDS)
+        return outcome
     if head.expects_continue:
         client[1].write(b"HTTP/1.1 100 Continue\r\n\r\n")
     try:
-        body = await asyncio.wait_for(read_body(client[0], head.framing, head.length, limits.max_body_size), limits.body_timeout)
-    except BodyTooLarge as exc:
-        await send_error(client, 413, f"request body larger than the gateway's limit of {exc.limit} bytes; "
-                         "refused because the hooks could not see all of it", False, outcome)
+        body = await asyncio.wait_for(read_body(client[0], head.framing, head.length, limits.max_body_size),
+                                      limits.body_timeout)
+    except BodyTooLarge:
+        await send_error(client, 413, too_large, False, outcome)
         await discard_input(client[0], LINGER_BYTES, LINGER_SECONDS)
         return outcome
+    except TimeoutError:
+        return await send_error(client, 408, f"request body not received within {limits.body_timeout:g}s",
+                                False, outcome)
     try:
         headers = tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in head.headers)
         request = ClientRequest(head.method, head.target, _decode(body), headers, outcome.uid, is_dry_run(head), peer)
@@ -303,21 +276,45 @@ async def hooked(
         return await _dry_run_answer(client, head, forwarded, outcome)
 
     body = forwarded.body.encode("utf-8") if forwarded.body is not None else b""
-    upstream = await link.connect()
+    try:
+        upstream = await link.connect()
+    except DaemonUnavailable as exc:  # after the pre-hooks: their decisions stay in the outcome
+        return await send_error(client, 502, str(exc), False, outcome)
+    try:
+        return await _forward(client, upstream, link, head, route, forwarded, body, chain, limits, outcome)
+    except MalformedMessage as exc:  # from the daemon's side: its fault, never the client's
+        link.discard()
+        if outcome.status:  # the response already started: closing is the only signal left
+            outcome.note, outcome.keep_alive = f"the daemon sent a malformed response ({exc})", False
+            return outcome
+        return await send_error(client, 502, f"the daemon sent a malformed response ({exc})", False, outcome)
+
+
+async def _forward(
+    client: Stream, upstream: Stream, link: DaemonLink, head: RequestHead, route: Route,
+    forwarded: ClientRequest, body: bytes, chain: ChainRun, limits: Limits, outcome: Outcome,
+) -> Outcome:
+    """Send the daemon what the pre-hooks produced; relay or collect its answer for the post-hooks."""
     upstream[1].write(_forwarded_head(head, forwarded, body) + body)
     await upstream[1].drain()
     answer = _final_response(upstream, client, forwarded.method)
-    response = await (answer if _may_hijack(head) else unless_peer_leaves(client[0], answer))
+    response = await (answer if may_hijack(head) else unless_peer_leaves(client[0], answer))
     if not route.post or response.status == 101 or response.framing is Framing.UNTIL_CLOSE:
         if route.post:
             log.warning("post-hooks not run for %s %s: the response is a stream", forwarded.method, forwarded.request)
-        if _may_hijack(head):
+        if may_hijack(head):
             return await _deliver(client, upstream, link, head.keep_alive, response, None, limits, outcome, None)
         async with PeerWatch(client[0]) as watch:
             return await _deliver(client, upstream, link, head.keep_alive, response, None, limits, outcome, watch)
 
     try:
-        response_body, raw_parts, open_stream = await _collect_response_body(upstream, response, limits)
+        # bounded, and ended if the client leaves: a stalled body must not hold the daemon connection
+        response_body, raw_parts, open_stream = await unless_peer_leaves(
+            client[0], asyncio.wait_for(_collect_response_body(upstream, response, limits), limits.body_timeout))
+    except TimeoutError:
+        link.discard()
+        return await send_error(client, 502, f"the daemon's response body did not arrive within "
+                                f"{limits.body_timeout:g}s; the post-hooks cannot see it", False, outcome)
     except BodyTooLarge as exc:
         link.discard()
         return await send_error(client, 502, f"response larger than the gateway's limit of {exc.limit} bytes; "
@@ -328,7 +325,7 @@ async def hooked(
         outcome.status = response.status
         client[1].write(response.raw + b"".join(raw_parts))
         with _streaming():
-            reusable = await open_stream.relay_response(client[1])
+            reusable = await unless_peer_leaves(client[0], open_stream.relay_response(client[1]))
         if not reusable or not response.keep_alive:
             link.discard()
         outcome.keep_alive = head.keep_alive and response.keep_alive

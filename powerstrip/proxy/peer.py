@@ -11,9 +11,9 @@ from powerstrip.hooks.model import UNKNOWN_PEER, Peer
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
-def peer_of(writer: asyncio.StreamWriter) -> Peer:
+def peer_of(transport: asyncio.BaseTransport) -> Peer:
     """Read once per connection: a unix peer's credentials are those it had when it connected."""
-    sock = writer.get_extra_info("socket")
+    sock = transport.get_extra_info("socket")
     if sock is None:
         return UNKNOWN_PEER
     if sock.family == socket.AF_UNIX and hasattr(socket, "SO_PEERCRED"):
@@ -22,7 +22,7 @@ def peer_of(writer: asyncio.StreamWriter) -> Peer:
         except OSError:
             return UNKNOWN_PEER
         return Peer(uid=uid, gid=gid, pid=pid)
-    address = writer.get_extra_info("peername")
+    address = transport.get_extra_info("peername")
     if isinstance(address, tuple) and len(address) >= 2:
         host, port = address[0], address[1]
         return Peer(address=f"[{host}]:{port}" if ":" in host else f"{host}:{port}")

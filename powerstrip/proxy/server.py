@@ -9,16 +9,21 @@ import os
 import signal
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from powerstrip.http.head import MAX_HEAD_SIZE
 from powerstrip.proxy.access_log import ACCESS_LOG
 from powerstrip.proxy.addresses import Address
-from powerstrip.proxy.connection import ClientConnection, ConnectionSettings, Observer, handle_connection
-from powerstrip.proxy.generations import Generations
+from powerstrip.proxy.connection import ConnectionSettings, Observer
+from powerstrip.proxy.driver import ClientSide, Hub
+from powerstrip.proxy.tls import TlsClientSide
+from powerstrip.runtime.generations import Generations
 
 log = logging.getLogger("powerstrip")
+
+BACKLOG = 4096  # as dockerd's listeners: a burst of connects must not be refused by the kernel
+TICK = 0.5  # seconds between two checks of every connection's deadline (idle, head, body, linger)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,82 +59,84 @@ class Gateway:
         self.generations = generations
         self._settings = settings
         self._drain_timeout = drain_timeout
-        self._observer = observer
+        self._hub = Hub(generations, settings, settings.timeouts, observer, set())
         self._servers: list[asyncio.Server] = []
         self._unix_paths: list[str] = []
-        self._connections: dict[asyncio.Task[None], ClientConnection] = {}
+        self._ticker: asyncio.TimerHandle | None = None
         self.serving = False  # all listeners up, not stopping
-        self.draining = False
+
+    @property
+    def draining(self) -> bool:
+        return self._hub.draining
 
     @property
     def open_connections(self) -> int:
-        return len(self._connections)
+        return len(self._hub.connections)
 
-    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.draining:  # accepted just before the listener closed
-            writer.close()
-            return
-        task = asyncio.current_task()
-        assert task is not None
-        client = ClientConnection(writer)
-        self._connections[task] = client
-        try:
-            await handle_connection(client, reader, self.generations, self._settings, self._observer)
-        except asyncio.CancelledError:
-            # cut by stop(); not re-raised: asyncio's stream callback logs a cancelled task as an error
-            writer.close()
-        except Exception:  # a bug must cost one connection, never the gateway
-            log.exception("unexpected error on a client connection")
-            writer.close()
-        finally:
-            self._connections.pop(task, None)
+    @property
+    def open_streams(self) -> int:
+        """Responses relayed as streams right now by the relay machine (the hook path counts its own)."""
+        return sum(1 for side in self._hub.connections if side.machine.streaming)
+
+    def _tick(self) -> None:
+        """One periodic callback for every connection's deadline: no timer per request or connection."""
+        now = time.monotonic()
+        for side in list(self._hub.connections):
+            deadline = side.machine.deadline
+            if deadline and deadline <= now:
+                side.machine.timer_fired()
+        self._ticker = asyncio.get_running_loop().call_later(TICK, self._tick)
 
     async def start(self, listeners: list[Listener]) -> None:
+        loop = asyncio.get_running_loop()
+        hub = self._hub
         for listener in listeners:
-            address = listener.address
+            address, tls = listener.address, listener.tls
+            factory: Callable[[], asyncio.Protocol] = (
+                (lambda tls=tls: TlsClientSide(hub, tls)) if tls is not None else (lambda: ClientSide(hub)))
             if address.scheme == "unix":
                 claim_unix_path(address.path)
-                server = await asyncio.start_unix_server(
-                    self._on_connection, address.path, limit=MAX_HEAD_SIZE, ssl=listener.tls
-                )
+                server = await loop.create_unix_server(factory, address.path, backlog=BACKLOG)
                 os.chmod(address.path, 0o660)
                 self._unix_paths.append(address.path)
             else:
-                server = await asyncio.start_server(
-                    self._on_connection, address.host, address.port, limit=MAX_HEAD_SIZE, ssl=listener.tls
-                )
+                server = await loop.create_server(factory, address.host, address.port, backlog=BACKLOG,
+                                                  reuse_address=True)
             self._servers.append(server)
-            log.info("listening on %s%s", address, " (TLS)" if listener.tls else "")
+            log.info("listening on %s%s", address, " (TLS)" if tls else "")
+        self._ticker = loop.call_later(TICK, self._tick)
         self.serving = True
 
     async def stop(self, cut: asyncio.Event | None = None) -> None:
         """Stop accepting and close idle connections at once; give exchanges in progress
         ``drain_timeout`` seconds to finish (their connections close after them), then cut what is
         left: streams (events, logs -f, attach) and anything slower. ``cut`` set ends the wait early."""
-        self.serving, self.draining = False, True
+        self.serving = False
+        self._hub.draining = True
         for server in self._servers:
             server.close()
         for path in self._unix_paths:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-        for task, client in list(self._connections.items()):
-            client.closing = True
-            if not client.busy:
-                task.cancel()
-        busy = sum(client.busy for client in self._connections.values())
+        for side in list(self._hub.connections):
+            side.stop()
+        busy = [side for side in self._hub.connections if side.busy]
         if busy:
-            log.info("draining: waiting up to %gs for %d request(s) in progress", self._drain_timeout, busy)
-            pending = await _drain(set(self._connections), self._drain_timeout, cut or asyncio.Event())
+            log.info("draining: waiting up to %gs for %d request(s) in progress", self._drain_timeout, len(busy))
+            pending = await _drain({side.closed for side in self._hub.connections}, self._drain_timeout,
+                                   cut or asyncio.Event())
             if pending:
                 log.warning("drain %s: closing %d connection(s) still busy (streams or slow requests)",
                             "cut short" if cut is not None and cut.is_set() else "timeout", len(pending))
-        for task in list(self._connections):
-            task.cancel()
-        await asyncio.gather(*self._connections, return_exceptions=True)
+        for side in list(self._hub.connections):
+            side.abort()
+        await asyncio.gather(*(side.closed for side in list(self._hub.connections)), return_exceptions=True)
+        if self._ticker is not None:
+            self._ticker.cancel()
 
 
-async def _drain(tasks: set[asyncio.Task[None]], timeout: float, cut: asyncio.Event) -> set[asyncio.Task[None]]:
-    """Wait until the tasks end, ``timeout`` passes or ``cut`` is set; returns the tasks still running."""
+async def _drain(tasks: set[asyncio.Future[None]], timeout: float, cut: asyncio.Event) -> set[asyncio.Future[None]]:
+    """Wait until the futures are done, ``timeout`` passes or ``cut`` is set; returns those still pending."""
     cut_waiter = asyncio.ensure_future(cut.wait())
     pending = set(tasks)
     try:

@@ -12,8 +12,8 @@ from powerstrip.config.routes import RouteTable
 from powerstrip.hooks.model import ClientRequest, ServerResponse
 from powerstrip.adapters import BuiltinContext
 from powerstrip.hooks.registry import AdapterRegistry
-from powerstrip.proxy.connection import Runtime
-from powerstrip.proxy.generations import Generation, Generations
+from powerstrip.runtime.generations import Runtime
+from powerstrip.runtime.generations import Generation, Generations
 
 
 class FakeAdapter:

@@ -20,8 +20,7 @@ from powerstrip.config.loader import ConfigError
 from powerstrip.config.model import Config
 from powerstrip.config.routes import RouteTable
 from powerstrip.hooks.registry import AdapterRegistry
-from powerstrip.proxy.connection import Runtime
-from powerstrip.proxy.generations import Generation, Generations
+from powerstrip.runtime.generations import Generation, Generations, Runtime
 
 log = logging.getLogger("powerstrip.reload")
 

@@ -14,11 +14,19 @@ import logging
 from dataclasses import dataclass
 
 from powerstrip.config.model import Config
+from powerstrip.config.routes import RouteTable
 from powerstrip.hooks.model import Adapter
 from powerstrip.hooks.registry import AdapterRegistry
-from powerstrip.proxy.connection import Runtime
 
 log = logging.getLogger("powerstrip.reload")
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """What a loaded config gives the proxy: the routes and the live adapters they name."""
+
+    routes: RouteTable
+    adapters: dict[str, Adapter]
 
 
 @dataclass(slots=True, eq=False)

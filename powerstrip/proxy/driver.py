@@ -1,0 +1,392 @@
+"""The only code of the relay that touches sockets: asyncio Protocols on both sides of a connection.
+
+``ClientSide`` is the protocol of one accepted client connection; it owns a ``ConnectionMachine``
+(``powerstrip.http.machine``), turns socket callbacks into the machine's events and carries out
+its commands. ``DaemonSide`` is the protocol of that connection's daemon connection (opened on
+first use, kept alive between exchanges). Flow control is the transports' own: a side whose peer
+cannot take more (``pause_writing``) stops being read (``pause_reading``) until it can.
+
+A hooked exchange leaves the Protocol world: the driver hands the client and daemon connections
+to the hook path as streams (``proxy.bridge``), runs ``exchange.hooked`` as a task, and takes the
+connections back when it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from powerstrip.http.head import MAX_HEAD_SIZE, MalformedMessage, RequestHead
+from powerstrip.http.machine import ConnectionMachine, Phase, Timeouts, error_response
+from powerstrip.http.outcome import Outcome, Side
+from powerstrip.proxy import exchange
+from powerstrip.proxy.addresses import Address
+from powerstrip.proxy.bridge import BridgeReader, Stream, TransportWriter, Transportish
+from powerstrip.proxy.connection import ClientConnection, ConnectionSettings, ExchangeRecord, Observer, log_exchange
+from powerstrip.proxy.peer import peer_of
+from powerstrip.proxy.upstream import DaemonUnavailable
+
+if TYPE_CHECKING:
+    from powerstrip.runtime.generations import Generation, Generations
+
+log = logging.getLogger("powerstrip.proxy")
+
+
+@dataclass(slots=True, eq=False)
+class Hub:
+    """What every connection of one gateway shares."""
+
+    generations: Generations
+    settings: ConnectionSettings
+    timeouts: Timeouts
+    observer: Observer | None
+    connections: set[ClientSide]
+    draining: bool = False
+
+
+class DaemonSide(asyncio.Protocol):
+    """The daemon connection of one client connection: events go to the machine, or to a bridge while
+    a hooked exchange reads it as a stream."""
+
+    __slots__ = ("_owner", "transport", "live", "bridge")
+
+    def __init__(self, owner: ClientSide) -> None:
+        self._owner: ClientSide | None = owner
+        self.transport: asyncio.Transport | None = None
+        self.live = False
+        self.bridge: Stream | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.live = True
+
+    def data_received(self, data: bytes) -> None:
+        if self.bridge is not None:
+            self.bridge.reader.feed_data(data)
+        elif self._owner is not None:
+            self._owner.machine.daemon_data(data)
+
+    def eof_received(self) -> bool:
+        self.live = False
+        if self.bridge is not None:
+            self.bridge.reader.feed_eof()
+        elif self._owner is not None:
+            self._owner.machine.daemon_eof()
+        return True  # the other direction may still carry stdin (a hijacked stream)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        was_live, self.live = self.live, False
+        if self.bridge is not None:
+            self.bridge.reader.feed_eof()
+            self.bridge.writer.lost()
+        elif self._owner is not None and was_live:
+            self._owner.machine.daemon_eof()
+        owner, self._owner = self._owner, None
+        if owner is not None and owner.daemon is self:
+            owner.daemon = None
+
+    def pause_writing(self) -> None:
+        if self.bridge is not None:
+            self.bridge.writer.pause()
+        if self._owner is not None:
+            self._owner.pause_reason(daemon=True)
+            self._owner.machine.daemon_flow(True)
+
+    def resume_writing(self) -> None:
+        if self.bridge is not None:
+            self.bridge.writer.resume()
+        if self._owner is not None:
+            self._owner.pause_reason(daemon=False)
+            self._owner.machine.daemon_flow(False)
+
+    def open_bridge(self) -> Stream:
+        assert self.transport is not None
+        reader = BridgeReader(limit=MAX_HEAD_SIZE)
+        reader.set_transport(self.transport)
+        self.bridge = Stream(reader, TransportWriter(self.transport))
+        return self.bridge
+
+    def close_bridge(self) -> bool:
+        """Back to the machine; False if the connection cannot be reused (unread bytes, EOF)."""
+        bridge, self.bridge = self.bridge, None
+        if bridge is None:
+            return self.live
+        return self.live and not bridge.reader.take_rest() and not bridge.reader.at_eof()
+
+    def detach(self) -> None:
+        """Close without telling the machine (it asked for the close)."""
+        self._owner = None
+        self.live = False
+        if self.transport is not None:
+            self.transport.close()
+
+
+class DaemonLink:
+    """The daemon connection as the hook path uses it (``connect`` → streams, ``discard``)."""
+
+    __slots__ = ("_side",)
+
+    def __init__(self, side: ClientSide) -> None:
+        self._side = side
+
+    async def connect(self) -> Stream:
+        daemon = self._side.daemon
+        if daemon is None or not daemon.live:
+            daemon = await self._side.connect_daemon()
+        return daemon.bridge or daemon.open_bridge()
+
+    def discard(self) -> None:
+        self._side.close_daemon()
+
+
+class ClientSide(asyncio.Protocol):
+    """One client connection: the machine's driver (it implements ``machine.Commands``)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.transport: Transportish | None = None
+        self.machine: ConnectionMachine = None  # type: ignore[assignment]  # set in connection_made
+        self.identity: ClientConnection | None = None
+        self.daemon: DaemonSide | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.hooked_task: asyncio.Task[None] | None = None
+        self._bridge: Stream | None = None
+        self._connecting: asyncio.Task[DaemonSide] | None = None
+        self._started = 0.0
+        self._generation = 0
+        self._paused_by_machine = False
+        self._paused_by_daemon = False
+        self._reading_paused = False
+
+    # ---- socket events -------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.identity = ClientConnection(transport, peer_of(transport))  # type: ignore[arg-type]
+        self.machine = ConnectionMachine(self, self.hub.timeouts, time.monotonic)
+        self.hub.connections.add(self)
+        if self.hub.draining:  # accepted just before the listener closed
+            self.machine.stop()
+
+    def data_received(self, data: bytes) -> None:
+        if self._bridge is not None:
+            self._bridge.reader.feed_data(data)
+        else:
+            self.machine.client_data(data)
+
+    def eof_received(self) -> bool:
+        self.machine.client_eof()
+        if self._bridge is not None:
+            self._bridge.reader.feed_eof()
+        return True  # keep writing: a half-closed client still reads its answer
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.hub.connections.discard(self)
+        if self._bridge is not None:
+            self._bridge.reader.feed_eof()
+            self._bridge.writer.lost()
+        self.machine.client_lost()
+        self.close_daemon()
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        if self._bridge is not None:
+            self._bridge.writer.pause()
+        if self.daemon is not None and self.daemon.transport is not None:
+            self.daemon.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._bridge is not None:
+            self._bridge.writer.resume()
+        if self.daemon is not None and self.daemon.transport is not None and self.daemon.live:
+            self.daemon.transport.resume_reading()
+
+    def pause_reason(self, *, daemon: bool | None = None, machine: bool | None = None) -> None:
+        if daemon is not None:
+            self._paused_by_daemon = daemon
+        if machine is not None:
+            self._paused_by_machine = machine
+        want = self._paused_by_daemon or self._paused_by_machine
+        if want != self._reading_paused and self.transport is not None and not self.transport.is_closing():
+            self._reading_paused = want
+            (self.transport.pause_reading if want else self.transport.resume_reading)()  # type: ignore[attr-defined]
+
+    # ---- the machine's commands ----------------------------------------------------------------
+
+    def send_client(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def send_daemon(self, data: bytes) -> None:
+        daemon = self.daemon
+        if daemon is not None and daemon.transport is not None:
+            daemon.transport.write(data)
+
+    def open_daemon(self) -> bool:
+        daemon = self.daemon
+        if daemon is not None and daemon.live:
+            return True
+        if self._connecting is None:
+            self._connecting = asyncio.get_running_loop().create_task(self._connect_for_machine())
+        return False
+
+    def close_daemon(self) -> None:
+        daemon, self.daemon = self.daemon, None
+        if daemon is not None:
+            daemon.detach()
+        if self._paused_by_daemon:
+            self.pause_reason(daemon=False)
+
+    def half_close_daemon(self) -> None:
+        daemon = self.daemon
+        if daemon is not None and daemon.transport is not None and daemon.transport.can_write_eof() \
+                and not daemon.transport.is_closing():
+            daemon.transport.write_eof()
+
+    def half_close_client(self) -> None:
+        transport = self.transport
+        if transport is not None and transport.can_write_eof() and not transport.is_closing():
+            transport.write_eof()
+
+    def close_client(self) -> None:
+        if self.transport is not None:
+            self.transport.close()  # what was written is flushed first
+        self.close_daemon()
+
+    def pause_client(self, paused: bool) -> None:
+        self.pause_reason(machine=paused)
+
+    def dispatch(self, head: RequestHead) -> bool:
+        self._started = time.perf_counter()
+        generation = self.hub.generations.current
+        route = generation.runtime.routes.match(head.method, head.target)
+        if route is None and exchange.is_dry_run(head):
+            route = exchange.NO_HOOKS  # a dry run never reaches the daemon, hooked or not
+        if route is None:
+            self._generation = generation.number
+            return False
+        generation = self.hub.generations.lease()  # the same one: nothing ran in between
+        assert self.transport is not None
+        reader = BridgeReader(limit=MAX_HEAD_SIZE)
+        reader.set_transport(self.transport)  # type: ignore[arg-type]
+        rest = self.machine.take_buffered()
+        if rest:
+            reader.feed_data(rest)
+        if self.machine.client_eof_seen:
+            reader.feed_eof()
+        self._bridge = Stream(reader, TransportWriter(self.transport))
+        self.hooked_task = asyncio.get_running_loop().create_task(self._run_hooked(head, route, generation))
+        return True
+
+    def finished(self, head: RequestHead | None, outcome: Outcome) -> None:
+        self._record(head, outcome, False, self._generation)
+
+    # ---- daemon connections --------------------------------------------------------------------
+
+    async def connect_daemon(self) -> DaemonSide:
+        """A new daemon connection (raises DaemonUnavailable)."""
+        settings = self.hub.settings
+        address: Address = settings.upstream
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(settings.connect_timeout):
+                if address.scheme == "unix":
+                    _, daemon = await loop.create_unix_connection(lambda: DaemonSide(self), address.path)
+                else:
+                    _, daemon = await loop.create_connection(lambda: DaemonSide(self), address.host, address.port)
+        except (OSError, TimeoutError) as exc:
+            reason = (exc.strerror or str(exc) or type(exc).__name__) if isinstance(exc, OSError) else "timed out"
+            raise DaemonUnavailable(
+                f"powerstrip cannot connect to the Docker daemon at {address} ({reason}). "
+                "Is the docker daemon running?"
+            ) from None
+        if self.machine.phase is Phase.CLOSED:
+            daemon.detach()
+            raise ConnectionResetError("the client went away")
+        self.close_daemon()
+        self.daemon = daemon
+        return daemon
+
+    async def _connect_for_machine(self) -> None:
+        try:
+            await self.connect_daemon()
+        except DaemonUnavailable as exc:
+            self._connecting = None
+            self.machine.daemon_failed(str(exc))
+            return
+        except ConnectionError:
+            self._connecting = None
+            return
+        self._connecting = None
+        self.machine.daemon_connected()
+
+    # ---- the hook path -------------------------------------------------------------------------
+
+    async def _run_hooked(self, head: RequestHead, route: exchange.Route, generation: Generation) -> None:
+        bridge = self._bridge
+        assert bridge is not None and self.identity is not None
+        outcome = Outcome(note="the exchange did not finish")
+        try:
+            outcome = await exchange.hooked(bridge, self.identity.peer, DaemonLink(self), head, route,
+                                            generation.runtime.adapters, self.hub.settings.limits)
+        except MalformedMessage as exc:
+            outcome = self._error(bridge, exc.status, f"powerstrip: {exc}", Side.CLIENT)
+        except TimeoutError:
+            outcome = self._error(bridge, 408, "the request body did not arrive in time", Side.CLIENT)
+        except ConnectionError as exc:  # the client or the daemon left (PeerClosed too)
+            log.debug("hooked exchange ended: %s", exc or type(exc).__name__)
+            outcome.keep_alive = False
+        except asyncio.CancelledError:
+            outcome.keep_alive = False  # cut by the gateway's stop
+        except Exception:  # a bug must cost one exchange, never the gateway
+            log.exception("unexpected error in a hooked exchange")
+            outcome = self._error(bridge, 500, "powerstrip: internal error", Side.GATEWAY)
+        finally:
+            self.hub.generations.release(generation)
+            self._record(head, outcome, True, generation.number)
+            self._bridge = None
+            self.hooked_task = None
+        daemon = self.daemon
+        daemon_open = daemon is not None and daemon.close_bridge()
+        if daemon is not None and not daemon_open:
+            self.close_daemon()
+        self.machine.hooked_done(outcome.keep_alive, bridge.reader.take_rest(), daemon_open)
+
+    @staticmethod
+    def _error(bridge: Stream, status: int, message: str, side: Side) -> Outcome:
+        """An error the hook path raised: answered if nothing was sent yet, else the connection is cut."""
+        if bridge.writer.written:
+            return Outcome(note=message, fault=side)
+        bridge.writer.write(error_response(status, message, False))
+        return Outcome(status=status, note=message, fault=side)
+
+    def _record(self, head: RequestHead | None, outcome: Outcome, hooked: bool, generation: int) -> None:
+        seconds = time.perf_counter() - self._started if head is not None else 0.0
+        log_exchange(head, outcome, seconds)
+        observer = self.hub.observer
+        if observer is not None and self.identity is not None:
+            observer.exchanged(self.identity, ExchangeRecord(
+                head.method if head else "-", head.target if head else "-", hooked, generation, outcome, seconds))
+
+    # ---- the gateway's stop --------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return self.machine.busy
+
+    def stop(self) -> None:
+        """Close when idle, else after the exchange in progress."""
+        self.machine.stop()
+
+    def abort(self) -> None:
+        """Cut the connection now (the drain time is over)."""
+        if self.hooked_task is not None:
+            self.hooked_task.cancel()
+        if self.transport is not None:
+            self.transport.abort()  # type: ignore[attr-defined]
+        self.close_daemon()
