@@ -32,8 +32,8 @@ def find_head_end(buffer: bytes | bytearray) -> int:
 
 
 def with_crlf(raw: bytes) -> bytes:
-    """``raw`` with every bare LF made CRLF: what llhttp parses and what the daemon is then sent, so that
-    the head the routes judged is the head the daemon executes."""
+    """``raw`` with every bare LF made CRLF: what llhttp parses and what the head keeps as ``raw`` (so
+    the daemon is sent the head the routes judged)."""
     return raw if raw.count(b"\n") == raw.count(b"\r\n") else _BARE_LF.sub(b"\r\n", raw)
 
 
@@ -72,14 +72,23 @@ class _Collector:
 
 @dataclass(slots=True)
 class MessageHead:
-    """What requests and responses share: the exact head bytes, the headers and the body framing."""
+    """What requests and responses share: the exact head bytes, the headers and the body framing.
+
+    ``headers`` is split out of ``raw`` when first asked for: the relay never needs it.
+    """
 
     version: str
-    headers: list[tuple[bytes, bytes]]
     raw: bytes
     framing: Framing
     length: int
     keep_alive: bool
+    parsed_headers: list[tuple[bytes, bytes]] | None = None
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        if self.parsed_headers is None:
+            self.parsed_headers = [(m[1], m[2]) for m in _HEADER_FIELD.finditer(self.raw)]
+        return self.parsed_headers
 
     def header(self, name: bytes) -> bytes | None:
         return find_header(self.headers, name)
@@ -170,8 +179,59 @@ class _FramingHeaders:
         return (Framing.LENGTH, value) if value else (Framing.NONE, 0)
 
 
+# The fast path: heads made only of the common forms (a known method, a printable target, token header
+# names, printable values, at most one Content-Length, Transfer-Encoding or Connection field) are read
+# with two C-level regex passes; every other head goes to llhttp, which decides. The hypothesis tests
+# (tests/unit/test_http_heads.py) check that both paths agree on every head the fast one takes.
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_FIELDS = rb"(?:" + _TOKEN + rb":[\t\x20-\x7e\x80-\xff]*\r\n)*\r\n"
+_FAST_REQUEST = re.compile(rb"(GET|POST|PUT|DELETE|HEAD|OPTIONS|PATCH) ([\x21-\x7e]+) HTTP/1\.([01])\r\n" + _FIELDS)
+_FAST_RESPONSE = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9][0-9]) ([\t\x20-\x7e\x80-\xff]*)\r\n" + _FIELDS)
+_CONTENT_LENGTH, _TRANSFER_ENCODING = b"\ncontent-length:", b"\ntransfer-encoding:"
+_FRAMING_NAMES = (_CONTENT_LENGTH, _TRANSFER_ENCODING, b"\nconnection:")
+_HEADER_FIELD = re.compile(rb"\n(" + _TOKEN + rb"):[\t ]*([^\r]*?)[\t ]*\r(?=\n)")
+
+
+def _fast_framing(raw: bytes) -> _FramingHeaders | None:
+    """The framing fields of a head the fast path may read, or None (llhttp must)."""
+    lowered = raw.lower()
+    found = _FramingHeaders([], set(), set())
+    for name in _FRAMING_NAMES:
+        at = lowered.find(name)
+        if at < 0:
+            continue
+        if lowered.find(name, at + len(name)) >= 0:
+            return None  # a repeated framing field: llhttp's rules apply
+        start = at + len(name)
+        value = raw[start : raw.index(b"\r", start)].strip(b" \t")
+        if name is _CONTENT_LENGTH:
+            found.lengths.add(value)
+        elif name is _TRANSFER_ENCODING:
+            found.encodings.extend(part.strip().lower() for part in value.split(b","))
+        else:
+            found.connection.update(token.strip().lower() for token in value.lower().split(b","))
+    return found
+
+
 def parse_request_head(raw: bytes) -> RequestHead:
     """Parse a request head (``raw`` ends with the blank line)."""
+    match = _FAST_REQUEST.fullmatch(raw)
+    if match is not None:
+        scanned = _fast_framing(raw)
+        if scanned is not None:
+            framing = scanned.body_framing() or (Framing.NONE, 0)
+            version = "1.1" if match[3] == b"1" else "1.0"
+            return RequestHead(
+                method=match[1].decode(), target=match[2].decode("latin-1"), version=version, raw=raw,
+                framing=framing[0], length=framing[1], keep_alive=_keeps_alive(version, scanned.connection))
+    return parse_request_head_llhttp(with_crlf(raw))
+
+
+def parse_request_head_llhttp(raw: bytes) -> RequestHead:
+    """Parse a request head with llhttp: every form it accepts, its errors for the rest.
+
+    Bare LFs must have been made CRLF (``with_crlf``): llhttp refuses them, Go's server does not.
+    """
     collected = _Collector()
     parser = httptools.HttpRequestParser(collected)
     _feed(parser, raw)
@@ -183,7 +243,7 @@ def parse_request_head(raw: bytes) -> RequestHead:
         method=parser.get_method().decode("ascii"),
         target=collected.url.decode("latin-1"),
         version=version,
-        headers=headers,
+        parsed_headers=headers,
         raw=raw,
         framing=framing[0],
         length=framing[1],
@@ -193,29 +253,40 @@ def parse_request_head(raw: bytes) -> RequestHead:
 
 def parse_response_head(raw: bytes, request_method: str) -> ResponseHead:
     """Parse a response head; ``request_method`` matters because a HEAD response has no body."""
+    match = _FAST_RESPONSE.fullmatch(raw)
+    if match is not None:
+        scanned = _fast_framing(raw)
+        if scanned is not None:
+            status = int(match[2])
+            return _response(status, match[3], "1.1" if match[1] == b"1" else "1.0", None, raw, scanned,
+                             request_method)
+    return parse_response_head_llhttp(with_crlf(raw), request_method)
+
+
+def _response(status: int, reason: bytes, version: str, headers: list[tuple[bytes, bytes]] | None, raw: bytes,
+              scanned: _FramingHeaders, request_method: str) -> ResponseHead:
+    if status < 200 or status in (204, 304) or request_method == "HEAD":
+        framing: tuple[Framing, int] = (Framing.NONE, 0)
+    else:
+        framing = scanned.body_framing() or (Framing.UNTIL_CLOSE, 0)
+    return ResponseHead(
+        status=status, reason=reason, version=version, parsed_headers=headers, raw=raw, framing=framing[0],
+        length=framing[1],
+        keep_alive=_keeps_alive(version, scanned.connection) and framing[0] is not Framing.UNTIL_CLOSE,
+    )
+
+
+def parse_response_head_llhttp(raw: bytes, request_method: str) -> ResponseHead:
+    """Parse a response head with llhttp: every form it accepts, its errors for the rest."""
     collected = _Collector()
     parser = httptools.HttpResponseParser(collected)
     _feed(parser, raw)
     status = parser.get_status_code()
     headers = collected.headers or []
-    scanned = _FramingHeaders.scan(headers)
-    if status < 200 or status in (204, 304) or request_method == "HEAD":
-        framing: tuple[Framing, int] = (Framing.NONE, 0)
-    else:
-        framing = scanned.body_framing() or (Framing.UNTIL_CLOSE, 0)
-    version = parser.get_http_version()
     status_line = raw.split(b"\r\n", 1)[0]
     reason = status_line.split(b" ", 2)[2] if status_line.count(b" ") >= 2 else b""
-    return ResponseHead(
-        status=status,
-        reason=reason,
-        version=version,
-        headers=headers,
-        raw=raw,
-        framing=framing[0],
-        length=framing[1],
-        keep_alive=_keeps_alive(version, scanned.connection) and framing[0] is not Framing.UNTIL_CLOSE,
-    )
+    return _response(status, reason, parser.get_http_version(), headers, raw, _FramingHeaders.scan(headers),
+                     request_method)
 
 
 HOP_BY_HOP_FRAMING = (b"content-length", b"transfer-encoding")

@@ -44,7 +44,6 @@ from powerstrip.http.head import (
     parse_request_head,
     parse_response_head,
     serialize_head,
-    with_crlf,
 )
 from powerstrip.http.outcome import Outcome, Side
 
@@ -242,14 +241,20 @@ class ConnectionMachine:
             return
         if phase is Phase.CLOSED:
             return
-        if self._request_body is not None and not self._buffer:
+        buffer = self._buffer
+        if self._request_body is not None and not buffer:
             data = self._body_bytes(data)
             if self.phase is Phase.CLOSED or not data:
                 return
-        self._buffer += data
         if phase is Phase.IDLE or phase is Phase.REQUEST_HEAD:
-            self._next_request()
-        elif len(self._buffer) > MAX_PIPELINED and not self._paused:
+            if buffer:
+                buffer += data
+                data = bytes(buffer)
+                buffer.clear()
+            self._next_request(data)
+            return
+        buffer += data
+        if len(buffer) > MAX_PIPELINED and not self._paused:
             self._paused = True
             self._do.pause_client(True)
 
@@ -310,8 +315,12 @@ class ConnectionMachine:
         elif phase is Phase.RESPONSE_BODY:
             self._response_bytes(data)
         elif phase is Phase.WAIT_RESPONSE:
-            self._daemon_buffer += data
-            self._response_head()
+            buffer = self._daemon_buffer
+            if buffer:
+                buffer += data
+                data = bytes(buffer)
+                buffer.clear()
+            self._response_head(data)
         elif phase is not Phase.CLOSED:
             # bytes nobody asked for (between exchanges): the connection is out of step, drop it
             self._daemon_ready = False
@@ -395,25 +404,29 @@ class ConnectionMachine:
 
     # ---- requests ------------------------------------------------------------------------------
 
-    def _next_request(self) -> None:
-        buffer = self._buffer
-        end = find_head_end(buffer)
+    def _next_request(self, data: bytes) -> None:
+        """Read the request head at the start of ``data`` (all the client bytes not yet used)."""
+        end = find_head_end(data)
         if end < 0:
-            if len(buffer) > MAX_HEAD_SIZE:
+            self._buffer += data
+            if len(data) > MAX_HEAD_SIZE:
                 self._answer_and_close(431, "request head larger than 64 KiB", None)
-            elif buffer.strip() and self.phase is Phase.IDLE:
-                self.phase = Phase.REQUEST_HEAD
-                self._set_timer(Timer.HEAD, self._timeouts.head)
             elif self._client_eof:
                 self._close()
+            elif self.phase is Phase.IDLE and data.strip():
+                self.phase = Phase.REQUEST_HEAD
+                self._set_timer(Timer.HEAD, self._timeouts.head)
             return
-        raw = bytes(buffer[:end])
-        del buffer[:end]
+        if end == len(data):
+            raw, rest = data, b""
+        else:
+            raw, rest = data[:end], data[end:]
         if raw[:1] in b"\r\n" and not raw.strip():  # blank lines before a request are ignored (RFC 9112 2.2)
-            self._next_request()
+            if rest:
+                self._next_request(rest)
             return
         try:
-            head = parse_request_head(with_crlf(raw))
+            head = parse_request_head(raw)
         except MalformedMessage as exc:
             self._answer_and_close(exc.status, f"powerstrip: {exc}", None)
             return
@@ -422,6 +435,8 @@ class ConnectionMachine:
         self._keep.request(head)
         self._response_started = False
         self.deadline = 0.0
+        if rest:
+            self._buffer += rest
         if self._do.dispatch(head):
             self.phase = Phase.HOOKED
             return
@@ -432,6 +447,7 @@ class ConnectionMachine:
             self._do.send_daemon(head.raw)
         else:
             self._pending.append(head.raw)
+        buffer = self._buffer
         if self._request_body is not None:
             self._set_timer(Timer.BODY, self._timeouts.body)
             if buffer:
@@ -474,35 +490,38 @@ class ConnectionMachine:
 
     # ---- responses -----------------------------------------------------------------------------
 
-    def _response_head(self) -> None:
+    def _response_head(self, data: bytes) -> None:
+        """Read the response head at the start of ``data`` (all the daemon bytes not yet used)."""
+        head = self._head
+        assert head is not None
         while True:
-            buffer = self._daemon_buffer
-            end = find_head_end(buffer)
+            end = find_head_end(data)
             if end < 0:
-                if len(buffer) > MAX_HEAD_SIZE:
+                self._daemon_buffer += data
+                if len(data) > MAX_HEAD_SIZE:
                     self._keep.spent()
                     self._fail(Side.DAEMON, 502, "the daemon's response head is larger than 64 KiB")
                 return
-            raw = bytes(buffer[:end])
-            del buffer[:end]
-            head = self._head
-            assert head is not None
+            if end == len(data):
+                raw, rest = data, b""
+            else:
+                raw, rest = data[:end], data[end:]
             try:
-                response = parse_response_head(with_crlf(raw), head.method)
+                response = parse_response_head(raw, head.method)
             except MalformedMessage as exc:
                 self._keep.spent()
                 self._fail(Side.DAEMON, 502, f"the daemon sent a malformed response ({exc})")
                 return
             if response.status < 200 and response.status != 101:
                 self._do.send_client(raw)  # interim (100 Continue): passed on, the final one follows
+                data = rest
                 continue
             break
         self._response = response
         self._outcome.status = response.status
         self._keep.response(response)
-        rest = bytes(buffer)
-        buffer.clear()
         self._response_started = True
+        raw = response.raw
         if response.status == 101 or response.framing is Framing.UNTIL_CLOSE:
             self._splice(raw + rest)
             return
@@ -561,7 +580,7 @@ class ConnectionMachine:
             self._paused = False
             self._do.pause_client(False)
         if self._buffer:
-            self._next_request()
+            self._next_request(self.take_buffered())
         elif self._client_eof:
             self._close()
 
