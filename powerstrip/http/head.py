@@ -189,7 +189,7 @@ _FAST_REQUEST = re.compile(rb"(GET|POST|PUT|DELETE|HEAD|OPTIONS|PATCH) ([\x21-\x
 _FAST_RESPONSE = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9][0-9]) ([\t\x20-\x7e\x80-\xff]*)\r\n" + _FIELDS)
 _CONTENT_LENGTH, _TRANSFER_ENCODING = b"\ncontent-length:", b"\ntransfer-encoding:"
 _FRAMING_NAMES = (_CONTENT_LENGTH, _TRANSFER_ENCODING, b"\nconnection:")
-_HEADER_FIELD = re.compile(rb"\n(" + _TOKEN + rb"):[\t ]*([^\r]*?)[\t ]*\r(?=\n)")
+_HEADER_FIELD = re.compile(rb"\n(" + _TOKEN + rb"):[\t ]*([^\r]*)\r(?=\n)")  # values as llhttp gives them
 
 
 def _fast_framing(raw: bytes) -> _FramingHeaders | None:
@@ -205,11 +205,17 @@ def _fast_framing(raw: bytes) -> _FramingHeaders | None:
         start = at + len(name)
         value = raw[start : raw.index(b"\r", start)].strip(b" \t")
         if name is _CONTENT_LENGTH:
+            if not value.isdigit():
+                return None  # lists, signs, garbage: llhttp's errors
             found.lengths.add(value)
         elif name is _TRANSFER_ENCODING:
-            found.encodings.extend(part.strip().lower() for part in value.split(b","))
+            if value.lower() != b"chunked":
+                return None  # codings other than a plain chunked: llhttp decides
+            found.encodings.append(b"chunked")
         else:
             found.connection.update(token.strip().lower() for token in value.lower().split(b","))
+    if found.lengths and found.encodings:
+        return None  # both: refused, in llhttp's words
     return found
 
 
