@@ -32,13 +32,14 @@ class ChunkedScanner:
     (none with ``collect=False``: a relay that forwards the raw bytes need not copy them out).
     """
 
-    __slots__ = ("_state", "_remaining", "_line", "done")
+    __slots__ = ("_state", "_remaining", "_line", "done", "valid")
 
     def __init__(self) -> None:
         self._state = _State.SIZE
         self._remaining = 0
         self._line = bytearray()
         self.done = False
+        self.valid = 0  # after a MalformedMessage: how many bytes of that feed were good (a relay sends them)
 
     @property
     def data_remaining(self) -> int:
@@ -48,6 +49,7 @@ class ChunkedScanner:
     def feed(self, data: bytes, collect: bool = True) -> tuple[int, list[bytes]]:
         payload: list[bytes] = []
         pos = 0
+        self.valid = 0
         end = len(data)
         while pos < end and self._state is not _State.DONE:
             if self._state is _State.DATA:
@@ -61,6 +63,8 @@ class ChunkedScanner:
                 continue
             newline = data.find(b"\n", pos)
             stop = end if newline < 0 else newline + 1
+            if not self._line:
+                self.valid = pos
             self._line += data[pos:stop]
             pos = stop
             if len(self._line) > MAX_LINE:

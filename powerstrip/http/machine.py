@@ -544,8 +544,9 @@ class ConnectionMachine:
         try:
             taken = body.take(data)
         except MalformedMessage as exc:
-            if head:
-                self._do.send_client(head)
+            good = data[: body.scanner.valid] if body.scanner is not None else b""
+            if head or good:
+                self._do.send_client(head + good)  # what was well framed, up to the bad line
             self._keep.spent()
             self._fail(Side.DAEMON, 502, f"the daemon sent a malformed response body ({exc})")
             return

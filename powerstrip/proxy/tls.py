@@ -130,15 +130,15 @@ class TlsClientSide(ClientSide):
                 chunk = tls.read(READ_SIZE)
             except ssl.SSLWantReadError:
                 break
-            except ssl.SSLZeroReturnError:  # close_notify: the client closed its sending side
-                self._closed_by_peer = True
-                super().eof_received()
-                break
+            except ssl.SSLZeroReturnError:
+                chunk = b""
             except ssl.SSLError as exc:
                 log.debug("TLS error from the client: %s", exc)
                 transport.abort()
                 return
-            if not chunk:
+            if not chunk:  # close_notify (Python reads it as b""): the client closed its sending side
+                self._closed_by_peer = True
+                super().eof_received()
                 break
             super().data_received(chunk)
         transport.flush()
