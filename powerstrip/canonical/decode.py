@@ -280,10 +280,14 @@ def _struct(typ: Struct, current: AnyValue, raw: AnyValue, where: AnyValue, dept
         return current  # no effect on a struct value
     if raw.__class__ is not Pairs:
         raise _mismatch(raw, f"an object ({typ.name})", where)
+    fields = typ.fields
+    if current is MISSING:
+        keys = [key for key, _ in raw]
+        if len(keys) == len(raw) and fields.keys() >= set(keys) and len(set(keys)) == len(keys):
+            return _plain_struct(typ, raw, keys, where, depth)
     result = current.copy() if current is not MISSING else StructValue()
     spelling = result.spelling
     unknown_folds: dict[str, str] = {}
-    fields, plain_classes = typ.fields, typ.plain
     for key, value in raw:
         field = fields.get(key) or typ.lookup(key)
         if field is None:
@@ -291,8 +295,11 @@ def _struct(typ: Struct, current: AnyValue, raw: AnyValue, where: AnyValue, dept
             continue
         name = field.name
         before = result.get(name, MISSING)
-        if value.__class__ is plain_classes[name]:
-            after = value  # a string or boolean field given a string or boolean: the common case
+        cls = value.__class__
+        if cls is field.fast and (cls is not int or field.low <= value <= field.high):
+            after = value  # the common case: a string, boolean or in-range integer for such a field
+        elif value is None and not field.null_is_plain:
+            after = MISSING if field.null_resets else before
         else:
             after = _DECODERS[field.type.__class__](field.type, before, value, (where, name), depth + 1)
         spelled = spelling.setdefault(name, key)
@@ -307,19 +314,46 @@ def _struct(typ: Struct, current: AnyValue, raw: AnyValue, where: AnyValue, dept
     return result
 
 
+def _plain_struct(typ: Struct, raw: Pairs, keys: list[str], where: AnyValue, depth: int) -> StructValue:
+    """``_struct`` for the usual object: a new value, every key a field's exact name, none repeated.
+
+    Nothing can be ambiguous then, so each value is decoded once with no bookkeeping; the docker CLI's
+    bodies all take this path.
+    """
+    fields = typ.fields
+    result = StructValue()
+    result.spelling = dict(zip(keys, keys))
+    for key, value in raw:
+        field = fields[key]
+        cls = value.__class__
+        if cls is field.fast and (cls is not int or field.low <= value <= field.high):
+            result[key] = value
+        elif value is None and not field.null_is_plain:
+            continue  # nil, or no effect on a zero value: unset either way
+        else:
+            after = _DECODERS[field.type.__class__](field.type, MISSING, value, (where, key), depth + 1)
+            if after is not MISSING:
+                result[key] = after
+    return result
+
+
 _DECODERS: dict[type, AnyValue] = {Scalar: _scalar, Struct: _struct, Pointer: _pointer, Map: _map, Slice: _sequence,
                                    Array: _sequence, StrSlice: _strslice, Any: _any}
 
 
 def _unknown(result: StructValue, folds: dict[str, str], key: str, value: AnyValue, where: AnyValue) -> None:
-    """A field the schema does not know: kept, unless another key is the same field for a daemon that knows it."""
-    other = folds.setdefault(fold(key), key)
-    previous = result.get(other, MISSING)
-    if previous is not MISSING and previous != value:
-        raise Ambiguous(f"{render(where)}: keys {other!r} and {key!r} give the unknown field two values; a daemon "
-                        "that knows the field would take one of them, so the gateway refuses to pick")
-    if other != key:
-        result.pop(other, None)  # one spelling of it is forwarded
+    """A field the schema does not know: kept, unless another key is the same field for a daemon that knows it.
+
+    ``folds`` maps each folded name to the spelling kept in ``result``; one spelling is forwarded.
+    """
+    folded = fold(key)
+    other = folds.get(folded)
+    if other is not None:
+        if result[other] != value:
+            raise Ambiguous(f"{render(where)}: keys {other!r} and {key!r} give the unknown field two values; a "
+                            "daemon that knows the field would take one of them, so the gateway refuses to pick")
+        del result[other]
+    folds[folded] = key
     result[key] = value
 
 
