@@ -98,8 +98,11 @@ class Commands(Protocol):
     def dispatch(self, head: RequestHead) -> bool:
         """True if the exchange is hooked: the driver runs it and calls ``hooked_done`` after."""
         ...
-    def finished(self, head: RequestHead | None, outcome: Outcome) -> None:
-        """One exchange ended (``head`` None: a request that could not be parsed)."""
+    def finished(self, head: RequestHead, outcome: Outcome) -> None:
+        """One exchange ended."""
+        ...
+    def refused(self, raw: bytes, outcome: Outcome) -> None:
+        """A request head that could not be read (``raw``: what arrived of it) was answered with an error."""
         ...
 
 
@@ -359,7 +362,8 @@ class ConnectionMachine:
         if timer is Timer.IDLE and self.phase is Phase.IDLE:
             self._close()
         elif timer is Timer.HEAD and self.phase is Phase.REQUEST_HEAD:
-            self._answer_and_close(408, f"request head not complete within {self._timeouts.head:g}s", None)
+            self._answer_and_close(408, f"request head not complete within {self._timeouts.head:g}s",
+                                   bytes(self._buffer[:4096]))
         elif timer is Timer.BODY and self._request_body is not None:
             self._fail(Side.CLIENT, 408, f"request body stopped arriving for {self._timeouts.body:g}s")
         elif timer is Timer.LINGER and self.phase is Phase.SPLICED:
@@ -410,7 +414,7 @@ class ConnectionMachine:
         if end < 0:
             self._buffer += data
             if len(data) > MAX_HEAD_SIZE:
-                self._answer_and_close(431, "request head larger than 64 KiB", None)
+                self._answer_and_close(431, "request head larger than 64 KiB", data[:4096])
             elif self._client_eof:
                 self._close()
             elif self.phase is Phase.IDLE and data.strip():
@@ -428,7 +432,7 @@ class ConnectionMachine:
         try:
             head = parse_request_head(raw)
         except MalformedMessage as exc:
-            self._answer_and_close(exc.status, f"powerstrip: {exc}", None)
+            self._answer_and_close(exc.status, f"powerstrip: {exc}", raw)
             return
         self._head = head
         self._outcome = Outcome()
@@ -623,11 +627,11 @@ class ConnectionMachine:
         self._head = None
         self._close()
 
-    def _answer_and_close(self, status: int, message: str, head: RequestHead | None) -> None:
+    def _answer_and_close(self, status: int, message: str, raw: bytes) -> None:
         """A request that cannot be read is answered and its connection closed (its framing is unknown)."""
         outcome = Outcome(status=status, note=message, fault=Side.CLIENT)
         self._do.send_client(error_response(status, message, False))
-        self._do.finished(head, outcome)
+        self._do.refused(raw, outcome)
         self._close()
 
     def _set_timer(self, timer: Timer, seconds: float) -> None:

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from powerstrip.hooks.model import Peer
-from powerstrip.http.head import RequestHead
 from powerstrip.http.machine import Timeouts
 from powerstrip.http.outcome import Outcome
 from powerstrip.proxy.access_log import ACCESS_LOG
@@ -53,11 +52,19 @@ class Observer(Protocol):
     def exchanged(self, client: ClientConnection, record: ExchangeRecord) -> None: ...
 
 
-def log_exchange(head: RequestHead | None, outcome: Outcome, seconds: float) -> None:
-    """The access line of one exchange (``head`` None: a request that could not be parsed)."""
+def log_exchange(method: str, target: str, outcome: Outcome, seconds: float) -> None:
+    """The access line of one exchange (the access log escapes what the client wrote)."""
     if not ACCESS_LOG.enabled:
         return
     hooks = f" uid={outcome.uid} hooks=" + ",".join(map(str, outcome.hooks)) if outcome.hooks else ""
     note = f" ({outcome.note})" if outcome.note and outcome.status >= 400 else ""
-    request = f"{head.method} {head.target}" if head is not None else "(unreadable request)"
-    ACCESS_LOG.write(f"{request} -> {outcome.status or '-'} {seconds * 1000:.1f}ms{hooks}{note}")
+    ACCESS_LOG.write(f"{method} {target} -> {outcome.status or '-'} {seconds * 1000:.1f}ms{hooks}{note}")
+
+
+def request_line_parts(raw: bytes) -> tuple[str, str]:
+    """Method and target from the first line of a head that did not parse (latin-1, so any bytes read),
+    for its access line and audit entry: smuggling attempts are logged like any other request."""
+    end = raw.find(b"\n")
+    line = raw[: end if end >= 0 else len(raw)].rstrip(b"\r").decode("latin-1")
+    method, _, rest = line.partition(" ")
+    return method, rest.rpartition(" ")[0] or rest

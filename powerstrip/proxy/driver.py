@@ -25,7 +25,14 @@ from powerstrip.http.outcome import Outcome, Side
 from powerstrip.proxy import exchange
 from powerstrip.proxy.addresses import Address
 from powerstrip.proxy.bridge import BridgeReader, Stream, TransportWriter, Transportish
-from powerstrip.proxy.connection import ClientConnection, ConnectionSettings, ExchangeRecord, Observer, log_exchange
+from powerstrip.proxy.connection import (
+    ClientConnection,
+    ConnectionSettings,
+    ExchangeRecord,
+    Observer,
+    log_exchange,
+    request_line_parts,
+)
 from powerstrip.proxy.peer import peer_of
 from powerstrip.proxy.upstream import DaemonUnavailable
 
@@ -283,8 +290,12 @@ class ClientSide(asyncio.Protocol):
         self.hooked_task = asyncio.get_running_loop().create_task(self._run_hooked(head, route, generation))
         return True
 
-    def finished(self, head: RequestHead | None, outcome: Outcome) -> None:
-        self._record(head, outcome, False, self._generation)
+    def finished(self, head: RequestHead, outcome: Outcome) -> None:
+        self._record(head.method, head.target, outcome, False, self._generation, time.perf_counter() - self._started)
+
+    def refused(self, raw: bytes, outcome: Outcome) -> None:
+        method, target = request_line_parts(raw)
+        self._record(method, target, outcome, False, self.hub.generations.current.number, 0.0)
 
     # ---- daemon connections --------------------------------------------------------------------
 
@@ -348,7 +359,8 @@ class ClientSide(asyncio.Protocol):
             outcome = self._error(bridge, 500, "powerstrip: internal error", Side.GATEWAY)
         finally:
             self.hub.generations.release(generation)
-            self._record(head, outcome, True, generation.number)
+            self._record(head.method, head.target, outcome, True, generation.number,
+                         time.perf_counter() - self._started)
             self._bridge = None
             self.hooked_task = None
         daemon = self.daemon
@@ -365,13 +377,12 @@ class ClientSide(asyncio.Protocol):
         bridge.writer.write(error_response(status, message, False))
         return Outcome(status=status, note=message, fault=side)
 
-    def _record(self, head: RequestHead | None, outcome: Outcome, hooked: bool, generation: int) -> None:
-        seconds = time.perf_counter() - self._started if head is not None else 0.0
-        log_exchange(head, outcome, seconds)
+    def _record(self, method: str, target: str, outcome: Outcome, hooked: bool, generation: int,
+                seconds: float) -> None:
+        log_exchange(method, target, outcome, seconds)
         observer = self.hub.observer
         if observer is not None and self.identity is not None:
-            observer.exchanged(self.identity, ExchangeRecord(
-                head.method if head else "-", head.target if head else "-", hooked, generation, outcome, seconds))
+            observer.exchanged(self.identity, ExchangeRecord(method, target, hooked, generation, outcome, seconds))
 
     # ---- the gateway's stop --------------------------------------------------------------------
 

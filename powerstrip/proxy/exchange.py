@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from powerstrip.canonical import BodyRefused, judged_body
 from powerstrip.config.routes import Route
 from powerstrip.hooks.chain import ChainRun, ChainStopped, HookRecord
 from powerstrip.hooks.model import Adapter, ClientRequest, Peer, ServerResponse
@@ -262,26 +263,36 @@ async def hooked(
     except TimeoutError:
         return await send_error(client, 408, f"request body not received within {limits.body_timeout:g}s",
                                 False, outcome)
+    except MalformedMessage as exc:  # a framing the hooks cannot de-frame: nothing is forwarded
+        return await send_error(client, exc.status, f"powerstrip: {exc}", False, outcome)
     try:
         headers = tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in head.headers)
-        request = ClientRequest(head.method, head.target, _decode(body), headers, outcome.uid, is_dry_run(head), peer)
+        text = judged_body(head.method, head.target, _decode(body))
     except UnicodeDecodeError:
         return await send_error(client, 400, "request body is not UTF-8 text; the hooks on this endpoint "
                                 "(protocol v1) can only be given text, so it is refused", head.keep_alive, outcome)
+    except BodyRefused as refused:
+        return await send_error(client, 400, f"powerstrip: {refused}", head.keep_alive, outcome)
+    request = ClientRequest(head.method, head.target, text, headers, outcome.uid, is_dry_run(head), peer)
     try:
         forwarded = await chain.pre(route.pre, request)
+        if forwarded.dry_run:
+            return await _dry_run_answer(client, head, forwarded, outcome)
+        body = forwarded.body.encode("utf-8") if forwarded.body is not None else b""
+        forwarded_head = _forwarded_head(head, forwarded, body)
     except ChainStopped as stop:
         return await send_error(client, stop.status, stop.message, head.keep_alive, outcome)
-    if forwarded.dry_run:
-        return await _dry_run_answer(client, head, forwarded, outcome)
-
-    body = forwarded.body.encode("utf-8") if forwarded.body is not None else b""
+    except Exception as exc:  # noqa: BLE001 - a failure in the hook path is answered, never a dropped connection
+        log.exception("the pre-hook path failed (uid %s)", outcome.uid)
+        return await send_error(client, 502, f"powerstrip: the pre-hooks failed ({type(exc).__name__}: "
+                                f"{str(exc)[:200]}); nothing was forwarded to the daemon", head.keep_alive, outcome)
     try:
         upstream = await link.connect()
     except DaemonUnavailable as exc:  # after the pre-hooks: their decisions stay in the outcome
         return await send_error(client, 502, str(exc), False, outcome)
     try:
-        return await _forward(client, upstream, link, head, route, forwarded, body, chain, limits, outcome)
+        return await _forward(client, upstream, link, head, route, forwarded, forwarded_head, body, chain, limits,
+                              outcome)
     except MalformedMessage as exc:  # from the daemon's side: its fault, never the client's
         link.discard()
         if outcome.status:  # the response already started: closing is the only signal left
@@ -292,10 +303,10 @@ async def hooked(
 
 async def _forward(
     client: Stream, upstream: Stream, link: DaemonLink, head: RequestHead, route: Route,
-    forwarded: ClientRequest, body: bytes, chain: ChainRun, limits: Limits, outcome: Outcome,
+    forwarded: ClientRequest, forwarded_head: bytes, body: bytes, chain: ChainRun, limits: Limits, outcome: Outcome,
 ) -> Outcome:
     """Send the daemon what the pre-hooks produced; relay or collect its answer for the post-hooks."""
-    upstream[1].write(_forwarded_head(head, forwarded, body) + body)
+    upstream[1].write(forwarded_head + body)
     await upstream[1].drain()
     answer = _final_response(upstream, client, forwarded.method)
     response = await (answer if may_hijack(head) else unless_peer_leaves(client[0], answer))
@@ -341,9 +352,15 @@ async def _forward(
                                 "endpoint (protocol v1) cannot see it, so it is refused", head.keep_alive, outcome)
     try:
         result = await chain.post(route.post, forwarded, server_response)
+        modified = _modified_response(response, result)
     except ChainStopped as stop:
         return await send_error(client, stop.status, stop.message, head.keep_alive and response.keep_alive, outcome)
-    client[1].write(_modified_response(response, result))
+    except Exception as exc:  # noqa: BLE001 - as for the pre-hooks: an answer, not a dropped connection
+        log.exception("the post-hook path failed (uid %s)", outcome.uid)
+        return await send_error(client, 502, f"powerstrip: the post-hooks failed ({type(exc).__name__}: "
+                                f"{str(exc)[:200]}); the daemon's answer is withheld",
+                                head.keep_alive and response.keep_alive, outcome)
+    client[1].write(modified)
     await client[1].drain()
     outcome.status = result.code
     outcome.keep_alive = head.keep_alive and response.keep_alive
