@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ LINGER_BYTES = 64 * 1024 * 1024
 SMALL_BODY = 64 * 1024  # a Content-Length body up to this size is sent together with its head
 LINGER_SECONDS = 2.0
 DRY_RUN_HEADER = b"x-powerstrip-dry-run"
+_MAY_BE_DRY_RUN = re.compile(rb"\nx-powerstrip-dry-run[\t ]*:", re.IGNORECASE)
 NO_HOOKS = Route((), ())
 
 
@@ -167,6 +169,8 @@ async def _finish(
 
 def is_dry_run(head: RequestHead) -> bool:
     """Whether the client asked for a dry run (``X-Powerstrip-Dry-Run: 1``): hooks only, no daemon."""
+    if _MAY_BE_DRY_RUN.search(head.raw) is None:  # every unhooked request asks: one C-level search
+        return False
     value = head.header(DRY_RUN_HEADER)
     return value is not None and value.strip().lower() in (b"1", b"true", b"yes")
 
