@@ -180,13 +180,14 @@ class _FramingHeaders:
 
 
 # The fast path: heads made only of the common forms (a known method, a printable target, token header
-# names, printable values, at most one Content-Length, Transfer-Encoding or Connection field) are read
+# names, printable values, at most one Content-Length, Transfer-Encoding or Connection field, a final
+# status) are read
 # with two C-level regex passes; every other head goes to llhttp, which decides. The hypothesis tests
 # (tests/unit/test_http_heads.py) check that both paths agree on every head the fast one takes.
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _FIELDS = rb"(?:" + _TOKEN + rb":[\t\x20-\x7e\x80-\xff]*\r\n)*\r\n"
 _FAST_REQUEST = re.compile(rb"(GET|POST|PUT|DELETE|HEAD|OPTIONS|PATCH) ([\x21-\x7e]+) HTTP/1\.([01])\r\n" + _FIELDS)
-_FAST_RESPONSE = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9][0-9]) ([\t\x20-\x7e\x80-\xff]*)\r\n" + _FIELDS)
+_FAST_RESPONSE = re.compile(rb"HTTP/1\.([01]) ([2-5][0-9][0-9]) ([\t\x20-\x7e\x80-\xff]*)\r\n" + _FIELDS)
 _CONTENT_LENGTH, _TRANSFER_ENCODING = b"\ncontent-length:", b"\ntransfer-encoding:"
 _FRAMING_NAMES = (_CONTENT_LENGTH, _TRANSFER_ENCODING, b"\nconnection:")
 _HEADER_FIELD = re.compile(rb"\n(" + _TOKEN + rb"):[\t ]*([^\r]*)\r(?=\n)")  # values as llhttp gives them
