@@ -96,8 +96,8 @@ def _streaming() -> Iterator[None]:
 
 
 async def send_error(client: Stream, status: int, message: str, keep_alive: bool, outcome: Outcome) -> Outcome:
-    client[1].write(error_response(status, message, keep_alive))
-    await client[1].drain()
+    client.writer.write(error_response(status, message, keep_alive))
+    await client.writer.drain()
     outcome.status, outcome.keep_alive, outcome.note = status, keep_alive, message
     return outcome
 
@@ -105,13 +105,13 @@ async def send_error(client: Stream, status: int, message: str, keep_alive: bool
 async def _final_response(upstream: Stream, client: Stream, method: str) -> ResponseHead:
     """The daemon's final response head; interim 1xx responses (100 Continue) go to the client."""
     while True:
-        raw = await read_head(upstream[0])
+        raw = await read_head(upstream.reader)
         if raw is None:
             raise PeerClosed("the daemon closed the connection without answering")
         response = parse_response_head(raw, method)
         if response.status >= 200 or response.status == 101:
             return response
-        client[1].write(raw)
+        client.writer.write(raw)
 
 
 async def _deliver(
@@ -128,12 +128,12 @@ async def _deliver(
     if response.framing is Framing.LENGTH and response.length <= SMALL_BODY:
         # most API answers: the body is already here, so head and body go out in one write
         try:
-            body = await upstream[0].readexactly(response.length)
+            body = await upstream.reader.readexactly(response.length)
         except asyncio.IncompleteReadError:
             raise PeerClosed("connection closed inside a body") from None
-        client[1].write(response.raw + body)
+        client.writer.write(response.raw + body)
         return await _finish(client, link, request_keep_alive, response, response.keep_alive, pump, outcome)
-    client[1].write(response.raw)
+    client.writer.write(response.raw)
     if response.status == 101 or response.framing is Framing.UNTIL_CLOSE:
         if watch is not None:
             await watch.stop()
@@ -146,9 +146,9 @@ async def _deliver(
     reusable = response.keep_alive
     if response.framing is Framing.CHUNKED:
         with _streaming():
-            reusable = await ChunkedReader(upstream[0]).relay_response(client[1]) and reusable
+            reusable = await ChunkedReader(upstream.reader).relay_response(client.writer) and reusable
     else:
-        await copy_body(upstream[0], client[1], response.framing, response.length)
+        await copy_body(upstream.reader, client.writer, response.framing, response.length)
     return await _finish(client, link, request_keep_alive, response, reusable, pump, outcome)
 
 
@@ -157,7 +157,7 @@ async def _finish(
     pump: asyncio.Future[None] | None, outcome: Outcome,
 ) -> Outcome:
     """After a relayed response: flush it, decide keep-alive on both sides."""
-    await client[1].drain()
+    await client.writer.drain()
     outcome.keep_alive = request_keep_alive and response.keep_alive
     if pump is not None and (not pump.done() or pump.exception() is not None):
         pump.cancel()  # the daemon answered before the whole request body: the connection is spent
@@ -185,8 +185,8 @@ async def _dry_run_answer(client: Stream, head: RequestHead, forwarded: ClientRe
                   for record in outcome.hooks],
     }).encode()
     headers = [(b"Content-Type", b"application/json"), (b"Content-Length", str(len(body)).encode())]
-    client[1].write(serialize_head(status_line(200), headers) + body)
-    await client[1].drain()
+    client.writer.write(serialize_head(status_line(200), headers) + body)
+    await client.writer.drain()
     outcome.status, outcome.keep_alive = 200, head.keep_alive
     return outcome
 
@@ -222,8 +222,8 @@ async def _collect_response_body(
     endless streams (events, logs -f) must flow on, not wait for post-hooks that cannot run.
     """
     if response.framing is not Framing.CHUNKED:
-        return await read_body(upstream[0], response.framing, response.length, limits.max_body_size), [], None
-    chunks = ChunkedReader(upstream[0])
+        return await read_body(upstream.reader, response.framing, response.length, limits.max_body_size), [], None
+    chunks = ChunkedReader(upstream.reader)
     raw_parts: list[bytes] = []
     payload: list[bytes] = []
     size = 0
@@ -253,16 +253,16 @@ async def hooked(
     if head.framing is Framing.LENGTH and head.length > limits.max_body_size:
         # refused from its declared length: a client waiting for 100 Continue is not invited to send it
         await send_error(client, 413, too_large, False, outcome)
-        await discard_input(client[0], LINGER_BYTES, LINGER_SECONDS)
+        await discard_input(client.reader, LINGER_BYTES, LINGER_SECONDS)
         return outcome
     if head.expects_continue:
-        client[1].write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        client.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     try:
-        body = await asyncio.wait_for(read_body(client[0], head.framing, head.length, limits.max_body_size),
+        body = await asyncio.wait_for(read_body(client.reader, head.framing, head.length, limits.max_body_size),
                                       limits.body_timeout)
     except BodyTooLarge:
         await send_error(client, 413, too_large, False, outcome)
-        await discard_input(client[0], LINGER_BYTES, LINGER_SECONDS)
+        await discard_input(client.reader, LINGER_BYTES, LINGER_SECONDS)
         return outcome
     except TimeoutError:
         return await send_error(client, 408, f"request body not received within {limits.body_timeout:g}s",
@@ -310,22 +310,22 @@ async def _forward(
     forwarded: ClientRequest, forwarded_head: bytes, body: bytes, chain: ChainRun, limits: Limits, outcome: Outcome,
 ) -> Outcome:
     """Send the daemon what the pre-hooks produced; relay or collect its answer for the post-hooks."""
-    upstream[1].write(forwarded_head + body)
-    await upstream[1].drain()
+    upstream.writer.write(forwarded_head + body)
+    await upstream.writer.drain()
     answer = _final_response(upstream, client, forwarded.method)
-    response = await (answer if may_hijack(head) else unless_peer_leaves(client[0], answer))
+    response = await (answer if may_hijack(head) else unless_peer_leaves(client.reader, answer))
     if not route.post or response.status == 101 or response.framing is Framing.UNTIL_CLOSE:
         if route.post:
             log.warning("post-hooks not run for %s %s: the response is a stream", forwarded.method, forwarded.request)
         if may_hijack(head):
             return await _deliver(client, upstream, link, head.keep_alive, response, None, limits, outcome, None)
-        async with PeerWatch(client[0]) as watch:
+        async with PeerWatch(client.reader) as watch:
             return await _deliver(client, upstream, link, head.keep_alive, response, None, limits, outcome, watch)
 
     try:
         # bounded, and ended if the client leaves: a stalled body must not hold the daemon connection
         response_body, raw_parts, open_stream = await unless_peer_leaves(
-            client[0], asyncio.wait_for(_collect_response_body(upstream, response, limits), limits.body_timeout))
+            client.reader, asyncio.wait_for(_collect_response_body(upstream, response, limits), limits.body_timeout))
     except TimeoutError:
         link.discard()
         return await send_error(client, 502, f"the daemon's response body did not arrive within "
@@ -338,9 +338,9 @@ async def _forward(
         log.warning("post-hooks not run for %s %s: the response is still streaming after %gs",
                     forwarded.method, forwarded.request, limits.stream_grace)
         outcome.status = response.status
-        client[1].write(response.raw + b"".join(raw_parts))
+        client.writer.write(response.raw + b"".join(raw_parts))
         with _streaming():
-            reusable = await unless_peer_leaves(client[0], open_stream.relay_response(client[1]))
+            reusable = await unless_peer_leaves(client.reader, open_stream.relay_response(client.writer))
         if not reusable or not response.keep_alive:
             link.discard()
         outcome.keep_alive = head.keep_alive and response.keep_alive
@@ -364,8 +364,8 @@ async def _forward(
         return await send_error(client, 502, f"powerstrip: the post-hooks failed ({type(exc).__name__}: "
                                 f"{str(exc)[:200]}); the daemon's answer is withheld",
                                 head.keep_alive and response.keep_alive, outcome)
-    client[1].write(modified)
-    await client[1].drain()
+    client.writer.write(modified)
+    await client.writer.drain()
     outcome.status = result.code
     outcome.keep_alive = head.keep_alive and response.keep_alive
     return outcome

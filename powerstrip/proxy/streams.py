@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from powerstrip.http.framing import ChunkedScanner
 from powerstrip.http.head import HEAD_END, Framing, MalformedMessage
+from powerstrip.proxy.bridge import Stream
 
 CHUNK = 256 * 1024
 WATCH_AFTER = 0.05  # seconds an exchange runs before a PeerWatch starts reading the client's side
@@ -244,18 +245,14 @@ async def copy_until_eof(reader: asyncio.StreamReader, writer: asyncio.StreamWri
         writer.write_eof()
 
 
-async def splice(
-    client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-    upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-    linger: float,
-) -> None:
+async def splice(client: Stream, upstream: Stream, linger: float) -> None:
     """Relay a hijacked connection both ways, passing each side's half-close on to the other.
 
     Output (upstream → client) flows for as long as the daemon sends it; once the daemon has
     finished, input still in flight gets ``linger`` seconds before the session is torn down.
     """
-    to_upstream = asyncio.ensure_future(copy_until_eof(client[0], upstream[1]))
-    to_client = asyncio.ensure_future(copy_until_eof(upstream[0], client[1]))
+    to_upstream = asyncio.ensure_future(copy_until_eof(client.reader, upstream.writer))
+    to_client = asyncio.ensure_future(copy_until_eof(upstream.reader, client.writer))
     try:
         done, _ = await asyncio.wait({to_upstream, to_client}, return_when=asyncio.FIRST_COMPLETED)
         if to_upstream in done and to_upstream.exception() is None:

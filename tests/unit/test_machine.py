@@ -358,7 +358,7 @@ def test_101_splices_both_ways_and_passes_each_half_close_on():
 def test_when_the_daemon_ends_a_splice_first_client_input_gets_the_linger_time():
     m, rec, clock = machine()
     m.client_data(b"POST /containers/1/attach?stream=1 HTTP/1.1\r\nUpgrade: tcp\r\nConnection: Upgrade\r\n\r\n")
-    m.daemon_data(b"HTTP/1.1 101 UPGRADED\r\n\r\n")
+    m.daemon_data(b"HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
     m.daemon_eof()
     assert m.timer is Timer.LINGER and m.deadline == clock.now + 2
     rec.take()
