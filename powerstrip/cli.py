@@ -2,35 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 import re
 import ssl
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
+from powerstrip import app, logtext
 from powerstrip.adapters import BuiltinContext
 from powerstrip.adapters.net.cli import cluster_group, cluster_options, info, network
 from powerstrip.adapters.net.cluster import ClusterSettings
-from powerstrip.config.loader import ConfigError, find_config_path, load_config, passthrough_config
-from powerstrip.config.model import Config
-from powerstrip import logtext
+from powerstrip.config.loader import ConfigError
 from powerstrip.hooks.inprocess import AdapterLoadError
-from powerstrip.observability import combine
-from powerstrip.observability.audit import AuditLog
-from powerstrip.observability.metrics import Metrics
-from powerstrip.proxy.addresses import Address, parse_address
 from powerstrip.http.machine import Timeouts
+from powerstrip.observability.audit import AuditLog
+from powerstrip.proxy.addresses import Address, parse_address
 from powerstrip.proxy.connection import ConnectionSettings
-from powerstrip.proxy.exchange import Limits, OpenStreams
-from powerstrip.proxy.server import Gateway, Listener, ListenerBusy, run_until_signalled
-from powerstrip.runtime.generations import Generations
-from powerstrip.runtime.reload import Reloader, first_generation
+from powerstrip.proxy.exchange import Limits
+from powerstrip.proxy.server import Listener, ListenerBusy
 
 log = logging.getLogger("powerstrip")
 
@@ -65,25 +55,6 @@ def main() -> None:
 main.add_command(network)
 main.add_command(info)
 main.add_command(cluster_group)
-
-
-def _find_and_load(config_path: str | None) -> Config:
-    """The config as found now (also on reload: a file that appeared since start-up is found)."""
-    path = find_config_path(config_path, os.environ)
-    return passthrough_config() if path is None else load_config(path)
-
-
-def _load(config_path: str | None) -> Config:
-    config = _find_and_load(config_path)
-    if config.path is None:
-        log.info("no adapters.yml found (--config, $POWERSTRIP_CONFIG, ./adapters.yml, "
-                 "/etc/powerstrip/adapters.yml): running as a pure pass-through")
-        return config
-    for warning in config.warnings:
-        log.warning("%s", warning)
-    log.info("config %s: %d endpoint pattern(s), %d adapter(s)", config.path, len(config.endpoints),
-             len(config.adapters))
-    return config
 
 
 def _tls_context(cert: str | None, key: str | None, cacert: str | None) -> ssl.SSLContext | None:
@@ -136,10 +107,9 @@ def serve(listen: list[Address], docker: Address, config_path: str | None, state
           metrics_listen: Address | None, log_level: str, cluster: ClusterSettings | None) -> None:
     """Run the gateway: point DOCKER_HOST at it and use Docker as usual."""
     logtext.configure(log_level)
-    listeners = listen or [parse_address("unix://./powerstrip.sock")]
     tls = _tls_context(tlscert, tlskey, tlscacert)
     try:
-        config = _load(config_path)
+        config = app.load(config_path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     settings = ConnectionSettings(
@@ -149,84 +119,20 @@ def serve(listen: list[Address], docker: Address, config_path: str | None, state
                       stream_grace=stream_grace, hijack_linger=2.0),
     )
     try:
-        import uvloop
-    except ImportError:  # uvloop is optional on platforms it does not support
-        runner = asyncio.run
-    else:
-        runner = uvloop.run
-    try:
         audit = AuditLog(audit_log) if audit_log else None
     except OSError as exc:
         raise click.ClickException(f"--audit-log: {exc}") from None
-    options = _Operations(drain_timeout, watch_config, audit, metrics_listen, lambda: _find_and_load(config_path))
+    listeners = [Listener(address, tls if address.scheme == "tcp" else None)
+                 for address in listen or [parse_address("unix://./powerstrip.sock")]]
+    operations = app.Operations(drain_timeout, watch_config, audit, metrics_listen,
+                                lambda: app.find_and_load(config_path))
     try:
-        runner(_serve(config, BuiltinContext("", str(docker), Path(state_dir), cluster), settings,
-                      [Listener(address, tls if address.scheme == "tcp" else None) for address in listeners], options))
+        app.run(config, BuiltinContext("", str(docker), Path(state_dir), cluster), settings, listeners, operations)
     except (ListenerBusy, OSError, AdapterLoadError) as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         if audit is not None:
             audit.close()
-
-
-@dataclass(frozen=True, slots=True)
-class _Operations:
-    """The serve options about running the gateway rather than relaying: reload, stop, observability."""
-
-    drain_timeout: float
-    watch_config: bool
-    audit: AuditLog | None
-    metrics_listen: Address | None
-    load: Callable[[], Config]
-
-
-async def _serve(config: Config, context: BuiltinContext, settings: ConnectionSettings,
-                 listeners: list[Listener], ops: _Operations) -> None:
-    """Serve until signalled; ``context`` is what built-in adapters get (their name set per adapter)."""
-    generations = Generations(first_generation(config, context))
-    ops_listener = reload_task = None
-    try:
-        # the gauge reads ``gateway`` when scraped, by then it is bound
-        metrics = Metrics(lambda: gateway.open_connections, lambda: OpenStreams.count + gateway.open_streams) if ops.metrics_listen else None
-        gateway = Gateway(generations, settings, ops.drain_timeout, combine(ops.audit, metrics))
-        reloader = Reloader(generations, ops.load, 1.0 if ops.watch_config else None,
-                            metrics.reloaded if metrics else None)
-        reload_task = asyncio.get_running_loop().create_task(reloader.run())
-        if metrics is not None and ops.metrics_listen is not None:
-            from powerstrip.observability.listener import build_app, start_listener
-
-            ops_listener = await start_listener(build_app(metrics, lambda: _health(gateway, generations)),
-                                                  ops.metrics_listen)
-            log.info("metrics and health on %s", ops.metrics_listen)
-        log.info("forwarding to the Docker daemon at %s", settings.upstream)
-
-        def announce() -> None:
-            scheme = "tcp" if listeners[0].address.scheme == "tcp" else "unix"
-            print(f"export DOCKER_HOST={listeners[0].address}", flush=True)
-            if scheme == "tcp" and listeners[0].tls:
-                print("export DOCKER_TLS_VERIFY=1", flush=True)
-
-        def on_hangup() -> None:
-            log.info("SIGHUP: reloading the config")
-            if ops.audit is not None:
-                ops.audit.reopen()
-            reloader.request()
-
-        await run_until_signalled(gateway, listeners, announce, on_hangup)
-    finally:
-        if reload_task is not None:
-            reload_task.cancel()
-            await asyncio.gather(reload_task, return_exceptions=True)
-        if ops_listener is not None:
-            await ops_listener.close()
-        await generations.close()
-
-
-def _health(gateway: Gateway, generations: Generations) -> tuple[int, dict[str, object]]:
-    """200 while serving; 503 before the listeners are up and once a stop began (a load balancer then
-    sends clients elsewhere)."""
-    status = "draining" if gateway.draining else "ok" if gateway.serving else "starting"
-    return 200 if status == "ok" else 503, {"status": status, "config_generation": generations.current.number}
 
 
 @main.group()
