@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from powerstrip import gatewayinfo
 from powerstrip.adapters import BuiltinContext
 from powerstrip.config.loader import find_config_path, load_config, passthrough_config
 from powerstrip.config.model import Config
@@ -91,8 +92,11 @@ async def serve(config: Config, context: BuiltinContext, settings: ConnectionSet
                 ops.audit.reopen()
             reloader.request()
 
+        note = gatewayinfo.record(context.state_dir, str(settings.upstream))
+        log.debug("the daemon address for the other commands: %s", note)
         await run_until_signalled(gateway, listeners, announce, on_hangup)
     finally:
+        gatewayinfo.forget(context.state_dir)
         if reload_task is not None:
             reload_task.cancel()
             await asyncio.gather(reload_task, return_exceptions=True)

@@ -111,6 +111,12 @@ fi
 # shellcheck disable=SC2206
 args+=(${POWERSTRIP_RUN_ARGS:-})
 
+cat >&2 <<EOF
+powerstrip on $LISTEN_SOCK, in front of unix://$DOCKER_SOCK. In another shell:
+  export DOCKER_HOST=unix://$LISTEN_SOCK PATH="$ROOT/.venv/bin:\$PATH"; cd "$ROOT"
+  docker ps                        # through the gateway
+  powerstrip network list          # the net adapter's networks: finds this gateway's daemon and state
+EOF
 if [ -z "$started_pid" ]; then
     exec "$PY" -m powerstrip "${args[@]}"
 fi

@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from powerstrip import gatewayinfo
 from powerstrip.adapters.net.attachments import Attachments, Membership
 from powerstrip.adapters.net.cluster import DEFAULT_MTU, ClusterSettings, cluster_settings
 from powerstrip.adapters.net.converger import LEASE_TTL
@@ -26,6 +27,7 @@ from powerstrip.adapters.net.model import NetError
 from powerstrip.adapters.net.networks import VirtualNetworks, open_networks
 
 T = TypeVar("T")
+DEFAULT_DOCKER = "unix:///var/run/docker.sock"
 
 
 def cluster_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -54,22 +56,27 @@ def cluster_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _state_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    command = cluster_options(command)
-    command = click.option(
+    @functools.wraps(command)
+    def with_docker(*args: Any, docker: str | None, state_dir: Path, **kwargs: Any) -> Any:
+        # not given: the daemon of the gateway that runs with this state directory (make run), else the default
+        docker = docker or gatewayinfo.docker_of(state_dir) or DEFAULT_DOCKER
+        return command(*args, docker=docker, state_dir=state_dir, **kwargs)
+
+    wrapped = cluster_options(with_docker)
+    wrapped = click.option(
         "--state-dir",
         envvar="POWERSTRIP_STATE_DIR",
         default=".powerstrip",
         show_default=True,
         type=click.Path(file_okay=False, path_type=Path),
         help="powerstrip's state directory (env POWERSTRIP_STATE_DIR).",
-    )(command)
+    )(wrapped)
     return click.option(
         "--docker",
         envvar="POWERSTRIP_DOCKER_HOST",
-        default="unix:///var/run/docker.sock",
-        show_default=True,
-        help="The Docker daemon (env POWERSTRIP_DOCKER_HOST).",
-    )(command)
+        help="The Docker daemon (env POWERSTRIP_DOCKER_HOST; default: the one the gateway running with "
+             f"this --state-dir forwards to, else {DEFAULT_DOCKER}).",
+    )(wrapped)
 
 
 def _run(docker: str, state_dir: Path, cluster: ClusterSettings | None, action: Callable[[VirtualNetworks], Awaitable[T]]) -> T:

@@ -226,3 +226,16 @@ def test_the_seed_setup_with_the_adapter_as_a_service_next_to_powerstrip(client,
     assert "0% packet loss" in docker_cli(gw, "exec", "svc2", "ping", "-c", "3", "10.0.40.2")
     docker_cli(gw, "rm", "-f", "svc1", "svc2")
     assert leftovers(client) == ([], [])
+
+
+def test_the_net_commands_find_the_daemon_of_the_gateway_running_with_their_state_dir(gw: Gateway, state_dir, client):
+    """As after ``make run``: no --docker, the private daemon is not at /var/run/docker.sock."""
+    def bare(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != "POWERSTRIP_DOCKER_HOST"}
+        return subprocess.run([sys.executable, "-m", "powerstrip", *args, "--state-dir", str(state_dir)],
+                              capture_output=True, text=True, timeout=60, cwd=REPO_ROOT, env=env)
+
+    created = bare("network", "create", "found", "10.0.40.0/24")
+    assert created.returncode == 0, created.stderr
+    assert any(n.name.endswith("found") or "found" in n.name for n in client.networks.list()), "made on gw's daemon"
+    assert bare("network", "delete", "found").returncode == 0
