@@ -11,16 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from powerstrip.config.builtins import BUILTINS
 from powerstrip.hooks.model import Adapter
 
 if TYPE_CHECKING:
     from powerstrip.adapters.net.cluster import ClusterSettings
-
-BUILTINS: dict[str, str] = {
-    "debug": "powerstrip.adapters.debug:create_adapter",
-    "net": "powerstrip.adapters.net.adapter:create_adapter",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class BuiltinContext:

@@ -28,7 +28,7 @@ from powerstrip.canonical.decode import (
     serialise,
 )
 from powerstrip.canonical.schema import Schema, Struct, api_version, engine_schema
-from powerstrip.config.routes import normalize_path
+from powerstrip.http.paths import normalize_path
 
 __all__ = ["Ambiguous", "BodyRefused", "CanonicalBody", "Undecodable", "canonicalize", "judged_body"]
 

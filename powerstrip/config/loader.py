@@ -20,7 +20,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from powerstrip.adapters import BUILTINS
+from powerstrip.config.builtins import BUILTINS
 from powerstrip.config.model import (
     DEFAULT_ADAPTER_TIMEOUT,
     AdapterKind,
@@ -29,7 +29,7 @@ from powerstrip.config.model import (
     EndpointSpec,
     FailurePolicy,
 )
-from powerstrip.config.routes import Pattern
+from powerstrip.http.paths import Pattern
 
 CONFIG_ENV = "POWERSTRIP_CONFIG"
 DEFAULT_CONFIG_PATHS = (Path("adapters.yml"), Path("/etc/powerstrip/adapters.yml"))

@@ -6,77 +6,15 @@ method (a method nobody configured costs one dict lookup), and results are cache
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
 
 from powerstrip.config.model import AdapterSpec, Config
+from powerstrip.http.paths import Pattern, normalize_path
 
-_PATTERN_SYNTAX = re.compile(r"([A-Z]+) (/\S*)")
-_ANY_VERSION = "/*/"
 ROUTE_CACHE_SIZE = 4096
-
-
-def normalize_path(target: str) -> str:
-    """The path Docker's router will match for request target ``target``.
-
-    The query is cut at the first raw ``?``, then the path is percent-decoded once and
-    cleaned like Go's ``path.Clean`` (as gorilla/mux does, trailing slash kept). Matching
-    the raw URI instead is how AuthZ filters were bypassed (``?x=/auth``, ``%2F``, ``..``).
-    An absolute-form target (``http://host/path``) yields its path.
-    """
-    if not target.startswith("/") and "://" in target:
-        target = urlsplit(target).path or "/"
-    path = unquote(target.partition("?")[0])
-    return _clean(path)
-
-
-def _clean(path: str) -> str:
-    """Go's ``path.Clean`` for a path made rooted, keeping one trailing slash if present."""
-    segments: list[str] = []
-    for segment in path.split("/"):
-        if segment == "..":
-            if segments:
-                segments.pop()
-        elif segment and segment != ".":
-            segments.append(segment)
-    cleaned = "/" + "/".join(segments)
-    if path.endswith("/") and cleaned != "/":
-        cleaned += "/"
-    return cleaned
-
-
-@dataclass(frozen=True, slots=True)
-class Pattern:
-    """A compiled ``"METHOD /path-glob"`` endpoint pattern.
-
-    The glob has ``fnmatch`` semantics, case-sensitive, ``*`` crossing ``/``. A glob that
-    starts with ``/*/`` (any API version) also matches the unversioned path, because
-    Docker serves both and a hook must not be skipped by dropping the version.
-    """
-
-    method: str
-    regex: re.Pattern[str]
-
-    @classmethod
-    def compile(cls, pattern: str) -> Pattern:
-        """Compile ``pattern``; ``ValueError`` if it is not ``"METHOD /path-glob"``."""
-        syntax = _PATTERN_SYNTAX.fullmatch(pattern)
-        if syntax is None:
-            raise ValueError(f"endpoint pattern {pattern!r} is not \"METHOD /path-glob\" "
-                             "(uppercase method, one space, a path starting with '/')")
-        method, glob = syntax.groups()
-        regex = fnmatch.translate(glob)
-        if glob.startswith(_ANY_VERSION):
-            regex = f"{regex}|{fnmatch.translate(glob[len(_ANY_VERSION) - 1:])}"
-        return cls(method, re.compile(regex))
-
-    def matches(self, method: str, path: str) -> bool:
-        """Whether a request with ``method`` on the already normalized ``path`` matches."""
-        return method == self.method and self.regex.match(path) is not None
 
 
 @dataclass(frozen=True, slots=True)

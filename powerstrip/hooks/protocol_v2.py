@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import jsonpatch
 
-from powerstrip.config.routes import normalize_path
+from powerstrip.http.paths import normalize_path
 from powerstrip.hooks.model import ClientRequest, Peer, ServerResponse
 
 API_VERSION = "powerstrip/v2"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from powerstrip.config.model import Config
 from powerstrip.config.routes import RouteTable
 from powerstrip.hooks.model import Adapter
-from powerstrip.hooks.registry import AdapterRegistry
+from powerstrip.runtime.registry import AdapterRegistry
 
 log = logging.getLogger("powerstrip.reload")
 

@@ -19,7 +19,7 @@ from powerstrip.adapters import BuiltinContext
 from powerstrip.config.loader import ConfigError
 from powerstrip.config.model import Config
 from powerstrip.config.routes import RouteTable
-from powerstrip.hooks.registry import AdapterRegistry
+from powerstrip.runtime.registry import AdapterRegistry
 from powerstrip.runtime.generations import Generation, Generations, Runtime
 
 log = logging.getLogger("powerstrip.reload")

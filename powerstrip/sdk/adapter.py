@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, Union
 
-from powerstrip.config.routes import Pattern, normalize_path
+from powerstrip.http.paths import Pattern, normalize_path
 from powerstrip.hooks.model import AdapterFailure, ClientRequest, HookRejected, ServerResponse
 from powerstrip.sdk.messages import Request, Response
 from powerstrip.sdk.reject import Reject

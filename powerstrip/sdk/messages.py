@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from powerstrip.canonical import BodyRefused, canonicalize
-from powerstrip.config.routes import normalize_path
+from powerstrip.http.paths import normalize_path
 from powerstrip.hooks.model import ClientRequest, ServerResponse
 from powerstrip.sdk.reject import Reject
 

@@ -11,7 +11,7 @@ from powerstrip.config.model import Config
 from powerstrip.config.routes import RouteTable
 from powerstrip.hooks.model import ClientRequest, ServerResponse
 from powerstrip.adapters import BuiltinContext
-from powerstrip.hooks.registry import AdapterRegistry
+from powerstrip.runtime.registry import AdapterRegistry
 from powerstrip.runtime.generations import Runtime
 from powerstrip.runtime.generations import Generation, Generations
 

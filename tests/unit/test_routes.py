@@ -9,7 +9,8 @@ import pytest
 
 from powerstrip.config.loader import load_config, passthrough_config
 from powerstrip.config.model import AdapterSpec, Config, EndpointSpec
-from powerstrip.config.routes import Pattern, Route, RouteTable, normalize_path
+from powerstrip.config.routes import Route, RouteTable
+from powerstrip.http.paths import Pattern, normalize_path
 from tests.unit.samples import CLUSTERHQ_SAMPLE
 
 
