@@ -151,15 +151,33 @@ def hook_config(adapter: str) -> str:
     return f"endpoints:\n{endpoints}adapters:\n  noop: {adapter}\n"
 
 
+_POLICY_RESOURCES = ("containers", "images", "networks", "volumes", "secrets", "configs", "services", "nodes",
+                     "plugins", "tasks", "exec", "swarm", "distribution", "session", "build")
+_POLICY_ACTIONS = ("create", "update", "remove", "prune", "inspect", "rename", "kill", "restart", "push", "tag")
+
+
+def policy_config(adapter: str) -> str:
+    """adapters.yml as an access policy looks: many patterns (GET ones too), none matching a measured request.
+
+    Measures what route matching costs a request that no pattern takes.
+    """
+    patterns = [f"{method} /*/{resource}/*/{action}" for resource in _POLICY_RESOURCES for action in _POLICY_ACTIONS
+                for method in ("GET", "POST")]
+    patterns += [f"DELETE /*/{resource}/*" for resource in _POLICY_RESOURCES]
+    endpoints = "".join(f'  "{pattern}":\n    pre: [noop]\n' for pattern in patterns)
+    return f"endpoints:\n{endpoints}adapters:\n  noop: {adapter}\n"
+
+
 def powerstrip(docker_url: str, name: str, label: str, adapter: str | None = None,
-               log_level: str = "info") -> Candidate:
-    """A powerstrip gateway with a TCP listener; with ``adapter``, one pre-hook on the measured endpoints."""
+               log_level: str = "info", config_text: str | None = None) -> Candidate:
+    """A powerstrip gateway with a TCP listener; with ``adapter``, one pre-hook on the measured endpoints
+    (or ``config_text`` as its config, a candidate whose hooks the measured requests do not match)."""
     config = None
     workdir = None
-    if adapter is not None:
+    if adapter is not None or config_text is not None:
         workdir = tempfile.mkdtemp(prefix="psb-cfg-", dir="/tmp")
         config = Path(workdir, "adapters.yml")
-        config.write_text(hook_config(adapter))
+        config.write_text(config_text if config_text is not None else hook_config(adapter))
     gw = Gateway(docker_url, config=config, tcp=True, log_level=log_level)
     try:
         gw.start()
@@ -167,7 +185,7 @@ def powerstrip(docker_url: str, name: str, label: str, adapter: str | None = Non
         if workdir:
             remove_tree(workdir)
         raise
-    cand = Candidate(name, label, gw.tcp_port, gw.proc.pid, hooked=adapter is not None)
+    cand = Candidate(name, label, gw.tcp_port, gw.proc.pid, hooked=adapter is not None and config_text is None)
     if workdir:
         cand._stop.append(lambda: remove_tree(workdir))
     cand._stop.append(gw.stop)

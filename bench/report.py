@@ -17,11 +17,35 @@ def _find(results: dict, **match) -> dict | None:
 
 
 def targets(results: dict) -> list[dict]:
-    """Issue 6's and issue 3's targets, each met / not met with the figure behind it."""
+    """Issue 6's, 3's and 11's targets, each met / not met with the figure behind it."""
     out: list[dict] = []
 
     def add(target: str, figure: str, met: bool | None) -> None:
         out.append({"target": target, "figure": figure, "met": met})
+
+    for endpoint in ("/_ping", "/containers/json"):  # issue 11: HAProxy's cost or less, same run
+        for c in (1, 10, 50):
+            ps = _find(results, workload="http", endpoint=endpoint, concurrency=c, candidate="powerstrip")
+            hp = _find(results, workload="http", endpoint=endpoint, concurrency=c, candidate="haproxy")
+            if ps and hp:
+                add(f"unhooked GET {endpoint} c={c}: CPU per request ≤ HAProxy's",
+                    f"{ps['cpu_us_per_req']:.0f} vs HAProxy {hp['cpu_us_per_req']:.0f} µs",
+                    ps["cpu_us_per_req"] <= hp["cpu_us_per_req"])
+                add(f"unhooked GET {endpoint} c={c}: req/s ratio to direct ≥ HAProxy's",
+                    f"{ps['rps_ratio']:.2f} vs HAProxy {hp['rps_ratio']:.2f}", ps["rps_ratio"] >= hp["rps_ratio"])
+            routes = _find(results, workload="http", endpoint=endpoint, concurrency=c, candidate="powerstrip-routes")
+            if ps and routes and c == 10:
+                ratio = routes["cpu_us_per_req"] / ps["cpu_us_per_req"]
+                add(f"policy route table (no pattern matching) GET {endpoint} c=10: CPU within 5 % of no config",
+                    f"{routes['cpu_us_per_req']:.0f} vs {ps['cpu_us_per_req']:.0f} µs ({ratio:.2f}×)", ratio <= 1.05)
+        row = _find(results, workload="http", endpoint=endpoint, concurrency=1, candidate="powerstrip")
+        if row:
+            add(f"added p50 of an unhooked request ≤ 60 µs (GET {endpoint}, c=1)",
+                f"{row['added_p50_us']:.0f} µs", row["added_p50_us"] <= 60)
+    row = _find(results, workload="idle_events", candidate="powerstrip")
+    if row:
+        add(f"{row['streams']} idle streams: ≤ 8 KiB of gateway RSS each", f"{row['per_stream_kib']:.1f} KiB",
+            row["per_stream_kib"] <= 8)
 
     ps = _find(results, workload="http", endpoint="/containers/json", concurrency=10, candidate="powerstrip")
     hp = _find(results, workload="http", endpoint="/containers/json", concurrency=10, candidate="haproxy")

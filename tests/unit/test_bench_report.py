@@ -35,6 +35,17 @@ def test_request_targets_are_judged_against_direct_and_haproxy():
     assert got["added p50 of an unhooked request ≤ 100 µs (GET /containers/json, c=1)"] is False
 
 
+def test_issue_11_targets_compare_cpu_and_ratio_with_haproxy_and_the_route_table_with_no_config():
+    cheap = dict(grid_row("/_ping", 10, "powerstrip", 0.6), cpu_us_per_req=15)
+    haproxy = dict(grid_row("/_ping", 10, "haproxy", 0.5), cpu_us_per_req=18)
+    routes = dict(grid_row("/_ping", 10, "powerstrip-routes", 0.6), cpu_us_per_req=16)
+    got = verdicts([cheap, haproxy, routes, grid_row("/_ping", 1, "powerstrip", 0.8, added=61)])
+    assert got["unhooked GET /_ping c=10: CPU per request ≤ HAProxy's"] is True
+    assert got["unhooked GET /_ping c=10: req/s ratio to direct ≥ HAProxy's"] is True
+    assert got["policy route table (no pattern matching) GET /_ping c=10: CPU within 5 % of no config"] is False
+    assert got["added p50 of an unhooked request ≤ 60 µs (GET /_ping, c=1)"] is False
+
+
 def test_stream_memory_and_hook_targets():
     rows = [
         {"workload": "archive", "candidate": "powerstrip", "bytes": 1 << 30, "ratio": 0.95, "rss_before_mib": 40.0,
@@ -49,6 +60,7 @@ def test_stream_memory_and_hook_targets():
     assert got["stream (archive) ≥ 0.9 of direct MiB/s"] is True
     assert got["stream (archive): gateway RSS flat (peak growth ≤ 32 MiB for 1024 MiB)"] is False  # grew 40 MiB
     assert got["1000 idle streams: gateway RSS ≤ 150 MiB"] is False
+    assert got["1000 idle streams: ≤ 8 KiB of gateway RSS each"] is False
     assert [v for k, v in got.items() if "powerstrip-inproc" in k] == [True]
     assert "NOT met" in report.markdown(dict(results(rows), targets=report.targets(results(rows))))
 
