@@ -1,5 +1,6 @@
-"""The loaded configs in service: generations (which config serves the next request) and hot reload.
+"""The loaded configs in service: the adapter registry, generations (which config serves the next
+request) and hot reload.
 
-Above the relay (``proxy`` reads the current generation's routes and adapters) and below the app
-wiring (``app``), so neither imports the other's internals.
+Above the adapters (the registry creates built-in ones) and the relay, below the app wiring (``app``):
+the proxy only reads the current generation's routes and adapters.
 """
