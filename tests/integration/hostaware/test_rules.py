@@ -116,8 +116,8 @@ def test_builtin_cpu_idle_rule_clears_when_the_metric_falls_back(dockerd, client
 class Garbage:
     """A TCP server that answers every connection with ``answer`` (or holds it open, answer None)."""
 
-    def __init__(self, answer: bytes | None) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
+    def __init__(self, answer: bytes | None, host: str = "127.0.0.1") -> None:
+        self.sock = socket.create_server((host, 0))
         self.port = self.sock.getsockname()[1]
         self.answer = answer
         self.held: list[socket.socket] = []
