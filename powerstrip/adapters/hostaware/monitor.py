@@ -5,7 +5,9 @@ threads. Each turn: the rules are re-read from the store every ``RULES_EVERY`` s
 added or deleted by the CLI, or on another member, takes effect within that); the source is read
 when a rule's poll is due, and at least every ``HEARTBEAT`` s so that ``hosts list`` has fresh
 metrics without rules; the effects are carried out; messages go to the store, the log and the
-audit log; this host's record is published (its heartbeat, and in a cluster its lease).
+audit log; this host's record is published (its heartbeat, and in a cluster its lease) when a
+rule's state changed and at least every ``HEARTBEAT`` s, and the members' records are read then.
+With rules polling every second that is one wake-up a second, and a store write every five.
 
 A store that cannot be reached does not stop the rules: messages wait (at most ``PENDING_MAX``)
 and are written once it is back.
@@ -28,6 +30,7 @@ from powerstrip.adapters.hostaware.store import HEARTBEAT, HostStore
 log = logging.getLogger("powerstrip.hostaware")
 
 RULES_EVERY = 1.0
+_SLACK = 0.1  # a turn this early still re-reads the rules (so polls and re-reads share turns)
 PENDING_MAX = 1000
 _STORE_ERRORS = (HostAwareError, sqlite3.Error, OSError)
 
@@ -47,12 +50,8 @@ class Monitor:
         self.members: list[HostRecord] = []  # every host's record as last read (a cluster's members)
         self._pending: list[Message] = []
         self._rules_read = 0.0
-        self._wake = asyncio.Event()
-
-    def wake(self) -> None:
-        """Re-read the rules now (the adapter's views call it after a change they made)."""
-        self._rules_read = 0.0
-        self._wake.set()
+        self._published = 0.0
+        self._published_statuses: dict[str, object] = {}
 
     async def run(self) -> None:
         log.info("hostaware: monitoring %s, metrics from %s", self.host, self.source.url)
@@ -64,16 +63,14 @@ class Monitor:
             now = time.time()
             due = self.evaluator.next_due()
             wait = min(HEARTBEAT, self._rules_read + RULES_EVERY - now, (due - now) if due is not None else HEARTBEAT)
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), max(0.05, wait))
-            except TimeoutError:
-                pass
+            if due is not None and due - now < RULES_EVERY * 1.5:
+                wait = due - now  # re-read the rules on the poll's turn: one wake-up, not two
+            await asyncio.sleep(max(0.05, wait))
 
     async def turn(self) -> None:
         now = time.time()
         outcomes: list[Outcome] = []
-        if now - self._rules_read >= RULES_EVERY:
+        if now - self._rules_read >= RULES_EVERY - _SLACK:
             try:
                 rules = await asyncio.to_thread(self.store.rules)
             except _STORE_ERRORS as exc:
@@ -112,15 +109,20 @@ class Monitor:
                         "decision": "applied" if message.level.value == "THRESHOLD_MET" else "undone"})
 
     async def _record(self, messages: list[Message]) -> None:
+        """Write the messages; publish this host's record when a rule's state changed, else every HEARTBEAT."""
         self._pending += messages
         del self._pending[:-PENDING_MAX]
         record = self.record()
+        statuses = {name: state.status for name, state in record.rules.items()}
+        publish = statuses != self._published_statuses or time.time() - self._published >= HEARTBEAT - _SLACK
         try:
             if self._pending:
                 await asyncio.to_thread(self.store.append, self._pending)
                 self._pending = []
-            await asyncio.to_thread(self.store.publish, record)
-            self.members = await asyncio.to_thread(self.store.hosts)
+            if publish:
+                await asyncio.to_thread(self.store.publish, record)
+                self._published, self._published_statuses = time.time(), statuses
+                self.members = await asyncio.to_thread(self.store.hosts)
         except _STORE_ERRORS as exc:
             log.warning("hostaware: the store: %s (%d message(s) waiting)", exc, len(self._pending))
 
