@@ -109,7 +109,10 @@ class EtcdHostStore:
             self._txn([], [{"request_delete_range": {"key": etcd_client._b64(MESSAGES), "range_end": end}}])
 
     def messages(self, after: int = 0, host: str | None = None, limit: int = 1000) -> list[Message]:
-        kvs = self._kvs(_range(MESSAGES, min_mod_revision=after + 1) if after else _range(MESSAGES))
+        options: dict[str, Any] = {"min_mod_revision": after + 1} if after else {}
+        if host is None:  # the newest ``limit`` only (with a host filter they are picked here)
+            options.update(limit=limit, sort_order="DESCEND", sort_target="MOD")
+        kvs = self._kvs(_range(MESSAGES, **options))
         found = []
         for kv in kvs:
             document = json.loads(kv.value)

@@ -23,7 +23,8 @@ from collections.abc import Callable
 
 from powerstrip.adapters.hostaware.actions import Actions
 from powerstrip.adapters.hostaware.evaluator import Effect, Evaluator, Outcome
-from powerstrip.adapters.hostaware.model import HostAwareError, HostRecord, Message, Reading, Rule
+from powerstrip.adapters.hostaware.model import (ActionKind, HostAwareError, HostRecord, Level, Message, Reading,
+                                                  Rule)
 from powerstrip.adapters.hostaware.sources import MetricsSource
 from powerstrip.adapters.hostaware.store import HEARTBEAT, HostStore
 
@@ -99,14 +100,14 @@ class Monitor:
         return await self.actions.undo(rule, outcome.message)
 
     def _report(self, message: Message) -> None:
-        level = logging.WARNING if message.level.value == "WARN" else logging.INFO
+        level = logging.WARNING if message.level is Level.WARN else logging.INFO
         log.log(level, "hostaware: %s %s%s: %s", message.level.value, message.host,
                 f" rule {message.rule}" if message.rule else "", message.text)
-        if message.level.value in ("THRESHOLD_MET", "CLEARED"):
+        if message.level in (Level.THRESHOLD_MET, Level.CLEARED):
             self.audit({"time": _iso(message.time), "event": "hostaware", "level": message.level.value,
                         "host": message.host, "rule": message.rule, "metric": message.metric,
                         "value": message.value, "action": message.action,
-                        "decision": "applied" if message.level.value == "THRESHOLD_MET" else "undone"})
+                        "decision": "applied" if message.level is Level.THRESHOLD_MET else "undone"})
 
     async def _record(self, messages: list[Message]) -> None:
         """Write the messages; publish this host's record when a rule's state changed, else every HEARTBEAT."""
@@ -133,7 +134,7 @@ class Monitor:
                           self.evaluator.states())
 
     def refusing(self) -> list[Rule]:
-        return [rule for rule in self.evaluator.acting() if rule.action.kind.value == "refuse-create"]
+        return [rule for rule in self.evaluator.acting() if rule.action.kind is ActionKind.REFUSE_CREATE]
 
 
 def _iso(seconds: float) -> str:
