@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
+from ipaddress import ip_network
 
 import pytest
 
@@ -159,3 +162,46 @@ def test_a_bad_gmond_warns_and_never_acts(dockerd, client, make_gateway, state_d
     finally:
         if fake:
             fake.close()
+
+
+SINK = """
+import socket, sys, time
+server = socket.create_server((sys.argv[1], 0))
+print(server.getsockname()[1], flush=True)
+server.settimeout(30)
+conn, _ = server.accept()
+conn.settimeout(5)
+deadline = time.monotonic() + 6  # then the sender's writes fail and it exits
+while time.monotonic() < deadline and conn.recv(1 << 16):
+    pass
+conn.close()
+"""
+
+
+def test_builtin_bytes_in_rule_driven_by_real_traffic(dockerd, client, make_gateway, state_dir, powerstrip):
+    """A container streams zeros for 6 s to a sink on the host side of its bridge: bytes_in of the
+    gateway's network namespace (the daemon's, where the gateway runs as on a real host) rises, and
+    falls back when the sink closes."""
+    netns = ["nsenter", f"--net=/var/run/netns/{dockerd.netns}"]
+    bridge_ip = str(ip_network(client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Subnet"])[1])  # docker0
+    gw = make_gateway(ONLY_HOSTAWARE, state_dir=str(state_dir), command=[*netns, sys.executable, "-m", "powerstrip"])
+    powerstrip("rules", "add", rule("traffic", "bytes_in", ">", 5e6, times=2))
+    powerstrip.wait_message("INFO", "traffic", 10)
+    time.sleep(2.5)
+    assert not [m for m in powerstrip.messages() if m["level"] == "THRESHOLD_MET"]  # idle: no traffic yet
+    sink = subprocess.Popen([*netns, sys.executable, "-c", SINK, bridge_ip], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(sink.stdout.readline())
+        sender = client.containers.run("ps-busybox:latest", ["sh", "-c", f"nc {bridge_ip} {port} < /dev/zero"],
+                                       detach=True, labels={"powerstrip-test": "hostaware"})
+        met = powerstrip.wait_message("THRESHOLD_MET", "traffic", 15)
+        assert met["value"] > 5e6
+        status, message, _ = create(gw.url, "ha-traffic")
+        assert status == 503 and "bytes_in" in message
+        sender.wait(timeout=30)
+        cleared = powerstrip.wait_message("CLEARED", "traffic", 15)
+        assert cleared["value"] <= 5e6
+        assert create(gw.url, "ha-traffic-after")[0] == 201
+    finally:
+        sink.kill()
+        sink.wait(10)
