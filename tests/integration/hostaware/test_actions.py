@@ -94,10 +94,11 @@ class Receiver:
         self.server.server_close()
 
 
-def test_webhook_is_called_on_met_and_on_clear(dockerd, client, make_gateway, state_dir, powerstrip):
+def test_webhook_is_called_on_met_and_on_clear(dockerd, client, make_gateway, state_dir, powerstrip, tmp_path):
     receiver = Receiver()
+    audit = tmp_path / "audit.log"
     try:
-        make_gateway(ONLY_HOSTAWARE, state_dir=str(state_dir))
+        make_gateway(ONLY_HOSTAWARE, state_dir=str(state_dir), extra_args=["--audit-log", str(audit)])
         powerstrip("rules", "add", rule("hook", "load_one", ">=", 0, times=1, action=f"webhook:{receiver.url}"))
         wait_until(lambda: len(receiver.received) == 1, 15, 0.1, "the webhook's THRESHOLD_MET call")
         got = receiver.received[0]
@@ -105,6 +106,10 @@ def test_webhook_is_called_on_met_and_on_clear(dockerd, client, make_gateway, st
         powerstrip("rules", "delete", "hook")
         wait_until(lambda: len(receiver.received) == 2, 10, 0.1, "the webhook's CLEARED call")
         assert receiver.received[1]["level"] == "CLEARED"
+        # the action and its undoing are audit lines too
+        entries = [json.loads(line) for line in audit.read_text().splitlines()]
+        decisions = [(e["level"], e["rule"], e["decision"]) for e in entries if e.get("event") == "hostaware"]
+        assert decisions == [("THRESHOLD_MET", "hook", "applied"), ("CLEARED", "hook", "undone")]
     finally:
         receiver.close()
 
