@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import shlex
 import shutil
 import time
 from collections.abc import Awaitable, Callable
@@ -38,16 +39,17 @@ Runner = Callable[[list[str]], Awaitable[tuple[int, str]]]
 
 
 async def run_command(argv: list[str]) -> tuple[int, str]:
-    """Run ``argv`` with a bound; (exit status, stderr)."""
+    """Run ``argv`` with a bound; (exit status, its stdout when it succeeded, else its stderr)."""
     proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
-                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
-        _, err = await asyncio.wait_for(proc.communicate(), IPTABLES_TIMEOUT)
+        out, err = await asyncio.wait_for(proc.communicate(), IPTABLES_TIMEOUT)
     except TimeoutError:
         proc.kill()
         await proc.wait()
         return -1, f"{argv[0]} timed out after {IPTABLES_TIMEOUT:g}s"
-    return proc.returncode or 0, err.decode(errors="replace").strip()
+    status = proc.returncode or 0
+    return status, (out if status == 0 else err).decode(errors="replace").strip()
 
 
 def isolation_rules(bridge: str, rule: str) -> list[list[str]]:
@@ -65,6 +67,21 @@ class Actions:
         self._webhooks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
         self.late: list[Message] = []  # what a webhook's failure said after the fact; the monitor records it
+
+    async def sweep(self) -> None:
+        """Remove isolation rules left by a powerstrip that was killed: at start nothing is isolated yet,
+        and a rule that still holds isolates again after its ``times`` polls."""
+        if shutil.which("iptables") is None:
+            return
+        for chain in ("FORWARD", "INPUT"):
+            status, listing = await self.runner(["iptables", "-w", "5", "-S", chain])
+            if status != 0:
+                continue
+            for line in listing.splitlines():
+                words = shlex.split(line)
+                if words[:1] == ["-A"] and any(w.startswith(COMMENT) for w in words):
+                    await self.runner(["iptables", "-w", "5", "-D", *words[1:]])
+                    log.info("hostaware: removed a stale isolation rule: %s", line)
 
     async def apply(self, rule: Rule, message: Message) -> list[Message]:
         kind = rule.action.kind

@@ -56,6 +56,7 @@ class Monitor:
 
     async def run(self) -> None:
         log.info("hostaware: monitoring %s, metrics from %s", self.host, self.source.url)
+        await self.actions.sweep()
         while True:
             try:
                 await self.turn()

@@ -42,8 +42,8 @@ def test_isolate_drops_the_networks_traffic_until_cleared(dockerd, client, make_
 
         assert pings()
         # iptables acts on the network namespace it runs in: the gateway runs in the daemon's, as on a real host
-        make_gateway(ONLY_HOSTAWARE, state_dir=str(state_dir),
-                     command=["nsenter", f"--net=/var/run/netns/{dockerd.netns}", sys.executable, "-m", "powerstrip"])
+        command = ["nsenter", f"--net=/var/run/netns/{dockerd.netns}", sys.executable, "-m", "powerstrip"]
+        first = make_gateway(ONLY_HOSTAWARE, state_dir=str(state_dir), command=command)
         powerstrip("rules", "add", rule("cut", "load_one", ">=", 0, times=1, action="isolate:ha-front"))
         powerstrip.wait_message("THRESHOLD_MET", "cut", 15)
         assert not pings()
@@ -54,6 +54,21 @@ def test_isolate_drops_the_networks_traffic_until_cleared(dockerd, client, make_
         wait_until(pings, 10, 0.2, "the containers to reach each other again")
         for chain in ("FORWARD", "INPUT"):
             assert "powerstrip-hostaware" not in in_netns(dockerd, "iptables", "-S", chain).stdout
+
+        # a gateway killed while isolating leaves its rules; the next one removes them when it starts
+        first.stop(remove_dir=False)  # one gateway per namespace (a second would sweep the first's rules)
+        powerstrip("rules", "add", rule("cut2", "load_one", ">=", 0, times=1, action="isolate:ha-front"))
+        killed = make_gateway(ONLY_HOSTAWARE, state_dir=str(state_dir), command=command)
+        wait_until(lambda: not pings(), 15, 0.2, "the second isolation")
+        killed.proc.kill()
+        killed.proc.wait(10)
+        powerstrip("rules", "delete", "cut2")
+        time.sleep(1.5)  # no gateway runs to undo it
+        assert "powerstrip-hostaware:cut2" in in_netns(dockerd, "iptables", "-S", "FORWARD").stdout
+        assert not pings()
+        make_gateway(ONLY_HOSTAWARE, state_dir=str(state_dir), command=command)
+        wait_until(pings, 15, 0.2, "the stale isolation removed by the next gateway")
+        assert "powerstrip-hostaware" not in in_netns(dockerd, "iptables", "-S", "FORWARD").stdout
     finally:
         for c in client.containers.list(all=True, filters={"label": "powerstrip-test=hostaware"}):
             c.remove(force=True)
