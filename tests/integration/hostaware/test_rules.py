@@ -89,15 +89,16 @@ def _first_of_three(message: dict) -> bool:
     return "(1 of 3)" in message["text"]
 
 
-def builtin_idle(samples: int = 3) -> float:
+def machine_idle(samples: int = 3) -> float:
+    """This machine's idle CPU in % (median of a few half-second samples)."""
     import psutil
 
-    return statistics.median(psutil.cpu_percent(interval=0.5) for _ in range(samples))
+    return statistics.median(100 - psutil.cpu_percent(interval=0.5) for _ in range(samples))
 
 
 def test_builtin_cpu_idle_rule_clears_when_the_metric_falls_back(dockerd, client, make_gateway, state_dir,
                                                                  powerstrip, burner):
-    idle = 100 - builtin_idle()
+    idle = machine_idle()
     if idle < 30:
         pytest.skip(f"the machine is too busy (cpu idle {idle:.0f}%) to see a burner in cpu_idle reliably")
     threshold = min(20.0, idle / 3)
