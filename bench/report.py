@@ -54,6 +54,11 @@ def targets(results: dict) -> list[dict]:
                 "(vs unhooked powerstrip)",
                 f"{row['hook_p50_us'] / 1000:+.2f} ms (paired median {row['hook_paired_us'] / 1000:+.2f} ms; "
                 f"vs direct {row['added_p50_us'] / 1000:+.2f} ms)", row["hook_p50_us"] <= limit)
+    row = _find(results, workload="canonical", candidate="canonicalize")
+    if row:
+        add(f"canonicalising a {row['body_bytes']}-byte create body adds ≤ 50 µs at p50 (CPU)",
+            f"{row['cpu_p50_us']:.1f} µs CPU (wall p50 {row['p50_us']:.1f}, p99 {row['p99_us']:.1f}; "
+            f"json.loads alone {row['json_loads_cpu_p50_us']:.1f} µs CPU)", row["cpu_p50_us"] <= 50)
     row = _find(results, workload="hostaware", candidate="hostaware-10")
     if row:
         add("ten host-aware rules polling every second: gateway CPU < 1 % of a core (issue 14)",

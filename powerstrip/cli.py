@@ -20,6 +20,7 @@ from powerstrip.adapters.net.cli import cluster_group, cluster_options, info, ne
 from powerstrip.adapters.net.cluster import ClusterSettings
 from powerstrip.config.loader import ConfigError, find_config_path, load_config, passthrough_config
 from powerstrip.config.model import Config
+from powerstrip import logtext
 from powerstrip.hooks.inprocess import AdapterLoadError
 from powerstrip.observability import combine
 from powerstrip.observability.audit import AuditLog
@@ -158,8 +159,7 @@ def serve(listen: list[Address], docker: Address, config_path: str | None, state
           metrics_listen: Address | None, log_level: str, cluster: ClusterSettings | None,
           metrics_source: str | None) -> None:
     """Run the gateway: point DOCKER_HOST at it and use Docker as usual."""
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logtext.configure(log_level)
     listeners = listen or [parse_address("unix://./powerstrip.sock")]
     tls = _tls_context(tlscert, tlskey, tlscacert)
     try:
@@ -283,8 +283,7 @@ def adapter_run(target: str, listen: Address, docker: Address, state_dir: str, l
     from powerstrip.hooks.inprocess import import_adapter
     from powerstrip.hooks.service import build_app
 
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logtext.configure(log_level)
     builtin = target.removeprefix("builtin:")
     try:
         imported = None if target.startswith("builtin:") else import_adapter(target, [Path.cwd()])
