@@ -30,9 +30,7 @@ MAX_TIMES = 1000
 
 
 class HostAwareError(Exception):
-    """A user's error, with the HTTP status a Docker client would get."""
-
-    status = 400
+    """A user's error (a bad rule, an unknown name) or an unreachable store, with a message to show."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -44,15 +42,15 @@ class InvalidRule(HostAwareError):
 
 
 class NotFound(HostAwareError):
-    status = 404
+    pass
 
 
 class Conflict(HostAwareError):
-    status = 409
+    pass
 
 
 class StoreUnavailable(HostAwareError):
-    status = 503
+    pass
 
 
 class ActionKind(str, Enum):

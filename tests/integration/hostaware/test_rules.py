@@ -20,7 +20,6 @@ from ipaddress import ip_network
 import pytest
 
 from tests.harness.gateway import REPO_ROOT
-from tests.harness.util import wait_until
 
 from .conftest import create
 
