@@ -67,6 +67,8 @@ def test_gmond_load_rule_refuses_creates_then_clears(dockerd, client, make_gatew
     assert status == 503
     assert "busy" in message and "load_one" in message and f"> {threshold:g}" in message
     assert ops.json("/hosts")["hosts"][0]["rules"]["busy"]["status"] == "met"
+    (row,) = powerstrip("hosts", "list").stdout.splitlines()[1:]
+    assert row.split()[:3] == [socket.gethostname(), gmond.url, "healthy"] and row.endswith("busy=met")
     text = ops.get("/metrics").decode()
     assert 'powerstrip_rule_met{host="%s",rule="busy"} 1.0' % socket.gethostname() in text
     assert 'metric="load_one"' in text
