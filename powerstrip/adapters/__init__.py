@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 BUILTINS: dict[str, str] = {
     "debug": "powerstrip.adapters.debug:create_adapter",
     "net": "powerstrip.adapters.net.adapter:create_adapter",
+    "qos": "powerstrip.adapters.qos.adapter:create_adapter",
 }
 
 
