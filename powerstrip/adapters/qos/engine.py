@@ -26,6 +26,7 @@ from powerstrip.adapters.net.docker_api import DockerError
 from powerstrip.adapters.net.model import Allocation, NotFound
 from powerstrip.adapters.net.networks import VirtualNetworks
 from powerstrip.adapters.qos import marks, tc
+from powerstrip.adapters.qos.netns import run_in
 from powerstrip.adapters.qos.plan import Endpoint, EndpointPlan, plan
 from powerstrip.adapters.qos.policy import Policy
 from powerstrip.adapters.qos.store import LOCAL_HOST, Applied, PolicyStore
@@ -35,14 +36,6 @@ log = logging.getLogger(__name__)
 APPLIED, NOT_RUNNING = "applied", "not running"
 LOCK_DIR = Path("/run/lock")
 LOCK_SECONDS = 30.0  # a pass takes well under a second per container
-
-
-@dataclass(frozen=True, slots=True)
-class Located:
-    """Where an endpoint's devices are: ``eth0`` in its namespace, and the host end of its veth here."""
-
-    inner: int
-    outer: int
 
 
 @dataclass(slots=True)
@@ -113,10 +106,14 @@ class Engine:
     def _program(self, pid: int, wanted: EndpointPlan) -> str:
         netns = f"/proc/{pid}/ns/net"
         inode = os.stat(netns).st_ino
-        with IPRoute(netns=netns, flags=0) as inside, IPRoute() as here:
-            located = locate(inside, here)
-            changed = tc.program(inside, located.inner, wanted.egress)
-            changed |= tc.program(here, located.outer, wanted.ingress)
+
+        def inside(ipr: IPRoute) -> tuple[int, bool]:
+            index, peer = own_end(ipr)
+            return peer, tc.program(ipr, index, wanted.egress)
+
+        peer, changed = run_in(netns, inside)
+        with IPRoute() as here:
+            changed |= tc.program(here, host_end(here, peer), wanted.ingress)
         seen = self._marks.get(pid)
         known = seen.marks if seen is not None and seen.inode == inode and not wanted.marks else None
         changed |= marks.program(netns, wanted.marks, known)
@@ -137,22 +134,24 @@ class Engine:
         return int(state["Pid"]) if state.get("Running") and state.get("Pid") else None
 
 
-def locate(inside: IPRoute, here: IPRoute) -> Located:
-    """``eth0`` in the container's namespace (``inside``) and, by its peer index, the host end of its
-    veth in this one (``here``)."""
+def own_end(inside: IPRoute) -> tuple[int, int]:
+    """The container's ``eth0`` in its namespace: its index, and the index of its veth peer on the host."""
     found = inside.link_lookup(ifname="eth0")
     if not found:
         raise OSError("the container has no eth0")
     (link,) = inside.get_links(found[0])
-    peer = link.get("IFLA_LINK")
+    return found[0], link.get("IFLA_LINK") or 0
+
+
+def host_end(here: IPRoute, peer: int) -> int:
+    """The host end of the container's veth, which must be in this (the daemon's) namespace."""
     try:
-        ok = bool(peer) and bool(here.get_links(peer))
+        if peer and here.get_links(peer):
+            return peer
     except NetlinkError:
-        ok = False
-    if not ok:
-        raise OSError("the host end of the container's veth is not in this network namespace: "
-                      "run powerstrip in the Docker daemon's network namespace")
-    return Located(found[0], peer)
+        pass
+    raise OSError("the host end of the container's veth is not in this network namespace: "
+                  "run powerstrip in the Docker daemon's network namespace")
 
 
 def endpoint_of(allocation: Allocation) -> Endpoint:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.rtnl.tcmsg.common import calc_xmittime
@@ -22,6 +23,11 @@ ROOT = MAJOR << 16
 TC_H_ROOT = 0xFFFFFFFF
 ETH_P_IP = 0x0800
 
+_NLA_HEADER = 4
+_SEL = struct.Struct("=BBBxHHhhI")  # struct tc_u32_sel without its keys
+_KEY_WORDS = struct.Struct(">II")  # struct tc_u32_key: mask and value in network order,
+_KEY_OFFSETS = struct.Struct("=ii")  # then off and offmask in host order
+_KEY_SIZE = _KEY_WORDS.size + _KEY_OFFSETS.size
 # (minor, rate in bytes/s, buffer in ticks) for classes; (prio, classid, {(offset, value, mask)}) for filters
 _Class = tuple[int, int, int]
 _Filter = tuple[int, int, frozenset[tuple[int, int, int]]]
@@ -64,8 +70,8 @@ def read(ipr: IPRoute, index: int) -> Tree:
         classid = f.get_nested("TCA_OPTIONS", "TCA_U32_CLASSID")
         if classid is None:
             continue  # the hash table a u32 filter priority starts with
-        sel = f.get_nested("TCA_OPTIONS", "TCA_U32_SEL") or {}
-        keys = frozenset(b for k in sel.get("keys", []) for b in _bytes(k["key_off"], k["key_val"], k["key_mask"]))
+        sel = f.get_nested("TCA_OPTIONS", "TCA_U32_SEL")
+        keys = frozenset(b for off, val, mask in _sel_keys(sel) for b in _bytes(off, val, mask)) if sel else frozenset()
         filters.add((f["info"] >> 16, classid, keys))
     return Tree(True, None, frozenset(classes), frozenset(filters))
 
@@ -94,6 +100,22 @@ def program(ipr: IPRoute, index: int, shapers: tuple[Shaper, ...]) -> bool:
 def remove(ipr: IPRoute, index: int) -> bool:
     """Remove powerstrip's tree (and with it every class and filter) from the device, if it has one."""
     return program(ipr, index, ())
+
+
+def _sel_keys(sel: Any) -> list[tuple[int, int, int]]:
+    """(offset, value, mask) of a dumped ``tc_u32_sel``'s keys, read from the attribute's bytes.
+
+    pyroute2 (0.9.7) decodes the keys 4 bytes too early (it skips 16 bytes after the attribute's
+    start, where the 4-byte header and the 16-byte selector come first), so they are read here.
+    """
+    start = sel.offset + _NLA_HEADER + _SEL.size
+    found = []
+    for i in range(sel["nkeys"]):
+        at = start + i * _KEY_SIZE
+        mask, value = _KEY_WORDS.unpack_from(sel.data, at)
+        offset, _offmask = _KEY_OFFSETS.unpack_from(sel.data, at + _KEY_WORDS.size)
+        found.append((offset, value, mask))
+    return found
 
 
 def _key_bytes(keys: tuple[str, ...]) -> frozenset[tuple[int, int, int]]:
