@@ -7,7 +7,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: all venv deps deps-bench run test bench bench-quick bench-profile clean distclean
+.PHONY: all venv deps deps-bench run test bench bench-quick bench-profile bench-qos clean distclean
 
 all: venv
 
@@ -45,6 +45,10 @@ bench: deps-bench venv $(BENCH_STAMP)
 
 bench-quick: deps-bench venv $(BENCH_STAMP)
 	$(VENV)/bin/python -m bench --quick $(BENCH_ARGS)
+
+# QoS figures (docs/qos.md): limit accuracy at 1/10/100 Mbit/s, unlimited traffic with QoS present, ~1 min.
+bench-qos: deps venv $(BENCH_STAMP)
+	$(VENV)/bin/python -m bench.qos $(BENCH_ARGS)
 
 # Where the time of the unhooked relay path goes (py-spy, under wrk load).
 bench-profile: deps-bench venv $(BENCH_STAMP)

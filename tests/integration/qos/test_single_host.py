@@ -7,6 +7,7 @@ within 1.6-2.4 Mbit/s for a 2mbit policy; unlimited traffic at least 20 times wh
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -189,3 +190,19 @@ def test_sp_qos_rate_at_create_time(qos_gateway, client, powerstrip: Powerstrip,
     assert 1.6 <= limited <= 2.4, limited
     docker_cli(qos_gateway, "rm", "-f", "q1")
     wait_until(lambda: policy_names(powerstrip) == [], BOUND, 0.2, "q1's policy to go with it")
+
+
+def test_restart_of_the_daemon_reapplies_in_the_new_namespace(qos_gateway, client, powerstrip: Powerstrip,
+                                                              dockerd) -> None:
+    from tests.integration.net.conftest import restart_dockerd
+
+    run(qos_gateway, "d1")
+    powerstrip("qos", "add", "policy", json.dumps({"name": "limit-d1", "ip-src": address(client, "d1"), "rate": "2mbit"}))
+    before = netns(client, "d1")
+    assert shaped(before)
+    restart_dockerd(dockerd)  # the network-only container restarts (restart policy) in a new namespace
+    wait_until(lambda: client.containers.get("d1").status == "exited", 30, 0.2, "d1 stopped by the restart")
+    docker_cli(qos_gateway, "start", "d1")
+    after = netns(client, "d1")
+    assert after != before  # another process: a new namespace
+    wait_until(lambda: shaped(after), BOUND, 0.2, "the policy in the namespace the restarted daemon made")
