@@ -21,7 +21,7 @@ from powerstrip.adapters import BuiltinContext
 from powerstrip.adapters.net.create_body import CIDR_VAR, NETWORK_VAR
 from powerstrip.adapters.net.model import Conflict, InvalidInput, NetError
 from powerstrip.adapters.qos.converger import QosConverger
-from powerstrip.adapters.qos.policy import Match, Policy, check_conflicts, parse_rate
+from powerstrip.adapters.qos.policy import Match, Policy, check_conflicts, parse_rate, valid_name
 from powerstrip.adapters.qos.service import Qos, add_policy, open_qos
 from powerstrip.hooks.model import ClientRequest, HookRejected, ServerResponse
 
@@ -94,7 +94,8 @@ class QosAdapter:
         # The container exists whatever happens here: a failure is logged, never made the client's error.
         try:
             if rate is not None:
-                await self._limit(mode.removeprefix(_JOINED), query.get("name", [None])[0] or created["Id"][:12], rate)
+                name = query.get("name", [None])[0]
+                await self._limit(mode.removeprefix(_JOINED), name if name and valid_name(name) else created["Id"][:12], rate)
         except NetError as exc:
             log.warning("qos: %s for %s: %s", RATE_VAR, created["Id"][:12], exc.message)
         self.converger.poke()  # a new container: policies for its address apply now

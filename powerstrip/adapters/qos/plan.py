@@ -16,9 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
-from powerstrip.adapters.qos.policy import MIN_BURST, PROTOCOLS, Match, Policy
+from powerstrip.adapters.qos.policy import CONTAINER, HOST, MIN_BURST, PROTOCOLS, Match, Policy, rate_side
 
-CONTAINER, HOST = "container", "host"
 BURST_SECONDS = 0.01  # default burst: 10 ms at the rate, plus one full frame (as tc's own default)
 FRAME = 1514
 
@@ -74,11 +73,6 @@ class EndpointPlan:
         for item in self.ingress:
             found.setdefault(item.policy, set()).add(HOST)
         return {name: "+".join(sorted(sides)) for name, sides in found.items()}
-
-
-def rate_side(policy: Policy) -> str:
-    """Where a ``rate`` acts (see the module's docstring)."""
-    return HOST if policy.match.ip_src is None and policy.match.ip_dst is not None else CONTAINER
 
 
 def plan(endpoint: Endpoint, policies: list[Policy]) -> EndpointPlan:

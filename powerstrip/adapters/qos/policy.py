@@ -16,6 +16,7 @@ from typing import Any
 
 from powerstrip.adapters.net.model import Conflict, InvalidInput
 
+CONTAINER, HOST = "container", "host"  # where an action acts: in the container's namespace, or the host's
 FIELDS = ("name", "ip-src", "ip-dst", "protocol", "tp-src", "tp-dst", "network", "rate", "burst", "dscp")
 PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17}
 _PROTOCOL_NAMES = {number: name for name, number in PROTOCOLS.items()}
@@ -76,13 +77,20 @@ class Policy:
     dscp: int | None = None
     owner: str | None = None
 
-    def conflicts_with(self, other: Policy) -> bool:
-        """Overlapping matches with different actions of the same kind: no order could satisfy both."""
+    def conflicts_with(self, other: Policy) -> str | None:
+        """What makes the two impossible to honour together (``None`` if nothing), for overlapping matches.
+
+        Two rates acting on the same side (what containers send, or what they receive) conflict even
+        when equal: a packet goes to one bucket only, so a policy whose match is partly taken by the
+        other could let more through than its rate. A rate on what is sent and one on what is
+        received act one after the other: both hold. Two DSCP values conflict when they differ."""
         if not self.match.overlaps(other.match):
-            return False
-        rates = self.rate is not None and other.rate is not None and (self.rate.bits, self.burst) != (other.rate.bits, other.burst)
-        marks = self.dscp is not None and other.dscp is not None and self.dscp != other.dscp
-        return rates or marks
+            return None
+        if self.rate is not None and other.rate is not None and rate_side(self) == rate_side(other):
+            return f"a rate on what the same containers {'send' if rate_side(self) == CONTAINER else 'receive'}"
+        if self.dscp is not None and other.dscp is not None and self.dscp != other.dscp:
+            return "a different dscp"
+        return None
 
     def document(self) -> dict[str, Any]:
         """The policy as a JSON object of the input's shape (what the store keeps and ``list`` shows)."""
@@ -173,10 +181,10 @@ def check_conflicts(policy: Policy, existing: list[Policy]) -> None:
         if other.name == policy.name:
             raise Conflict(f"policy {policy.name} already exists: delete it first (powerstrip qos delete {policy.name})")
     for other in existing:
-        if policy.conflicts_with(other):
+        why = policy.conflicts_with(other)
+        if why:
             raise Conflict(f"policy {policy.name} overlaps policy {other.name} ({describe_match(other.match)}) "
-                           f"with a different {'rate' if policy.rate and other.rate else 'dscp'}: "
-                           "narrow the match or delete the other policy")
+                           f"with {why}: narrow the match or delete the other policy")
 
 
 def describe_match(match: Match) -> str:
@@ -194,6 +202,17 @@ def describe_action(policy: Policy) -> str:
         names = [n for n, v in DSCP_NAMES.items() if v == policy.dscp and n not in ("DEFAULT",)]
         parts.append(f"dscp={names[0] if names else policy.dscp}")
     return " ".join(parts)
+
+
+def rate_side(policy: Policy) -> str:
+    """Where a ``rate`` acts: on what containers send (``ip-src``, or no address at all), or on what
+    they receive (``ip-dst`` only). See powerstrip/adapters/qos/plan.py."""
+    return HOST if policy.match.ip_src is None and policy.match.ip_dst is not None else CONTAINER
+
+
+def valid_name(name: str) -> bool:
+    """Whether ``name`` can name a policy (the rules of Docker's container names, at most 63 characters)."""
+    return bool(_NAME.fullmatch(name))
 
 
 def _same_or_any(a: object, b: object) -> bool:

@@ -103,14 +103,20 @@ def test_conflicts_overlapping_matches_with_different_actions() -> None:
     existing = [limit, policy(name="voice", **{"ip-dst": "10.0.6.0/24", "protocol": "udp", "tp-dst": 5060}, dscp="EF")]
     with pytest.raises(Conflict, match="policy limit-h1 already exists"):
         check_conflicts(policy(name="limit-h1", **{"ip-src": "10.0.6.9"}, rate="1mbit"), existing)
-    with pytest.raises(Conflict, match=r"overlaps policy limit-h1 \(ip-src=10.0.6.2\) with a different rate"):
+    with pytest.raises(Conflict, match=r"overlaps policy limit-h1 \(ip-src=10.0.6.2\) with a rate on what the same containers send"):
         check_conflicts(policy(name="all", **{"ip-src": "10.0.6.0/24"}, rate="5mbit"), existing)
+    with pytest.raises(Conflict, match="with a rate on what the same containers send"):  # equal rates too
+        check_conflicts(policy(name="same", **{"ip-src": "10.0.6.0/30"}, rate="2mbit"), existing)
+    with pytest.raises(Conflict, match="with a rate on what the same containers receive"):
+        check_conflicts(policy(name="in2", **{"ip-dst": "10.0.6.0/24"}, rate="2mbit"),
+                        [policy(name="in1", **{"ip-dst": "10.0.6.3"}, protocol="tcp", rate="9mbit")])
     with pytest.raises(Conflict, match="overlaps policy voice .* with a different dscp"):
         check_conflicts(policy(name="sip", protocol="udp", dscp="AF41"), existing)
     # Disjoint matches, the same action, or actions of different kinds: accepted.
     check_conflicts(policy(name="h2", **{"ip-src": "10.0.6.3"}, rate="5mbit"), existing)
     check_conflicts(policy(name="tcp", **{"ip-src": "10.0.6.0/24"}, protocol="tcp", dscp="CS1"), existing)
-    check_conflicts(policy(name="same", **{"ip-src": "10.0.6.0/30"}, rate="2mbit"), existing)
+    check_conflicts(policy(name="to-h3", **{"ip-dst": "10.0.6.4"}, rate="1mbit"), existing)  # received vs sent: both hold
+    check_conflicts(policy(name="ef-too", **{"ip-dst": "10.0.6.9"}, protocol="udp", dscp="EF"), existing)  # same mark
     check_conflicts(policy(name="rtp", protocol="udp", **{"tp-dst": 5004}, dscp="AF41"), existing)
     check_conflicts(policy(name="other-net", network="default", rate="1mbit"),
                     [policy(name="web", network="web", rate="2mbit")])
