@@ -62,6 +62,8 @@ async def _apply_here(qos: Qos) -> None:
         await qos.engine.sync()
     except DockerError as exc:
         click.echo(f"warning: not applied on this host yet: {exc.message}", err=True)
+    except TimeoutError:
+        click.echo("warning: not applied on this host yet: another pass held the lock; the gateway applies it", err=True)
 
 
 @click.group("qos")
