@@ -92,6 +92,7 @@ def test_policy_added_on_one_host_limits_a_container_on_the_other(cluster: Clust
     h1.powerstrip("network", "create", "qos", "10.0.7.0/24")
     a1, m1 = run(h1, "m1")
     a2, m2 = run(h2, "m2")
+    _, m3 = run(h1, "m3")
     wait_until(lambda: h1.docker("exec", "m1", "ping", "-c", "1", "-W", "1", a2, check=False).returncode == 0,
                20, 0.5, "m1 (host1) to reach m2 (host2) over VXLAN")
     h2.powerstrip("qos", "add", "policy", json.dumps({"name": "limit-m1", "ip-src": a1, "rate": "2mbit"}))
@@ -103,6 +104,8 @@ def test_policy_added_on_one_host_limits_a_container_on_the_other(cluster: Clust
     assert 1.6 <= limited <= 2.4, f"m1 -> m2 across hosts under 2mbit: {limited:.2f} Mbit/s"
     reverse = iperf.mbits(m1, m2, a2, reverse=True)
     assert reverse >= 20 * limited, f"m2 -> m1 across hosts (unlimited): {reverse:.1f} Mbit/s"
+    other = iperf.mbits(m3, m2, a2)
+    assert other >= 20 * limited, f"m3 (host1) -> m2 (host2), unlimited: {other:.1f} Mbit/s"
 
     h1.powerstrip("qos", "delete", "limit-m1")
     assert not shaped(m1)
