@@ -134,6 +134,7 @@ class QosGateway:
 
 @pytest.fixture
 def qos_gateway(dockerd, client, tmp_path, request) -> Iterator[QosGateway]:
+    ensure_tools()
     box = QosGateway(dockerd, tmp_path / "state")
     box.start()
     try:

@@ -7,7 +7,6 @@ within 1.6-2.4 Mbit/s for a 2mbit policy; unlimited traffic at least 20 times wh
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
