@@ -160,6 +160,17 @@ def test_dscp_mark_is_visible_on_the_bridge(qos_gateway, client, powerstrip: Pow
                           timeout=10).returncode != 0  # the chain is gone
 
 
+def test_a_root_qdisc_powerstrip_did_not_make_is_left_alone_and_reported(qos_gateway, client,
+                                                                         powerstrip: Powerstrip) -> None:
+    run(qos_gateway, "f1")
+    f1 = netns(client, "f1")
+    subprocess.run(in_netns(f1, "tc", "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb"), check=True, timeout=10)
+    powerstrip("qos", "add", "policy", json.dumps({"name": "limit-f1", "ip-src": address(client, "f1"), "rate": "2mbit"}))
+    listed = powerstrip("qos", "list").stdout
+    assert "f1: error: the device has a root qdisc powerstrip did not make (htb 1:): not touched" in listed, listed
+    assert "qdisc htb 1: root" in tc_show(f1) and not shaped(f1)
+
+
 def test_restart_of_powerstrip_keeps_and_repairs_the_limits(qos_gateway, client, powerstrip: Powerstrip,
                                                             iperf: Iperf) -> None:
     run(qos_gateway, "k1")
@@ -180,8 +191,12 @@ def test_sp_qos_rate_at_create_time(qos_gateway, client, powerstrip: Powerstrip,
     assert "invalid SP_QOS_RATE '2mb'" in refused
     refused = docker_cli(qos_gateway, "create", "--name", "q0", "-e", "SP_QOS_RATE=2mbit", "ubuntu", ok=False)
     assert "set SOCKETPLANE_CIDR or SP_NETWORK too" in refused
-    run(qos_gateway, "q1", "SP_QOS_RATE=2mbit")
     run(qos_gateway, "q2")
+    powerstrip("qos", "add", "policy", json.dumps({"name": "everyone", "ip-src": "10.0.6.0/24", "rate": "50mbit"}))
+    refused = docker_cli(qos_gateway, "create", "--name", "q0", "-e", CIDR, "-e", "SP_QOS_RATE=2mbit", "ubuntu", ok=False)
+    assert "overlaps policy everyone" in refused  # two send limits on one container: refused at create (409)
+    powerstrip("qos", "delete", "everyone")
+    run(qos_gateway, "q1", "SP_QOS_RATE=2mbit")
     a1, a2 = address(client, "q1"), address(client, "q2")
     listed = powerstrip("qos", "list").stdout
     assert re.search(rf"^q1\s+ip-src={a1} network=\S+\s+rate=2mbit\s+q1 \(container\)\s+applied$", listed, re.M), listed
