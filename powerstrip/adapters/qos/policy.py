@@ -45,6 +45,20 @@ class Match:
     tp_dst: int | None = None
     network: str | None = None
 
+    def document(self) -> dict[str, Any]:
+        """The match fields that are set, as the input writes them."""
+        doc: dict[str, Any] = {}
+        if self.ip_src is not None:
+            doc["ip-src"] = net_text(self.ip_src)
+        if self.ip_dst is not None:
+            doc["ip-dst"] = net_text(self.ip_dst)
+        if self.protocol is not None:
+            doc["protocol"] = _PROTOCOL_NAMES.get(self.protocol, self.protocol)
+        for key, value in (("tp-src", self.tp_src), ("tp-dst", self.tp_dst), ("network", self.network)):
+            if value is not None:
+                doc[key] = value
+        return doc
+
     def overlaps(self, other: Match) -> bool:
         """Whether some packet (on some network) matches both."""
         return (
@@ -94,17 +108,7 @@ class Policy:
 
     def document(self) -> dict[str, Any]:
         """The policy as a JSON object of the input's shape (what the store keeps and ``list`` shows)."""
-        m = self.match
-        doc: dict[str, Any] = {"name": self.name}
-        if m.ip_src is not None:
-            doc["ip-src"] = net_text(m.ip_src)
-        if m.ip_dst is not None:
-            doc["ip-dst"] = net_text(m.ip_dst)
-        if m.protocol is not None:
-            doc["protocol"] = _PROTOCOL_NAMES.get(m.protocol, m.protocol)
-        for key, value in (("tp-src", m.tp_src), ("tp-dst", m.tp_dst), ("network", m.network)):
-            if value is not None:
-                doc[key] = value
+        doc: dict[str, Any] = {"name": self.name, **self.match.document()}
         if self.rate is not None:
             doc["rate"] = self.rate.text
         if self.burst is not None:
@@ -189,9 +193,7 @@ def check_conflicts(policy: Policy, existing: list[Policy]) -> None:
 
 def describe_match(match: Match) -> str:
     """``ip-src=10.0.6.2 protocol=udp`` (``any`` when it matches everything)."""
-    doc = Policy("x", match, dscp=0).document()
-    parts = [f"{k}={v}" for k, v in doc.items() if k not in ("name", "dscp")]
-    return " ".join(parts) or "any"
+    return " ".join(f"{k}={v}" for k, v in match.document().items()) or "any"
 
 
 def describe_action(policy: Policy) -> str:
