@@ -7,7 +7,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: all venv deps deps-bench run test bench bench-quick bench-profile bench-qos clean distclean
+.PHONY: all venv deps deps-bench run test bench bench-quick bench-profile clean distclean
 
 all: venv
 
@@ -47,6 +47,7 @@ bench-quick: deps-bench venv $(BENCH_STAMP)
 	$(VENV)/bin/python -m bench --quick $(BENCH_ARGS)
 
 # QoS figures (docs/qos.md): limit accuracy at 1/10/100 Mbit/s, unlimited traffic with QoS present, ~1 min.
+.PHONY: bench-qos
 bench-qos: deps venv $(BENCH_STAMP)
 	$(VENV)/bin/python -m bench.qos $(BENCH_ARGS)
 
