@@ -20,6 +20,7 @@ BUILTINS: dict[str, str] = {
     "debug": "powerstrip.adapters.debug:create_adapter",
     "hostaware": "powerstrip.adapters.hostaware.adapter:create_adapter",
     "net": "powerstrip.adapters.net.adapter:create_adapter",
+    "qos": "powerstrip.adapters.qos.adapter:create_adapter",
 }
 
 
