@@ -17,6 +17,7 @@ import click
 from powerstrip.adapters import BuiltinContext
 from powerstrip.adapters.net.cli import cluster_group, cluster_options, info, network
 from powerstrip.adapters.net.cluster import ClusterSettings
+from powerstrip.adapters.net.inventory_cli import inventory_command
 from powerstrip.config.loader import ConfigError, find_config_path, load_config, passthrough_config
 from powerstrip.config.model import Config
 from powerstrip.hooks.inprocess import AdapterLoadError
@@ -63,6 +64,7 @@ def main() -> None:
 main.add_command(network)
 main.add_command(info)
 main.add_command(cluster_group)
+main.add_command(inventory_command)
 
 
 def _find_and_load(config_path: str | None) -> Config:

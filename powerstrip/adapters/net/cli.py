@@ -29,12 +29,15 @@ T = TypeVar("T")
 
 
 def cluster_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--cluster``, ``--advertise`` and ``--overlay-mtu``, handed to ``command`` as ``cluster`` (or ``None``)."""
+    """``--cluster``, ``--advertise``, ``--advertise-gateway`` and ``--overlay-mtu``, handed to ``command`` as
+    ``cluster`` (or ``None``)."""
 
     @functools.wraps(command)
-    def with_cluster(*args: Any, cluster_url: str | None, advertise: str | None, overlay_mtu: int, **kwargs: Any) -> Any:
+    def with_cluster(*args: Any, cluster_url: str | None, advertise: str | None, advertise_gateway: str | None,
+                     overlay_mtu: int, **kwargs: Any) -> Any:
         try:
-            kwargs["cluster"] = cluster_settings(cluster_url, advertise, overlay_mtu) if cluster_url else None
+            kwargs["cluster"] = (cluster_settings(cluster_url, advertise, overlay_mtu, advertise_gateway)
+                                 if cluster_url else None)
         except NetError as exc:
             raise click.BadParameter(exc.message, param_hint="--cluster/--advertise/--overlay-mtu") from None
         return command(*args, **kwargs)
@@ -42,6 +45,11 @@ def cluster_options(command: Callable[..., Any]) -> Callable[..., Any]:
     with_cluster = click.option(
         "--overlay-mtu", default=DEFAULT_MTU, show_default=True, envvar="POWERSTRIP_OVERLAY_MTU",
         help="MTU of multi-host networks (the underlay's MTU minus 50 for VXLAN).",
+    )(with_cluster)
+    with_cluster = click.option(
+        "--advertise-gateway", metavar="URL", envvar="POWERSTRIP_ADVERTISE_GATEWAY",
+        help="How other machines reach this host's gateway (tcp://ADDRESS:PORT of a --listen), "
+             "recorded with its membership for `powerstrip inventory`.",
     )(with_cluster)
     with_cluster = click.option(
         "--advertise", metavar="ADDRESS", envvar="POWERSTRIP_ADVERTISE",
@@ -53,7 +61,7 @@ def cluster_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(with_cluster)
 
 
-def _state_options(command: Callable[..., Any]) -> Callable[..., Any]:
+def state_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = cluster_options(command)
     command = click.option(
         "--state-dir",
@@ -72,7 +80,7 @@ def _state_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
-def _run(docker: str, state_dir: Path, cluster: ClusterSettings | None, action: Callable[[VirtualNetworks], Awaitable[T]]) -> T:
+def run(docker: str, state_dir: Path, cluster: ClusterSettings | None, action: Callable[[VirtualNetworks], Awaitable[T]]) -> T:
     async def main() -> T:
         networks = open_networks(docker, state_dir, cluster)
         try:
@@ -114,15 +122,15 @@ def network() -> None:
 @network.command("create")
 @click.argument("name")
 @click.argument("cidr")
-@_state_options
+@state_options
 def create(name: str, cidr: str, docker: str, state_dir: Path, cluster: ClusterSettings | None) -> None:
     """Create network NAME with range CIDR (e.g. 10.6.0.0/16); its gateway is the first address."""
-    created = _run(docker, state_dir, cluster, lambda networks: networks.create(name, cidr))
+    created = run(docker, state_dir, cluster, lambda networks: networks.create(name, cidr))
     click.echo(created.name)
 
 
 @network.command("list")
-@_state_options
+@state_options
 def list_(docker: str, state_dir: Path, cluster: ClusterSettings | None) -> None:
     """List the networks with their range, gateway and number of containers."""
     store = open_networks(docker, state_dir, cluster).store
@@ -133,7 +141,7 @@ def list_(docker: str, state_dir: Path, cluster: ClusterSettings | None) -> None
 
 @network.command("info")
 @click.argument("name")
-@_state_options
+@state_options
 def network_info(name: str, docker: str, state_dir: Path, cluster: ClusterSettings | None) -> None:
     """Show network NAME and the containers on it."""
     store = open_networks(docker, state_dir, cluster).store
@@ -152,22 +160,22 @@ def network_info(name: str, docker: str, state_dir: Path, cluster: ClusterSettin
 
 @network.command("delete")
 @click.argument("name")
-@_state_options
+@state_options
 def delete(name: str, docker: str, state_dir: Path, cluster: ClusterSettings | None) -> None:
     """Delete network NAME (refused while containers are attached)."""
-    click.echo(_run(docker, state_dir, cluster, lambda networks: networks.delete(name)).name)
+    click.echo(run(docker, state_dir, cluster, lambda networks: networks.delete(name)).name)
 
 
 @click.command("info")
 @click.argument("container")
-@_state_options
+@state_options
 def info(container: str, docker: str, state_dir: Path, cluster: ClusterSettings | None) -> None:
     """Show a container's virtual network, IP, MAC and gateway."""
 
     async def describe(networks: VirtualNetworks) -> Membership:
         return await Attachments(networks, networks.docker).membership(container)
 
-    found = _run(docker, state_dir, cluster, describe)
+    found = run(docker, state_dir, cluster, describe)
     click.echo(
         f"Container: {found.container}\n"
         f"Network:   {found.network.name}\n"

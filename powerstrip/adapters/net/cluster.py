@@ -26,6 +26,7 @@ class ClusterSettings:
     endpoints: tuple[tuple[str, int], ...]
     advertise: str
     mtu: int = DEFAULT_MTU
+    gateway: str | None = None  # the URL of this host's gateway for other hosts and the inventory
 
     @property
     def url(self) -> str:
@@ -60,7 +61,8 @@ def route_source(host: str, port: int) -> str:
         return probe.getsockname()[0]
 
 
-def cluster_settings(url: str, advertise: str | None = None, mtu: int = DEFAULT_MTU) -> ClusterSettings:
+def cluster_settings(url: str, advertise: str | None = None, mtu: int = DEFAULT_MTU,
+                     gateway: str | None = None) -> ClusterSettings:
     endpoints = parse_endpoints(url)
     address = advertise or route_source(*endpoints[0])
     try:
@@ -69,4 +71,6 @@ def cluster_settings(url: str, advertise: str | None = None, mtu: int = DEFAULT_
         raise InvalidInput(f"invalid underlay address {address!r}: expected an IPv4 address") from None
     if not MIN_MTU <= mtu <= MAX_MTU:
         raise InvalidInput(f"invalid overlay MTU {mtu}: expected {MIN_MTU}-{MAX_MTU}")
-    return ClusterSettings(endpoints, address, mtu)
+    if gateway is not None and urlsplit(gateway).scheme not in ("unix", "tcp"):
+        raise InvalidInput(f"invalid gateway URL {gateway!r}: expected tcp://HOST:PORT or unix:///PATH")
+    return ClusterSettings(endpoints, address, mtu, gateway)

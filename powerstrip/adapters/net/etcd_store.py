@@ -7,7 +7,7 @@ Keys (under ``/powerstrip/net/``)::
                              never add overlapping ranges or the same VNI at once
     addresses/NAME/ADDRESS   OWNER            one key per address in use: an address exists once
     allocations/OWNER        {"network", "address", "created", "container", "container_name", "host"}
-    members/ADDRESS          {"address", "joined"}, attached to the host's lease
+    members/ADDRESS          {"address", "joined", "gateway"}, attached to the host's lease
 
 Every change is one transaction that compares what it read (compare-and-swap) and is retried
 when another host got there first. An address is taken by creating its key (the transaction
@@ -61,14 +61,16 @@ class Member:
     address: str
     joined: float
     ttl: int
+    gateway: str | None = None  # the URL its powerstrip gateway advertises (``--advertise-gateway``)
 
 
 class EtcdStore:
     """``Store`` on an etcd cluster for the host ``host`` (its underlay address)."""
 
-    def __init__(self, etcd: Etcd, host: str, seed: Iterable[Network] = ()) -> None:
+    def __init__(self, etcd: Etcd, host: str, seed: Iterable[Network] = (), gateway: str | None = None) -> None:
         self.etcd = etcd
         self.host = host
+        self.gateway = gateway
         self._seed = list(seed)
         self._views: dict[str, _View] = {}
         self._views_lock = threading.Lock()
@@ -211,7 +213,7 @@ class EtcdStore:
     def join(self, ttl: int) -> int:
         """Announce this host under a new lease of ``ttl`` seconds; returns the lease."""
         lease = self.etcd.grant(ttl)
-        record = json.dumps({"address": self.host, "joined": time.time()})
+        record = json.dumps({"address": self.host, "joined": time.time(), "gateway": self.gateway})
         self.etcd.txn([], [put(MEMBERS + self.host, record, lease)])
         return lease
 
@@ -225,7 +227,7 @@ class EtcdStore:
         for kv in self.etcd.range(MEMBERS)[1]:
             record = json.loads(kv.value)
             ttl = self.etcd.time_to_live(kv.lease) if with_ttl and kv.lease else -1
-            found.append(Member(record["address"], float(record["joined"]), ttl))
+            found.append(Member(record["address"], float(record["joined"]), ttl, record.get("gateway")))
         return sorted(found, key=lambda m: IPv4Address(m.address))
 
 

@@ -43,7 +43,7 @@ def open_networks(docker_url: str, state_dir: Path, cluster: ClusterSettings | N
     """The networks of the daemon at ``docker_url`` with state in ``state_dir``, or in the cluster store."""
     if cluster is None:
         return VirtualNetworks(SqliteStore(state_dir / STATE_FILE, seed=[DEFAULT]), DockerAPI(docker_url))
-    store = EtcdStore(Etcd(cluster.endpoints), cluster.advertise, seed=[DEFAULT])
+    store = EtcdStore(Etcd(cluster.endpoints), cluster.advertise, seed=[DEFAULT], gateway=cluster.gateway)
     try:
         store.ensure_seed()
     except StoreUnavailable as exc:  # the converger adds it once the store answers
