@@ -20,7 +20,6 @@ from powerstrip.adapters.net.attachments import Attachments, Membership
 from powerstrip.adapters.net.cluster import DEFAULT_MTU, ClusterSettings, cluster_settings
 from powerstrip.adapters.net.converger import LEASE_TTL
 from powerstrip.adapters.net.docker_api import DockerError
-from powerstrip.adapters.net.etcd_client import Etcd
 from powerstrip.adapters.net.etcd_store import EtcdStore
 from powerstrip.adapters.net.model import NetError
 from powerstrip.adapters.net.networks import VirtualNetworks, open_networks
@@ -28,37 +27,81 @@ from powerstrip.adapters.net.networks import VirtualNetworks, open_networks
 T = TypeVar("T")
 
 
+_FILE = click.Path(exists=True, dir_okay=False)
+_STORE_OPTIONS = (  # the cluster store and how to reach it securely, as etcdctl's --cacert/--cert/--key/--user
+    click.option("--cluster", "cluster_url", metavar="etcd[s]://HOST:PORT[,HOST:PORT...]", envvar="POWERSTRIP_CLUSTER",
+                 help="Multi-host networks with their state in this etcd cluster; etcds:// for TLS "
+                      "(env POWERSTRIP_CLUSTER)."),
+    click.option("--cluster-cacert", type=_FILE, envvar="POWERSTRIP_CLUSTER_CACERT",
+                 help="CA bundle that signed the etcd servers' certificates (default: the system's)."),
+    click.option("--cluster-cert", type=_FILE, envvar="POWERSTRIP_CLUSTER_CERT",
+                 help="Client certificate for etcd (with --cluster-key)."),
+    click.option("--cluster-key", type=_FILE, envvar="POWERSTRIP_CLUSTER_KEY", help="Key of --cluster-cert."),
+    click.option("--cluster-user", metavar="NAME[:PASSWORD]", envvar="POWERSTRIP_CLUSTER_USER",
+                 help="etcd user (env POWERSTRIP_CLUSTER_USER)."),
+    click.option("--cluster-password", metavar="PASSWORD", envvar="POWERSTRIP_CLUSTER_PASSWORD",
+                 help="Password of --cluster-user when not given with it (env POWERSTRIP_CLUSTER_PASSWORD)."),
+)
+_HOST_OPTIONS = (  # this host in the cluster
+    click.option("--advertise", metavar="ADDRESS", envvar="POWERSTRIP_ADVERTISE",
+                 help="This host's underlay address (default: the source address of the route to the cluster store)."),
+    click.option("--advertise-gateway", metavar="URL", envvar="POWERSTRIP_ADVERTISE_GATEWAY",
+                 help="How other machines reach this host's gateway (tcp://ADDRESS:PORT of a --listen), "
+                      "recorded with its membership for `powerstrip inventory`."),
+    click.option("--overlay-mtu", default=DEFAULT_MTU, show_default=True, envvar="POWERSTRIP_OVERLAY_MTU",
+                 help="MTU of multi-host networks (the underlay's MTU minus 50 for VXLAN)."),
+)
+
+
+def _settings(cluster_url: str | None, advertise: str | None, overlay_mtu: int, advertise_gateway: str | None,
+              security: dict[str, str | None]) -> ClusterSettings | None:
+    """``ClusterSettings`` from the options (``None`` without --cluster); bad ones are usage errors."""
+    if not cluster_url:
+        return None
+    try:
+        return cluster_settings(cluster_url, advertise, overlay_mtu, advertise_gateway,
+                                cacert=security["cluster_cacert"], cert=security["cluster_cert"],
+                                key=security["cluster_key"], user=security["cluster_user"],
+                                password=security["cluster_password"])
+    except NetError as exc:
+        raise click.BadParameter(exc.message, param_hint="--cluster options") from None
+
+
+def _security(kwargs: dict[str, Any]) -> dict[str, str | None]:
+    return {name: kwargs.pop(name) for name in
+            ("cluster_cacert", "cluster_cert", "cluster_key", "cluster_user", "cluster_password")}
+
+
 def cluster_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--cluster``, ``--advertise``, ``--advertise-gateway`` and ``--overlay-mtu``, handed to ``command`` as
-    ``cluster`` (or ``None``)."""
+    """The cluster store options (``--cluster``, TLS, user) and this host's (``--advertise``,
+    ``--advertise-gateway``, ``--overlay-mtu``), handed to ``command`` as ``cluster`` (or ``None``)."""
 
     @functools.wraps(command)
     def with_cluster(*args: Any, cluster_url: str | None, advertise: str | None, advertise_gateway: str | None,
                      overlay_mtu: int, **kwargs: Any) -> Any:
-        try:
-            kwargs["cluster"] = (cluster_settings(cluster_url, advertise, overlay_mtu, advertise_gateway)
-                                 if cluster_url else None)
-        except NetError as exc:
-            raise click.BadParameter(exc.message, param_hint="--cluster/--advertise/--overlay-mtu") from None
+        kwargs["cluster"] = _settings(cluster_url, advertise, overlay_mtu, advertise_gateway, _security(kwargs))
         return command(*args, **kwargs)
 
-    with_cluster = click.option(
-        "--overlay-mtu", default=DEFAULT_MTU, show_default=True, envvar="POWERSTRIP_OVERLAY_MTU",
-        help="MTU of multi-host networks (the underlay's MTU minus 50 for VXLAN).",
-    )(with_cluster)
-    with_cluster = click.option(
-        "--advertise-gateway", metavar="URL", envvar="POWERSTRIP_ADVERTISE_GATEWAY",
-        help="How other machines reach this host's gateway (tcp://ADDRESS:PORT of a --listen), "
-             "recorded with its membership for `powerstrip inventory`.",
-    )(with_cluster)
-    with_cluster = click.option(
-        "--advertise", metavar="ADDRESS", envvar="POWERSTRIP_ADVERTISE",
-        help="This host's underlay address (default: the source address of the route to the cluster store).",
-    )(with_cluster)
-    return click.option(
-        "--cluster", "cluster_url", metavar="etcd://HOST:PORT[,HOST:PORT...]", envvar="POWERSTRIP_CLUSTER",
-        help="Multi-host networks with their state in this etcd cluster (env POWERSTRIP_CLUSTER).",
-    )(with_cluster)
+    for option in reversed(_STORE_OPTIONS + _HOST_OPTIONS):
+        with_cluster = option(with_cluster)
+    return with_cluster
+
+
+def store_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Only the cluster store options (a command that reads the store and is no host of it), handed to
+    ``command`` as ``cluster``; --cluster is required."""
+
+    @functools.wraps(command)
+    def with_store(*args: Any, cluster_url: str | None, **kwargs: Any) -> Any:
+        if not cluster_url:
+            raise click.UsageError("Missing option '--cluster' (or env POWERSTRIP_CLUSTER).")
+        # reading needs no address of our own
+        kwargs["cluster"] = _settings(cluster_url, "0.0.0.0", DEFAULT_MTU, None, _security(kwargs))
+        return command(*args, **kwargs)
+
+    for option in reversed(_STORE_OPTIONS):
+        with_store = option(with_store)
+    return with_store
 
 
 def state_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -191,15 +234,10 @@ def cluster_group() -> None:
 
 
 @cluster_group.command("members")
-@click.option("--cluster", "cluster_url", metavar="etcd://HOST:PORT[,HOST:PORT...]", envvar="POWERSTRIP_CLUSTER",
-              required=True, help="The etcd cluster (env POWERSTRIP_CLUSTER).")
-def members(cluster_url: str) -> None:
+@store_options
+def members(cluster: ClusterSettings) -> None:
     """List the hosts: underlay address, health (membership lease) and when they were last seen."""
-    try:
-        settings = cluster_settings(cluster_url, advertise="0.0.0.0")  # reading needs no address of our own
-    except NetError as exc:
-        raise click.BadParameter(exc.message, param_hint="--cluster") from None
-    store = EtcdStore(Etcd(settings.endpoints), settings.advertise)
+    store = EtcdStore(cluster.connect(), cluster.advertise)
     now = time.time()
     rows = []
     for member in _read(lambda: store.members(with_ttl=True)):

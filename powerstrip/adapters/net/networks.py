@@ -20,7 +20,6 @@ from pathlib import Path
 from powerstrip.adapters.net import ipam
 from powerstrip.adapters.net.cluster import ClusterSettings
 from powerstrip.adapters.net.docker_api import DockerAPI, DockerError
-from powerstrip.adapters.net.etcd_client import Etcd
 from powerstrip.adapters.net.etcd_store import EtcdStore
 from powerstrip.adapters.net.model import Allocation, Conflict, InvalidInput, Network, NotFound, StoreUnavailable
 from powerstrip.adapters.net.overlay import bridge_name as kernel_bridge_name
@@ -43,7 +42,7 @@ def open_networks(docker_url: str, state_dir: Path, cluster: ClusterSettings | N
     """The networks of the daemon at ``docker_url`` with state in ``state_dir``, or in the cluster store."""
     if cluster is None:
         return VirtualNetworks(SqliteStore(state_dir / STATE_FILE, seed=[DEFAULT]), DockerAPI(docker_url))
-    store = EtcdStore(Etcd(cluster.endpoints), cluster.advertise, seed=[DEFAULT], gateway=cluster.gateway)
+    store = EtcdStore(cluster.connect(), cluster.advertise, seed=[DEFAULT], gateway=cluster.gateway)
     try:
         store.ensure_seed()
     except StoreUnavailable as exc:  # the converger adds it once the store answers
