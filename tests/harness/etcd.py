@@ -6,6 +6,8 @@ keeps the data dir, as a real restart would; ``stop()`` removes everything.
 
 from __future__ import annotations
 
+import base64
+import secrets
 import shutil
 import socket
 import ssl
@@ -13,6 +15,10 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import requests
 
 from .util import HarnessError, apt_install, remove_tree, tail, terminate, wait_until
 
@@ -114,6 +120,26 @@ class EtcdServer:
                 return b'"health":"true"' in s.recv(4096)
         except (OSError, ssl.SSLError):
             return False
+
+    def enable_auth(self, admin: "requests.Session", users: dict[str, str], prefix: str) -> None:
+        """Turn etcd's authentication on: root, and ``users`` (name → password) with read/write on
+        ``prefix`` (a user named ``nobody`` gets no role at all). ``admin`` carries the client TLS."""
+        def b64(text: str) -> str:
+            return base64.b64encode(text.encode()).decode()
+
+        base = f"{'https' if self.tls else 'http'}://{self.endpoint}/v3/auth"
+        steps = [("/role/add", {"name": "root"}), ("/user/add", {"name": "root", "password": secrets.token_hex(8)}),
+                 ("/user/grant", {"user": "root", "role": "root"}), ("/role/add", {"name": "prefix-rw"}),
+                 ("/role/grant", {"name": "prefix-rw", "perm": {"permType": "READWRITE", "key": b64(prefix),
+                                                               "range_end": b64(prefix[:-1] + chr(ord(prefix[-1]) + 1))}})]
+        for name, password in users.items():
+            steps.append(("/user/add", {"name": name, "password": password}))
+            if name != "nobody":
+                steps.append(("/user/grant", {"user": name, "role": "prefix-rw"}))
+        for path, body in [*steps, ("/enable", {})]:
+            answer = admin.post(base + path, json=body, timeout=10)
+            if answer.status_code != 200:
+                raise HarnessError(f"etcd {path}: {answer.status_code} {answer.text}")
 
     def kill(self) -> None:
         """Stop the server but keep its data (an outage)."""

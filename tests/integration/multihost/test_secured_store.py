@@ -6,7 +6,6 @@ says what to fix."""
 
 from __future__ import annotations
 
-import base64
 import os
 import queue
 import re
@@ -47,10 +46,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return Pki(ca, ca.issue("powerstrip", client=True), other, other.issue("stranger", client=True))
 
 
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
-
-
 @pytest.fixture(scope="module")
 def etcd(pki: Pki) -> Iterator[EtcdServer]:
     server_pair = pki.ca.issue("etcd", ips=("127.0.0.1",))
@@ -61,21 +56,7 @@ def etcd(pki: Pki) -> Iterator[EtcdServer]:
         admin = requests.Session()
         admin.verify, admin.cert = str(pki.ca.cert), (str(pki.client.cert), str(pki.client.key))
         admin.trust_env = False  # else $REQUESTS_CA_BUNDLE replaces admin.verify
-        base = f"https://{server.endpoint}/v3/auth"
-        for path, body in (
-            ("/role/add", {"name": "root"}),
-            ("/user/add", {"name": "root", "password": "root-secret"}),
-            ("/user/grant", {"user": "root", "role": "root"}),
-            ("/role/add", {"name": "powerstrip"}),
-            ("/role/grant", {"name": "powerstrip", "perm": {"permType": "READWRITE", "key": _b64(PREFIX),
-                                                           "range_end": _b64(PREFIX[:-1] + chr(ord(PREFIX[-1]) + 1))}}),
-            ("/user/add", {"name": "powerstrip", "password": "s3cret"}),
-            ("/user/grant", {"user": "powerstrip", "role": "powerstrip"}),
-            ("/user/add", {"name": "nobody", "password": "nothing"}),  # no role: may touch no key
-            ("/enable", {}),
-        ):
-            answer = admin.post(base + path, json=body, timeout=10)
-            assert answer.status_code == 200, (path, answer.text)
+        server.enable_auth(admin, {"powerstrip": "s3cret", "nobody": "nothing"}, PREFIX)
         yield server
     finally:
         server.stop()
