@@ -42,9 +42,12 @@ def create_adapter(context: BuiltinContext) -> NetAdapter:
     if context.cluster is not None:
         store = networks.store
         assert isinstance(store, EtcdStore)
-        converger = Converger(networks, store, Overlay(context.cluster.advertise, context.cluster.mtu))
+        converger = Converger(networks, store, Overlay(context.cluster.advertise, context.cluster.mtu),
+                              lost_host_grace=context.cluster.lost_host_grace)
         networks.on_bridge = lambda _network: converger.sync()
     adapter = NetAdapter(context.name, networks, converger)
+    if converger is not None:
+        converger.on_join = adapter.attachments.reconcile  # addresses reclaimed while away are taken back
     try:
         asyncio.get_running_loop()
     except RuntimeError:

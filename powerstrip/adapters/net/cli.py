@@ -19,6 +19,7 @@ import click
 from powerstrip.adapters.net.attachments import Attachments, Membership
 from powerstrip.adapters.net.cluster import DEFAULT_MTU, ClusterSettings, cluster_settings
 from powerstrip.adapters.net.converger import LEASE_TTL
+from powerstrip.adapters.net.housekeeping import LOST_HOST_GRACE
 from powerstrip.adapters.net.docker_api import DockerError
 from powerstrip.adapters.net.etcd_store import EtcdStore
 from powerstrip.adapters.net.model import NetError
@@ -50,11 +51,14 @@ _HOST_OPTIONS = (  # this host in the cluster
                       "recorded with its membership for `powerstrip inventory`."),
     click.option("--overlay-mtu", default=DEFAULT_MTU, show_default=True, envvar="POWERSTRIP_OVERLAY_MTU",
                  help="MTU of multi-host networks (the underlay's MTU minus 50 for VXLAN)."),
+    click.option("--lost-host-grace", default=LOST_HOST_GRACE, show_default=True, metavar="SECONDS",
+                 envvar="POWERSTRIP_LOST_HOST_GRACE",
+                 help="How long a host may be without its lease before another host reclaims its addresses."),
 )
 
 
 def _settings(cluster_url: str | None, advertise: str | None, overlay_mtu: int, advertise_gateway: str | None,
-              security: dict[str, str | None]) -> ClusterSettings | None:
+              security: dict[str, str | None], lost_host_grace: float = LOST_HOST_GRACE) -> ClusterSettings | None:
     """``ClusterSettings`` from the options (``None`` without --cluster); bad ones are usage errors."""
     if not cluster_url:
         return None
@@ -62,7 +66,7 @@ def _settings(cluster_url: str | None, advertise: str | None, overlay_mtu: int, 
         return cluster_settings(cluster_url, advertise, overlay_mtu, advertise_gateway,
                                 cacert=security["cluster_cacert"], cert=security["cluster_cert"],
                                 key=security["cluster_key"], user=security["cluster_user"],
-                                password=security["cluster_password"])
+                                password=security["cluster_password"], lost_host_grace=lost_host_grace)
     except NetError as exc:
         raise click.BadParameter(exc.message, param_hint="--cluster options") from None
 
@@ -74,12 +78,13 @@ def _security(kwargs: dict[str, Any]) -> dict[str, str | None]:
 
 def cluster_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The cluster store options (``--cluster``, TLS, user) and this host's (``--advertise``,
-    ``--advertise-gateway``, ``--overlay-mtu``), handed to ``command`` as ``cluster`` (or ``None``)."""
+    ``--advertise-gateway``, ``--overlay-mtu``, ``--lost-host-grace``), handed to ``command`` as ``cluster`` (or ``None``)."""
 
     @functools.wraps(command)
     def with_cluster(*args: Any, cluster_url: str | None, advertise: str | None, advertise_gateway: str | None,
-                     overlay_mtu: int, **kwargs: Any) -> Any:
-        kwargs["cluster"] = _settings(cluster_url, advertise, overlay_mtu, advertise_gateway, _security(kwargs))
+                     overlay_mtu: int, lost_host_grace: float, **kwargs: Any) -> Any:
+        kwargs["cluster"] = _settings(cluster_url, advertise, overlay_mtu, advertise_gateway, _security(kwargs),
+                                      lost_host_grace)
         return command(*args, **kwargs)
 
     for option in reversed(_STORE_OPTIONS + _HOST_OPTIONS):

@@ -15,6 +15,7 @@ from ipaddress import IPv4Address
 from urllib.parse import urlsplit
 
 from powerstrip.adapters.net.etcd_client import Credentials, Etcd, StoreTLS
+from powerstrip.adapters.net.housekeeping import LOST_HOST_GRACE
 from powerstrip.adapters.net.model import InvalidInput
 
 DEFAULT_MTU = 1450  # a 1500-byte underlay minus the 50 bytes of VXLAN over IPv4
@@ -32,6 +33,7 @@ class ClusterSettings:
     gateway: str | None = None  # the URL of this host's gateway for other hosts and the inventory
     tls: StoreTLS | None = None  # etcds://
     credentials: Credentials | None = None
+    lost_host_grace: float = LOST_HOST_GRACE  # seconds before a lost host's addresses are reclaimed
 
     @property
     def url(self) -> str:
@@ -96,7 +98,8 @@ def _store_security(url: str, cacert: str | None = None, cert: str | None = None
 
 def cluster_settings(url: str, advertise: str | None = None, mtu: int = DEFAULT_MTU, gateway: str | None = None, *,
                      cacert: str | None = None, cert: str | None = None, key: str | None = None,
-                     user: str | None = None, password: str | None = None) -> ClusterSettings:
+                     user: str | None = None, password: str | None = None,
+                     lost_host_grace: float = LOST_HOST_GRACE) -> ClusterSettings:
     endpoints = parse_endpoints(url)
     tls, credentials = _store_security(url, cacert, cert, key, user, password)
     address = advertise or route_source(*endpoints[0])
@@ -108,4 +111,6 @@ def cluster_settings(url: str, advertise: str | None = None, mtu: int = DEFAULT_
         raise InvalidInput(f"invalid overlay MTU {mtu}: expected {MIN_MTU}-{MAX_MTU}")
     if gateway is not None and urlsplit(gateway).scheme not in ("unix", "tcp"):
         raise InvalidInput(f"invalid gateway URL {gateway!r}: expected tcp://HOST:PORT or unix:///PATH")
-    return ClusterSettings(endpoints, address, mtu, gateway, tls, credentials)
+    if lost_host_grace < 0:
+        raise InvalidInput(f"invalid lost host grace {lost_host_grace}: expected seconds >= 0")
+    return ClusterSettings(endpoints, address, mtu, gateway, tls, credentials, lost_host_grace)

@@ -110,13 +110,18 @@ class VirtualNetworks:
         """Free ``owner``'s address; an implicit network that is left empty goes too."""
         allocation = await asyncio.to_thread(self.store.release, owner)
         if allocation is not None:
-            async with self._locks[allocation.network]:
-                try:
-                    network = await asyncio.to_thread(self.store.network, allocation.network)
-                except NotFound:
-                    return allocation  # deleted meanwhile (from the CLI)
-                await self._drop_if_unused(network)
+            await self.drop_if_empty(allocation.network)
         return allocation
+
+    async def drop_if_empty(self, name: str) -> None:
+        """Delete network ``name`` if it is implicit and has no address left in use (after a release
+        here, or after another host's addresses were reclaimed)."""
+        async with self._locks[name]:
+            try:
+                network = await asyncio.to_thread(self.store.network, name)
+            except NotFound:
+                return  # deleted meanwhile (from the CLI)
+            await self._drop_if_unused(network)
 
     async def _drop_if_unused(self, network: Network) -> None:
         if network.implicit and not await asyncio.to_thread(self.store.allocations, network.name):
