@@ -54,11 +54,15 @@ _HOST_OPTIONS = (  # this host in the cluster
     click.option("--lost-host-grace", default=LOST_HOST_GRACE, show_default=True, metavar="SECONDS",
                  envvar="POWERSTRIP_LOST_HOST_GRACE",
                  help="How long a host may be without its lease before another host reclaims its addresses."),
+    click.option("--dns-upstream", "dns_upstreams", multiple=True, metavar="ADDRESS",
+                 envvar="POWERSTRIP_DNS_UPSTREAM",
+                 help="Where names that are not containers' go (repeatable; default: /etc/resolv.conf's servers)."),
 )
 
 
 def _settings(cluster_url: str | None, advertise: str | None, overlay_mtu: int, advertise_gateway: str | None,
-              security: dict[str, str | None], lost_host_grace: float = LOST_HOST_GRACE) -> ClusterSettings | None:
+              security: dict[str, str | None], lost_host_grace: float = LOST_HOST_GRACE,
+              dns_upstreams: tuple[str, ...] = ()) -> ClusterSettings | None:
     """``ClusterSettings`` from the options (``None`` without --cluster); bad ones are usage errors."""
     if not cluster_url:
         return None
@@ -66,7 +70,8 @@ def _settings(cluster_url: str | None, advertise: str | None, overlay_mtu: int, 
         return cluster_settings(cluster_url, advertise, overlay_mtu, advertise_gateway,
                                 cacert=security["cluster_cacert"], cert=security["cluster_cert"],
                                 key=security["cluster_key"], user=security["cluster_user"],
-                                password=security["cluster_password"], lost_host_grace=lost_host_grace)
+                                password=security["cluster_password"], lost_host_grace=lost_host_grace,
+                                dns_upstreams=dns_upstreams)
     except NetError as exc:
         raise click.BadParameter(exc.message, param_hint="--cluster options") from None
 
@@ -78,13 +83,13 @@ def _security(kwargs: dict[str, Any]) -> dict[str, str | None]:
 
 def cluster_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The cluster store options (``--cluster``, TLS, user) and this host's (``--advertise``,
-    ``--advertise-gateway``, ``--overlay-mtu``, ``--lost-host-grace``), handed to ``command`` as ``cluster`` (or ``None``)."""
+    ``--advertise-gateway``, ``--overlay-mtu``, ``--lost-host-grace``, ``--dns-upstream``), handed to ``command`` as ``cluster`` (or ``None``)."""
 
     @functools.wraps(command)
     def with_cluster(*args: Any, cluster_url: str | None, advertise: str | None, advertise_gateway: str | None,
-                     overlay_mtu: int, lost_host_grace: float, **kwargs: Any) -> Any:
+                     overlay_mtu: int, lost_host_grace: float, dns_upstreams: tuple[str, ...], **kwargs: Any) -> Any:
         kwargs["cluster"] = _settings(cluster_url, advertise, overlay_mtu, advertise_gateway, _security(kwargs),
-                                      lost_host_grace)
+                                      lost_host_grace, dns_upstreams)
         return command(*args, **kwargs)
 
     for option in reversed(_STORE_OPTIONS + _HOST_OPTIONS):

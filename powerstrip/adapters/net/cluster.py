@@ -34,6 +34,7 @@ class ClusterSettings:
     tls: StoreTLS | None = None  # etcds://
     credentials: Credentials | None = None
     lost_host_grace: float = LOST_HOST_GRACE  # seconds before a lost host's addresses are reclaimed
+    dns_upstreams: tuple[str, ...] = ()  # where unknown names go (empty: the host's resolv.conf servers)
 
     @property
     def url(self) -> str:
@@ -99,7 +100,7 @@ def _store_security(url: str, cacert: str | None = None, cert: str | None = None
 def cluster_settings(url: str, advertise: str | None = None, mtu: int = DEFAULT_MTU, gateway: str | None = None, *,
                      cacert: str | None = None, cert: str | None = None, key: str | None = None,
                      user: str | None = None, password: str | None = None,
-                     lost_host_grace: float = LOST_HOST_GRACE) -> ClusterSettings:
+                     lost_host_grace: float = LOST_HOST_GRACE, dns_upstreams: tuple[str, ...] = ()) -> ClusterSettings:
     endpoints = parse_endpoints(url)
     tls, credentials = _store_security(url, cacert, cert, key, user, password)
     address = advertise or route_source(*endpoints[0])
@@ -113,4 +114,9 @@ def cluster_settings(url: str, advertise: str | None = None, mtu: int = DEFAULT_
         raise InvalidInput(f"invalid gateway URL {gateway!r}: expected tcp://HOST:PORT or unix:///PATH")
     if lost_host_grace < 0:
         raise InvalidInput(f"invalid lost host grace {lost_host_grace}: expected seconds >= 0")
-    return ClusterSettings(endpoints, address, mtu, gateway, tls, credentials, lost_host_grace)
+    for upstream in dns_upstreams:
+        try:
+            IPv4Address(upstream)
+        except ValueError:
+            raise InvalidInput(f"invalid DNS server {upstream!r}: expected an IPv4 address") from None
+    return ClusterSettings(endpoints, address, mtu, gateway, tls, credentials, lost_host_grace, tuple(dns_upstreams))

@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable
 
 from powerstrip.adapters.net.etcd_store import PREFIX, EtcdStore
 from powerstrip.adapters.net.housekeeping import LOST_HOST_GRACE, look_after
-from powerstrip.adapters.net.model import Network, StoreUnavailable
+from powerstrip.adapters.net.model import Allocation, Network, StoreUnavailable
+from powerstrip.adapters.net.names import NameService
 from powerstrip.adapters.net.networks import VirtualNetworks
 from powerstrip.adapters.net.overlay import Overlay, Segment, container_mac
 
@@ -29,13 +30,15 @@ LEASE_TTL = 10
 
 class Converger:
     def __init__(self, networks: VirtualNetworks, store: EtcdStore, overlay: Overlay, lease_ttl: int = LEASE_TTL,
-                 resync: float = 3.0, lost_host_grace: float = LOST_HOST_GRACE) -> None:
+                 resync: float = 3.0, lost_host_grace: float = LOST_HOST_GRACE,
+                 names: NameService | None = None) -> None:
         self.networks = networks
         self.store = store
         self.overlay = overlay
         self.lease_ttl = lease_ttl
         self.resync = resync
         self.lost_host_grace = lost_host_grace
+        self.names = names
         # Called after this host (re)joined: its allocations may have been reclaimed while it was away.
         self.on_join: Callable[[], Awaitable[None]] | None = None
         self._changed = asyncio.Event()
@@ -51,17 +54,22 @@ class Converger:
         finally:
             for cancel in self._cancel_watch:
                 cancel()
+            if self.names is not None:
+                self.names.close()
 
     async def sync(self) -> None:
         """Program the kernel from the store now (also called right after a local bridge appears)."""
         async with self._lock:
             bridges = await self.networks.bridges()  # before the store: a bridge listed has its network stored
-            networks, emptied = await asyncio.to_thread(self._sync)
+            networks, allocations, emptied = await asyncio.to_thread(self._sync)
             await self.networks.prune_bridges(bridges, networks)
+            if self.names is not None:
+                self.names.update(networks, allocations)
+                await self.names.listen()
         for name in emptied:  # implicit networks whose last addresses were a lost host's go with them
             await self.networks.drop_if_empty(name)
 
-    def _sync(self) -> tuple[list[Network], set[str]]:
+    def _sync(self) -> tuple[list[Network], list[Allocation], set[str]]:
         self.store.ensure_seed()
         members = {m.address for m in self.store.members()}
         allocations = self.store.allocations()
@@ -71,7 +79,7 @@ class Converger:
         networks = self.store.networks()
         peers = frozenset(members - {self.store.host})
         self.overlay.converge(_segment(n, peers, allocations) for n in networks if n.vni is not None)
-        return networks, {a.network for a in done.reclaimed}
+        return networks, allocations, {a.network for a in done.reclaimed}
 
     async def _keep_membership(self) -> None:
         while True:
