@@ -41,7 +41,7 @@ class ClusterHost:
 
 @dataclass(frozen=True, slots=True)
 class ContainerFacts:
-    """What the Docker API of a container's host says about it (``None`` fields: not known)."""
+    """What the Docker API of a container's host says about it (its current name, labels and state)."""
 
     name: str
     labels: Mapping[str, str]

@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 
 from powerstrip.adapters.net import inventory
-from powerstrip.adapters.net.cli import fail, run, state_options
+from powerstrip.adapters.net.cli import run, state_options
 from powerstrip.adapters.net.cluster import ClusterSettings
 from powerstrip.adapters.net.docker_api import DockerAPI, DockerError
 from powerstrip.adapters.net.etcd_store import EtcdStore
