@@ -47,7 +47,7 @@ def create_adapter(context: BuiltinContext) -> NetAdapter:
         converger = Converger(networks, store, Overlay(context.cluster.advertise, context.cluster.mtu),
                               lost_host_grace=context.cluster.lost_host_grace, names=names)
         networks.on_bridge = lambda _network: converger.sync()
-        networks.resolver = lambda network: str(network.gateway) if names.serves(network) else None
+        networks.resolvers = names.servers_for
     adapter = NetAdapter(context.name, networks, converger)
     if converger is not None:
         converger.on_join = adapter.attachments.reconcile  # addresses reclaimed while away are taken back

@@ -64,9 +64,9 @@ class Attachments:
         endpoint: dict[str, Any] = {"IPAMConfig": {"IPv4Address": str(allocation.address)}}
         if name:
             endpoint["Aliases"] = [name]  # other containers on the network resolve the user's name
-        resolver = self.networks.resolver(network) if self.networks.resolver else None
-        if resolver and not host_config.get("Dns"):  # Docker's DNS forwards what it does not know there
-            host_config = {**host_config, "Dns": [resolver]}
+        resolvers = self.networks.resolvers(network) if self.networks.resolvers else []
+        if resolvers and not host_config.get("Dns"):  # Docker's DNS forwards what it does not know there
+            host_config = {**host_config, "Dns": resolvers}
         spec = {
             **config,
             "Image": image,

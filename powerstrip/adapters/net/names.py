@@ -90,9 +90,13 @@ class NameService:
         self.table = NameTable.of(allocations)
         self._wanted = {n.gateway for n in networks}
 
-    def serves(self, network: Network) -> bool:
-        """Whether containers on ``network`` can be given its gateway as their DNS server."""
-        return network.gateway in self._endpoints
+    def servers_for(self, network: Network) -> list[str]:
+        """The DNS servers for containers on ``network``: its gateway (when powerstrip serves there),
+        then the upstreams a container can reach itself, which Docker's DNS falls back to while
+        powerstrip is down (so names outside the cluster still resolve); empty when not serving."""
+        if network.gateway not in self._endpoints:
+            return []
+        return [str(network.gateway)] + [u for u in self.upstreams if not IPv4Address(u).is_loopback]
 
     async def listen(self) -> None:
         """Open sockets for new gateways, close those of networks that are gone."""

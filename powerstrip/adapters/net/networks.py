@@ -57,8 +57,8 @@ class VirtualNetworks:
         self.cluster = cluster
         # Called once a network's bridge exists here (the overlay wires it before a container uses it).
         self.on_bridge: Callable[[Network], Awaitable[None]] | None = None
-        # The DNS server a network's containers get, when powerstrip serves names there (cluster names).
-        self.resolver: Callable[[Network], str | None] | None = None
+        # The DNS servers a network's containers get, when powerstrip serves names there (cluster names).
+        self.resolvers: Callable[[Network], list[str]] | None = None
         # Within this process, reserving on a network and dropping an empty implicit one never interleave.
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
