@@ -20,6 +20,7 @@ from powerstrip.adapters.hostaware.cli import hosts, messages, rules
 from powerstrip.adapters.net.cli import cluster_group, cluster_options, info, network
 from powerstrip.adapters.net.cluster import ClusterSettings
 from powerstrip.adapters.qos.cli import qos_group
+from powerstrip.adapters.net.inventory_cli import inventory_command
 from powerstrip.config.loader import ConfigError, find_config_path, load_config, passthrough_config
 from powerstrip.config.model import Config
 from powerstrip.hooks.inprocess import AdapterLoadError
@@ -71,6 +72,7 @@ main.add_command(hosts)
 main.add_command(rules)
 main.add_command(messages)
 main.add_command(qos_group)
+main.add_command(inventory_command)
 
 
 def _find_and_load(config_path: str | None) -> Config:
