@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -66,8 +67,10 @@ async def _gather(networks: VirtualNetworks, cluster: ClusterSettings | None, ga
         daemons[None] = networks.docker
     else:
         assert isinstance(store, EtcdStore)
+        metrics = await asyncio.to_thread(_host_metrics, cluster)
         for member in await asyncio.to_thread(store.members):
-            hosts.append(ClusterHost(member.address, member.gateway, {"powerstrip_joined": member.joined}))
+            hosts.append(ClusterHost(member.address, member.gateway,
+                                     {"powerstrip_joined": member.joined, **metrics.get(member.address, {})}))
             gateways[member.address] = member.gateway
             if member.address == cluster.advertise:
                 gateways[member.address] = gateway or member.gateway or os.environ.get("DOCKER_HOST")
@@ -84,6 +87,27 @@ async def _gather(networks: VirtualNetworks, cluster: ClusterSettings | None, ga
             click.echo(f"powerstrip inventory: containers of {host or 'this host'}: {error}", err=True)
         facts.update(containers)
     return InventorySource(hosts, *read, gateways=gateways, facts=facts)
+
+
+def _host_metrics(cluster: ClusterSettings) -> dict[str, dict[str, Any]]:
+    """Each member's last metrics as the host-aware rules publish them (docs/host-aware.md), as hostvars.
+
+    ``powerstrip_metrics`` (Ganglia's names), and ``powerstrip_metrics_lost`` when the member stopped
+    publishing; nothing for a member that never ran the hostaware adapter, or when the store cannot say.
+    """
+    from powerstrip.adapters.hostaware.store import open_store  # only this command needs the other adapter
+
+    try:
+        store = open_store(Path("."), cluster, cluster.advertise)
+        try:
+            records = store.hosts()
+        finally:
+            store.close()
+    except Exception as exc:  # noqa: BLE001 - metrics are extra: the inventory stands without them
+        click.echo(f"powerstrip inventory: host metrics not read: {exc}", err=True)
+        return {}
+    return {record.name: {"powerstrip_metrics": dict(record.metrics), "powerstrip_metrics_lost": record.lost,
+                          "powerstrip_metrics_source": record.source} for record in records}
 
 
 async def _facts(api: DockerAPI) -> tuple[dict[str, ContainerFacts], str | None]:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from powerstrip.adapters.net.cluster import ClusterSettings
-from powerstrip.adapters.net.etcd_client import Etcd
 from powerstrip.adapters.net.model import InvalidInput, Network
 from powerstrip.adapters.net.networks import STATE_FILE, VirtualNetworks, open_networks
 from powerstrip.adapters.qos.engine import Engine
@@ -25,7 +24,7 @@ class Qos:
 def open_qos(docker_url: str, state_dir: Path, cluster: ClusterSettings | None = None) -> Qos:
     """Policies in the same store as the networks: ``state_dir``'s SQLite file, or the cluster's etcd."""
     networks = open_networks(docker_url, state_dir, cluster)
-    policies: PolicyStore = SqlitePolicies(state_dir / STATE_FILE) if cluster is None else EtcdPolicies(Etcd(cluster.endpoints))
+    policies: PolicyStore = SqlitePolicies(state_dir / STATE_FILE) if cluster is None else EtcdPolicies(cluster.connect())
     return Qos(networks, policies, Engine(networks, policies))
 
 
