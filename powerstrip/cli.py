@@ -11,12 +11,16 @@ import click
 
 from powerstrip import app, logtext
 from powerstrip.adapters import BuiltinContext
+from powerstrip.adapters.hostaware.cli import hosts, messages, rules
 from powerstrip.adapters.net.cli import cluster_group, cluster_options, info, network
 from powerstrip.adapters.net.cluster import ClusterSettings
+from powerstrip.adapters.net.inventory_cli import inventory_command
+from powerstrip.adapters.qos.cli import qos_group
 from powerstrip.config.loader import ConfigError
 from powerstrip.hooks.inprocess import AdapterLoadError
 from powerstrip.http.machine import Timeouts
 from powerstrip.observability.audit import AuditLog
+from powerstrip.observability.extensions import EXTENSIONS
 from powerstrip.proxy.addresses import Address, parse_address
 from powerstrip.proxy.connection import ConnectionSettings
 from powerstrip.proxy.exchange import Limits
@@ -55,6 +59,11 @@ def main() -> None:
 main.add_command(network)
 main.add_command(info)
 main.add_command(cluster_group)
+main.add_command(hosts)
+main.add_command(rules)
+main.add_command(messages)
+main.add_command(qos_group)
+main.add_command(inventory_command)
 
 
 def _tls_context(cert: str | None, key: str | None, cacert: str | None) -> ssl.SSLContext | None:
@@ -69,6 +78,26 @@ def _tls_context(cert: str | None, key: str | None, cacert: str | None) -> ssl.S
         context.load_verify_locations(cacert)
         context.verify_mode = ssl.CERT_REQUIRED
     return context
+
+
+_METRICS_SOURCE = click.option(
+    "--metrics-source", metavar="builtin|gmond://HOST:PORT", envvar="POWERSTRIP_METRICS_SOURCE",
+    callback=lambda _ctx, _param, value: _metrics_source(value),
+    help="Where builtin:hostaware reads this host's metrics: the built-in collector (default) or a Ganglia "
+         "gmond's XML port (env POWERSTRIP_METRICS_SOURCE).")
+
+
+def _metrics_source(value: str | None) -> str | None:
+    if value in (None, "", "builtin"):
+        return None
+    from powerstrip.adapters.hostaware.model import InvalidRule
+    from powerstrip.adapters.hostaware.sources import parse_gmond_url
+
+    try:
+        parse_gmond_url(value)
+    except InvalidRule as exc:
+        raise click.BadParameter(exc.message) from None
+    return value
 
 
 @main.command()
@@ -101,10 +130,12 @@ def _tls_context(cert: str | None, key: str | None, cacert: str | None) -> ssl.S
               metavar="ADDRESS", help="Serve /metrics (Prometheus) and /health here, e.g. tcp://127.0.0.1:9323.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 @cluster_options
+@_METRICS_SOURCE
 def serve(listen: list[Address], docker: Address, config_path: str | None, state_dir: str, max_body_size: str,
           idle_timeout: float, head_timeout: float, body_timeout: float, stream_grace: float, tlscert: str | None, tlskey: str | None,
           tlscacert: str | None, drain_timeout: float, watch_config: bool, audit_log: str | None,
-          metrics_listen: Address | None, log_level: str, cluster: ClusterSettings | None) -> None:
+          metrics_listen: Address | None, log_level: str, cluster: ClusterSettings | None,
+          metrics_source: str | None) -> None:
     """Run the gateway: point DOCKER_HOST at it and use Docker as usual."""
     logtext.configure(log_level)
     tls = _tls_context(tlscert, tlskey, tlscacert)
@@ -122,12 +153,15 @@ def serve(listen: list[Address], docker: Address, config_path: str | None, state
         audit = AuditLog(audit_log) if audit_log else None
     except OSError as exc:
         raise click.ClickException(f"--audit-log: {exc}") from None
+    if audit is not None:
+        EXTENSIONS.add_audit_sink(audit.write)  # what adapters audit that is not a request (hostaware's actions)
     listeners = [Listener(address, tls if address.scheme == "tcp" else None)
                  for address in listen or [parse_address("unix://./powerstrip.sock")]]
     operations = app.Operations(drain_timeout, watch_config, audit, metrics_listen,
                                 lambda: app.find_and_load(config_path))
     try:
-        app.run(config, BuiltinContext("", str(docker), Path(state_dir), cluster), settings, listeners, operations)
+        app.run(config, BuiltinContext("", str(docker), Path(state_dir), cluster, metrics_source), settings,
+                listeners, operations)
     except (ListenerBusy, OSError, AdapterLoadError) as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -150,8 +184,9 @@ def adapter() -> None:
               type=click.Path(file_okay=False), help="Where a built-in adapter keeps its state.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 @cluster_options
+@_METRICS_SOURCE
 def adapter_run(target: str, listen: Address, docker: Address, state_dir: str, log_level: str,
-                cluster: ClusterSettings | None) -> None:
+                cluster: ClusterSettings | None, metrics_source: str | None) -> None:
     """Serve an adapter over HTTP: protocol v1 and v2 documents on any path, GET /v1/ping answers pong.
 
     TARGET is an SDK adapter (MODULE:ATTR, imported from the current directory or PYTHONPATH) or a
@@ -174,7 +209,8 @@ def adapter_run(target: str, listen: Address, docker: Address, state_dir: str, l
         if imported is not None:
             return build_app(imported)
         try:  # built-ins may start tasks, so they are made on the running loop
-            return build_app(create_builtin(builtin, BuiltinContext(builtin, str(docker), Path(state_dir), cluster)))
+            return build_app(create_builtin(builtin, BuiltinContext(builtin, str(docker), Path(state_dir), cluster,
+                                                                    metrics_source)))
         except UnknownBuiltin as exc:
             raise click.ClickException(str(exc)) from None
 

@@ -25,6 +25,7 @@ class BuiltinContext:
     docker_url: str
     state_dir: Path
     cluster: ClusterSettings | None = None  # multi-host networking (serve --cluster)
+    metrics_source: str | None = None  # hostaware: builtin (psutil) or gmond://HOST:PORT (serve --metrics-source)
 
 
 class UnknownBuiltin(LookupError):

@@ -113,7 +113,7 @@ def parse(text: str) -> AnyValue:
 Where = tuple  # a field path, built cheaply as (parent, name) and rendered only for an error message
 
 
-def render(where: AnyValue) -> str:
+def render(where: Where) -> str:
     """``("HostConfig", "Privileged")`` chains → ``HostConfig.Privileged``; ``()`` is the body itself."""
     parts: list[str] = []
     while where:
@@ -137,7 +137,7 @@ def _kind(raw: AnyValue) -> str:
     return "an object" if isinstance(raw, Pairs) else "an array"
 
 
-def _mismatch(raw: AnyValue, want: str, where: AnyValue) -> Undecodable:
+def _mismatch(raw: AnyValue, want: str, where: Where) -> Undecodable:
     return Undecodable(f"{render(where)}: {_kind(raw)} cannot be decoded as {want} (dockerd refuses it)")
 
 
@@ -162,7 +162,7 @@ def zero(typ: GoType) -> AnyValue:
     return None
 
 
-def _scalar(typ: Scalar, current: AnyValue, raw: AnyValue, where: AnyValue, depth: int) -> AnyValue:
+def _scalar(typ: Scalar, current: AnyValue, raw: AnyValue, where: Where, depth: int) -> AnyValue:
     kind = typ.kind
     if raw is None:
         return None if kind == "bytes" else current  # null: no effect on a value, nil for []byte
@@ -197,7 +197,7 @@ def _scalar(typ: Scalar, current: AnyValue, raw: AnyValue, where: AnyValue, dept
     return raw
 
 
-def plain(raw: AnyValue, where: AnyValue, depth: int) -> AnyValue:
+def plain(raw: AnyValue, where: Where, depth: int) -> AnyValue:
     """A value kept as JSON (unknown fields, ``Any``): objects as dicts, refusing duplicates that disagree."""
     if depth > MAX_DEPTH:
         raise _too_deep()
@@ -217,33 +217,36 @@ def plain(raw: AnyValue, where: AnyValue, depth: int) -> AnyValue:
     return raw
 
 
-def decode(typ: GoType, current: AnyValue, raw: AnyValue, where: AnyValue = (), depth: int = 0) -> AnyValue:
+def decode(typ: GoType, current: AnyValue, raw: AnyValue, where: Where = (), depth: int = 0) -> AnyValue:
     """``raw`` decoded into a value of ``typ`` that holds ``current`` (``MISSING`` when unset) already."""
     if depth > MAX_DEPTH:
         raise _too_deep()
     return _DECODERS[typ.__class__](typ, current, raw, where, depth)
 
 
-def _pointer(typ: Pointer, current: AnyValue, raw: AnyValue, where: AnyValue, depth: int) -> AnyValue:
+def _pointer(typ: Pointer, current: AnyValue, raw: AnyValue, where: Where, depth: int) -> AnyValue:
     if raw is None:
         return MISSING  # nil
     return decode(typ.elem, current, raw, where, depth)
 
 
-def _map(typ: Map, current: AnyValue, raw: AnyValue, where: AnyValue, depth: int) -> AnyValue:
+def _map(typ: Map, current: AnyValue, raw: AnyValue, where: Where, depth: int) -> AnyValue:
     if raw is None:
         return MISSING
     if raw.__class__ is not Pairs:
         raise _mismatch(raw, "an object", where)
     result = dict(current) if current is not MISSING else {}
     elem = typ.elem
+    if elem.__class__ is Scalar and elem.kind == "string" and all(value.__class__ is str for _, value in raw):
+        result.update(raw)  # map[string]string given strings: Labels, Sysctls, options
+        return result
     for key, value in raw:
         item = decode(elem, MISSING, value, (where, f"[{key!r}]"), depth + 1)
         result[key] = zero(elem) if item is MISSING else item
     return result
 
 
-def _sequence(typ: Slice | Array, current: AnyValue, raw: AnyValue, where: AnyValue, depth: int) -> AnyValue:
+def _sequence(typ: Slice | Array, current: AnyValue, raw: AnyValue, where: Where, depth: int) -> AnyValue:
     if raw is None:
         return MISSING if typ.__class__ is Slice else current
     if raw.__class__ is not list:
@@ -252,16 +255,20 @@ def _sequence(typ: Slice | Array, current: AnyValue, raw: AnyValue, where: AnyVa
         raise Ambiguous(f"{render(where)}: given twice; dockerd would decode the second array into the first "
                         "one's elements, so the gateway refuses it")
     elem = typ.elem
+    if elem.__class__ is Scalar and elem.kind == "string" and typ.__class__ is Slice \
+            and all(value.__class__ is str for value in raw):
+        return list(raw)  # []string given strings: Env, Binds, Dns, ...
     items = []
     for index, value in enumerate(raw):
         item = decode(elem, MISSING, value, (where, f"[{index}]"), depth + 1)
         items.append(zero(elem) if item is MISSING else item)
     if typ.__class__ is Array:
-        items = (items + [zero(elem) for _ in range(typ.size)])[:typ.size]
+        del items[typ.size:]
+        items.extend(zero(elem) for _ in range(typ.size - len(items)))
     return items
 
 
-def _strslice(typ: StrSlice, current: AnyValue, raw: AnyValue, where: AnyValue, depth: int) -> AnyValue:
+def _strslice(typ: StrSlice, current: AnyValue, raw: AnyValue, where: Where, depth: int) -> AnyValue:
     if raw is None:
         return MISSING
     if raw.__class__ is str:
@@ -271,20 +278,20 @@ def _strslice(typ: StrSlice, current: AnyValue, raw: AnyValue, where: AnyValue, 
     raise _mismatch(raw, "a string or an array of strings", where)
 
 
-def _any(typ: Any, current: AnyValue, raw: AnyValue, where: AnyValue, depth: int) -> AnyValue:
+def _any(typ: Any, current: AnyValue, raw: AnyValue, where: Where, depth: int) -> AnyValue:
     return plain(raw, where, depth)
 
 
-def _struct(typ: Struct, current: AnyValue, raw: AnyValue, where: AnyValue, depth: int) -> AnyValue:
+def _struct(typ: Struct, current: AnyValue, raw: AnyValue, where: Where, depth: int) -> AnyValue:
     if raw is None:
         return current  # no effect on a struct value
     if raw.__class__ is not Pairs:
         raise _mismatch(raw, f"an object ({typ.name})", where)
     fields = typ.fields
     if current is MISSING:
-        keys = [key for key, _ in raw]
-        if len(keys) == len(raw) and fields.keys() >= set(keys) and len(set(keys)) == len(keys):
-            return _plain_struct(typ, raw, keys, where, depth)
+        given = dict(raw)
+        if len(given) == len(raw) and fields.keys() >= given.keys():
+            return _plain_struct(typ, given, where, depth)
     result = current.copy() if current is not MISSING else StructValue()
     spelling = result.spelling
     unknown_folds: dict[str, str] = {}
@@ -314,26 +321,28 @@ def _struct(typ: Struct, current: AnyValue, raw: AnyValue, where: AnyValue, dept
     return result
 
 
-def _plain_struct(typ: Struct, raw: Pairs, keys: list[str], where: AnyValue, depth: int) -> StructValue:
+def _plain_struct(typ: Struct, given: dict[str, AnyValue], where: Where, depth: int) -> StructValue:
     """``_struct`` for the usual object: a new value, every key a field's exact name, none repeated.
 
-    Nothing can be ambiguous then, so each value is decoded once with no bookkeeping; the docker CLI's
-    bodies all take this path.
+    Nothing can be ambiguous then, so each value is checked once with no bookkeeping, and only the values
+    that need decoding are replaced; the docker CLI's bodies all take this path.
     """
     fields = typ.fields
-    result = StructValue()
-    result.spelling = dict(zip(keys, keys))
-    for key, value in raw:
+    result = StructValue(given)
+    result.spelling = dict(zip(given, given))
+    for key, value in given.items():
         field = fields[key]
         cls = value.__class__
         if cls is field.fast and (cls is not int or field.low <= value <= field.high):
-            result[key] = value
-        elif value is None and not field.null_is_plain:
-            continue  # nil, or no effect on a zero value: unset either way
+            continue
+        if value is None and not field.null_is_plain:
+            del result[key]  # nil, or no effect on a zero value: unset either way
+            continue
+        after = _DECODERS[field.type.__class__](field.type, MISSING, value, (where, key), depth + 1)
+        if after is MISSING:
+            del result[key]
         else:
-            after = _DECODERS[field.type.__class__](field.type, MISSING, value, (where, key), depth + 1)
-            if after is not MISSING:
-                result[key] = after
+            result[key] = after
     return result
 
 
@@ -341,7 +350,7 @@ _DECODERS: dict[type, AnyValue] = {Scalar: _scalar, Struct: _struct, Pointer: _p
                                    Array: _sequence, StrSlice: _strslice, Any: _any}
 
 
-def _unknown(result: StructValue, folds: dict[str, str], key: str, value: AnyValue, where: AnyValue) -> None:
+def _unknown(result: StructValue, folds: dict[str, str], key: str, value: AnyValue, where: Where) -> None:
     """A field the schema does not know: kept, unless another key is the same field for a daemon that knows it.
 
     ``folds`` maps each folded name to the spelling kept in ``result``; one spelling is forwarded.

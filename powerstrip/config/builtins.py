@@ -9,5 +9,7 @@ from __future__ import annotations
 
 BUILTINS: dict[str, str] = {
     "debug": "powerstrip.adapters.debug:create_adapter",
+    "hostaware": "powerstrip.adapters.hostaware.adapter:create_adapter",
     "net": "powerstrip.adapters.net.adapter:create_adapter",
+    "qos": "powerstrip.adapters.qos.adapter:create_adapter",
 }

@@ -535,6 +535,10 @@ class ConnectionMachine:
                 self._keep.spent()
             self._response_done()
             return
+        if response.framing is Framing.LENGTH and len(rest) == response.length and raw is response.raw:
+            self._do.send_client(data)  # most API answers: head and whole body in one read, sent as they came
+            self._response_done()
+            return
         self._response_body = _ResponseBody(response)
         self.phase = Phase.RESPONSE_BODY
         if not rest:

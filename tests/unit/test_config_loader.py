@@ -256,7 +256,7 @@ def test_references_are_not_checked_when_adapters_section_is_missing(tmp_path: P
 )
 def test_bad_url(tmp_path: Path, url: str) -> None:
     found = problems(tmp_path, f"endpoints:\n  'GET /x': {{pre: a}}\nadapters:\n  z: http://z/\n  a: {url}\n")
-    expected = "unknown built-in adapter 'nope' (known: debug, net)" if url == "builtin:nope" else "invalid url"
+    expected = "unknown built-in adapter 'nope' (known: debug, hostaware, net, qos)" if url == "builtin:nope" else "invalid url"
     assert len(found) == 1 and found[0].startswith(f"5: adapter 'a': {expected}"), found
 
 
