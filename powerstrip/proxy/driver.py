@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("powerstrip.proxy")
 
+# A stream pauses its source when this much waits to be sent (one read's worth, uvloop reads 256 KiB at a
+# time): with the 64 KiB default, a fast daemon and a slower client toggled reading on every other read.
+WRITE_HIGH_WATER = 256 * 1024
+
 
 @dataclass(slots=True, eq=False)
 class Hub:
@@ -69,6 +73,7 @@ class DaemonSide(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.live = True
+        transport.set_write_buffer_limits(WRITE_HIGH_WATER)  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
         if self.bridge is not None:
@@ -172,6 +177,8 @@ class ClientSide(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        raw = transport.get_extra_info("raw_transport", transport)
+        raw.set_write_buffer_limits(WRITE_HIGH_WATER)
         self.identity = ClientConnection(transport, peer_of(transport))  # type: ignore[arg-type]
         self.machine = ConnectionMachine(self, self.hub.timeouts, time.monotonic)
         self.hub.connections.add(self)

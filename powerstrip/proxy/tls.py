@@ -88,6 +88,8 @@ class TlsTransport:
             return self._tls.getpeercert()
         if name == "ssl_object":
             return self._tls
+        if name == "raw_transport":
+            return self._raw
         return self._raw.get_extra_info(name, default)
 
 
