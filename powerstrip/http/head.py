@@ -296,9 +296,6 @@ def parse_response_head_llhttp(raw: bytes, request_method: str) -> ResponseHead:
                      request_method)
 
 
-HOP_BY_HOP_FRAMING = (b"content-length", b"transfer-encoding")
-
-
 def serialize_head(start_line: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
     """Build a head from a start line and headers, in the order given."""
     lines = [start_line]

@@ -14,7 +14,7 @@ One connection carries exchanges one after another (keep-alive). Each goes throu
                         → WAIT_RESPONSE → RESPONSE_BODY → IDLE (kept alive) | CLOSED
                                         → SPLICED (101, read-until-close) → CLOSED
 
-The request body flows to the daemon alongside (``_RequestBody``): a daemon may answer before it
+The request body flows to the daemon alongside (``_Body``): a daemon may answer before it
 has read all of it. The machine always knows whether the client was sent any of a response: an
 error found before that is answered (4xx when the client is at fault, 502 when the daemon is); after
 it, the only honest signal left is to close the connection.
@@ -38,6 +38,7 @@ from powerstrip.http.head import (
     MAX_HEAD_SIZE,
     Framing,
     MalformedMessage,
+    MessageHead,
     RequestHead,
     ResponseHead,
     find_head_end,
@@ -129,39 +130,17 @@ def may_hijack(head: RequestHead) -> bool:
     return head.header(b"upgrade") is not None or "/attach" in head.target or "/exec/" in head.target
 
 
-class _RequestBody:
-    """The part of a relayed request body still to be forwarded, as framed on the wire."""
+class _Body:
+    """What is still to come of a relayed body (request or response), as framed on the wire."""
 
     __slots__ = ("remaining", "scanner")
 
-    def __init__(self, head: RequestHead) -> None:
-        self.remaining = head.length
+    def __init__(self, head: MessageHead) -> None:
+        self.remaining = head.length if head.framing is Framing.LENGTH else 0
         self.scanner = ChunkedScanner() if head.framing is Framing.CHUNKED else None
 
     def take(self, data: bytes) -> int:
         """How many bytes of ``data`` belong to the body; raises MalformedMessage for a bad chunked body."""
-        if self.scanner is None:
-            taken = min(self.remaining, len(data))
-            self.remaining -= taken
-            return taken
-        consumed, _ = self.scanner.feed(data, collect=False)
-        return consumed
-
-    @property
-    def done(self) -> bool:
-        return self.remaining == 0 if self.scanner is None else self.scanner.done
-
-
-class _ResponseBody:
-    """The rest of a relayed response body: how much is still due, and whether bytes came past it."""
-
-    __slots__ = ("remaining", "scanner")
-
-    def __init__(self, response: ResponseHead) -> None:
-        self.remaining = response.length if response.framing is Framing.LENGTH else 0
-        self.scanner = ChunkedScanner() if response.framing is Framing.CHUNKED else None
-
-    def take(self, data: bytes) -> int:
         if self.scanner is None:
             taken = min(self.remaining, len(data))
             self.remaining -= taken
@@ -222,9 +201,9 @@ class ConnectionMachine:
         self._buffer = bytearray()         # client bytes not yet part of a forwarded message
         self._daemon_buffer = bytearray()  # a response head still arriving
         self._head: RequestHead | None = None
-        self._request_body: _RequestBody | None = None
+        self._request_body: _Body | None = None
         self._response: ResponseHead | None = None
-        self._response_body: _ResponseBody | None = None
+        self._response_body: _Body | None = None
         self._keep = KeepAlive()
         self._pending: list[bytes] = []   # for the daemon, until its connection is open
         self._daemon_ready = False
@@ -445,7 +424,7 @@ class ConnectionMachine:
             self.phase = Phase.HOOKED
             return
         self.phase = Phase.WAIT_RESPONSE
-        self._request_body = _RequestBody(head) if head.framing is not Framing.NONE else None
+        self._request_body = _Body(head) if head.framing is not Framing.NONE else None
         if self._daemon_ready or self._do.open_daemon():
             self._daemon_ready = True
             self._do.send_daemon(head.raw)
@@ -539,7 +518,7 @@ class ConnectionMachine:
             self._do.send_client(data)  # most API answers: head and whole body in one read, sent as they came
             self._response_done()
             return
-        self._response_body = _ResponseBody(response)
+        self._response_body = _Body(response)
         self.phase = Phase.RESPONSE_BODY
         if not rest:
             self._do.send_client(raw)
