@@ -17,6 +17,7 @@ import click
 from powerstrip.adapters import BuiltinContext
 from powerstrip.adapters.net.cli import cluster_group, cluster_options, info, network
 from powerstrip.adapters.net.cluster import ClusterSettings
+from powerstrip.adapters.policy.cli import policy_group, socket_proxy_config
 from powerstrip.config.loader import ConfigError, find_config_path, load_config, passthrough_config
 from powerstrip.config.model import Config
 from powerstrip.hooks.inprocess import AdapterLoadError
@@ -63,6 +64,7 @@ def main() -> None:
 main.add_command(network)
 main.add_command(info)
 main.add_command(cluster_group)
+main.add_command(policy_group)
 
 
 def _find_and_load(config_path: str | None) -> Config:
@@ -125,18 +127,27 @@ def _tls_context(cert: str | None, key: str | None, cacert: str | None) -> ssl.S
 @click.option("--metrics-listen", callback=lambda ctx, param, value: value and _address(ctx, param, value),
               metavar="ADDRESS", help="Serve /metrics (Prometheus) and /health here, e.g. tcp://127.0.0.1:9323.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
+@click.option("--socket-proxy-env", is_flag=True,
+              help="Enforce docker-socket-proxy's environment variables (CONTAINERS, POST, ALLOW_START, ...) "
+                   "with the built-in policy instead of an adapters.yml; SOCKET_PATH names the daemon. See docs/policy.md.")
 @cluster_options
-def serve(listen: list[Address], docker: Address, config_path: str | None, state_dir: str, max_body_size: str,
-          idle_timeout: float, body_timeout: float, stream_grace: float, tlscert: str | None, tlskey: str | None,
-          tlscacert: str | None, drain_timeout: float, watch_config: bool, audit_log: str | None,
-          metrics_listen: Address | None, log_level: str, cluster: ClusterSettings | None) -> None:
+@click.pass_context
+def serve(ctx: click.Context, listen: list[Address], docker: Address, config_path: str | None, state_dir: str,
+          max_body_size: str, idle_timeout: float, body_timeout: float, stream_grace: float, tlscert: str | None,
+          tlskey: str | None, tlscacert: str | None, drain_timeout: float, watch_config: bool, audit_log: str | None,
+          metrics_listen: Address | None, log_level: str, socket_proxy_env: bool, cluster: ClusterSettings | None) -> None:
     """Run the gateway: point DOCKER_HOST at it and use Docker as usual."""
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     listeners = listen or [parse_address("unix://./powerstrip.sock")]
     tls = _tls_context(tlscert, tlskey, tlscacert)
+    if socket_proxy_env:
+        if config_path:
+            raise click.UsageError("--socket-proxy-env replaces the config: give it or --config, not both")
+        if os.environ.get("SOCKET_PATH") and ctx.get_parameter_source("docker") is click.core.ParameterSource.DEFAULT:
+            docker = parse_address("unix://" + os.environ["SOCKET_PATH"])
     try:
-        config = _load(config_path)
+        config = socket_proxy_config() if socket_proxy_env else _load(config_path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     settings = ConnectionSettings(
@@ -154,11 +165,12 @@ def serve(listen: list[Address], docker: Address, config_path: str | None, state
         audit = AuditLog(audit_log) if audit_log else None
     except OSError as exc:
         raise click.ClickException(f"--audit-log: {exc}") from None
-    options = _Operations(drain_timeout, watch_config, audit, metrics_listen, lambda: _find_and_load(config_path))
+    load = socket_proxy_config if socket_proxy_env else lambda: _find_and_load(config_path)
+    options = _Operations(drain_timeout, watch_config, audit, metrics_listen, load)
     try:
         runner(_serve(config, BuiltinContext("", str(docker), Path(state_dir), cluster), settings,
                       [Listener(address, tls if address.scheme == "tcp" else None) for address in listeners], options))
-    except (ListenerBusy, OSError, AdapterLoadError) as exc:
+    except (ListenerBusy, OSError, AdapterLoadError, ConfigError) as exc:  # ConfigError: a built-in's rules file
         raise click.ClickException(str(exc)) from None
     finally:
         if audit is not None:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 BUILTINS: dict[str, str] = {
     "debug": "powerstrip.adapters.debug:create_adapter",
     "net": "powerstrip.adapters.net.adapter:create_adapter",
+    "policy": "powerstrip.adapters.policy.adapter:create_adapter",
 }
 
 
@@ -30,6 +31,7 @@ class BuiltinContext:
     docker_url: str
     state_dir: Path
     cluster: ClusterSettings | None = None  # multi-host networking (serve --cluster)
+    rules: str | None = None  # the adapter's own rules file (adapters.yml ``rules:``), e.g. builtin:policy's
 
 
 class UnknownBuiltin(LookupError):

@@ -15,7 +15,8 @@ from urllib.parse import unquote, urlsplit
 
 from powerstrip.config.model import AdapterSpec, Config
 
-_PATTERN_SYNTAX = re.compile(r"([A-Z]+) (/\S*)")
+_PATTERN_SYNTAX = re.compile(r"([A-Z]+|\*) (/\S*)")
+ANY_METHOD = "*"
 _ANY_VERSION = "/*/"
 ROUTE_CACHE_SIZE = 4096
 
@@ -51,7 +52,7 @@ def _clean(path: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Pattern:
-    """A compiled ``"METHOD /path-glob"`` endpoint pattern.
+    """A compiled ``"METHOD /path-glob"`` endpoint pattern; ``*`` as the method matches every method.
 
     The glob has ``fnmatch`` semantics, case-sensitive, ``*`` crossing ``/``. A glob that
     starts with ``/*/`` (any API version) also matches the unversioned path, because
@@ -67,7 +68,7 @@ class Pattern:
         syntax = _PATTERN_SYNTAX.fullmatch(pattern)
         if syntax is None:
             raise ValueError(f"endpoint pattern {pattern!r} is not \"METHOD /path-glob\" "
-                             "(uppercase method, one space, a path starting with '/')")
+                             "(uppercase method or *, one space, a path starting with '/')")
         method, glob = syntax.groups()
         regex = fnmatch.translate(glob)
         if glob.startswith(_ANY_VERSION):
@@ -76,7 +77,7 @@ class Pattern:
 
     def matches(self, method: str, path: str) -> bool:
         """Whether a request with ``method`` on the already normalized ``path`` matches."""
-        return method == self.method and self.regex.match(path) is not None
+        return (method == self.method or self.method == ANY_METHOD) and self.regex.match(path) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,7 @@ class RouteTable:
     """All endpoint patterns of a config, compiled once; ``match`` answers per request."""
 
     def __init__(self, config: Config, cache_size: int = ROUTE_CACHE_SIZE) -> None:
-        by_method: dict[str, list[_Entry]] = {}
+        ordered: list[tuple[str, _Entry]] = []
         for endpoint in config.endpoints:
             pattern = Pattern.compile(endpoint.pattern)
             entry = _Entry(
@@ -106,8 +107,11 @@ class RouteTable:
                 tuple(config.adapters[name] for name in endpoint.pre),
                 tuple(config.adapters[name] for name in endpoint.post),
             )
-            by_method.setdefault(pattern.method, []).append(entry)
-        self._by_method = {method: tuple(entries) for method, entries in by_method.items()}
+            ordered.append((pattern.method, entry))
+        methods = {method for method, _ in ordered} - {ANY_METHOD}
+        # "* /glob" entries join every method's list, in config order; other methods get only them
+        self._by_method = {method: tuple(e for m, e in ordered if m in (method, ANY_METHOD)) for method in methods}
+        self._any_method = tuple(e for m, e in ordered if m == ANY_METHOD)
         self._resolve = functools.lru_cache(maxsize=cache_size)(self._resolve_uncached)
 
     def match(self, method: str, target: str) -> Route | None:
@@ -115,13 +119,14 @@ class RouteTable:
 
         ``target`` is the request target as the client sent it (path, optional query).
         """
-        if method not in self._by_method:
+        if method not in self._by_method and not self._any_method:
             return None
         return self._resolve(method, normalize_path(target))
 
     def _resolve_uncached(self, method: str, path: str) -> Route | None:
         """The chains of every matching pattern, concatenated in config order (see ``_phase``)."""
-        matching = [entry for entry in self._by_method[method] if entry.regex.match(path)]
+        entries = self._by_method.get(method, self._any_method)
+        matching = [entry for entry in entries if entry.regex.match(path)]
         if not matching:
             return None
         return Route(_phase(entry.pre for entry in matching), _phase(entry.post for entry in matching))

@@ -18,13 +18,19 @@ class Peer:
     """Who is on the other end of the client connection, as far as the gateway can tell.
 
     On a unix socket the kernel vouches for ``uid``/``gid``/``pid`` (SO_PEERCRED); on TCP only
-    ``address`` is known.
+    ``address`` is known. ``listener`` is the gateway's own address the client came in on
+    (``unix:///path``, ``tcp://host:port``); over TLS with a client certificate, ``cert_subject``
+    (``O=example,CN=alice``), ``cert_cn`` and ``cert_sans`` (``DNS:x``, ``IP:x``, ...) say whose it is.
     """
 
     uid: int | None = None
     gid: int | None = None
     pid: int | None = None
     address: str | None = None
+    listener: str | None = None
+    cert_subject: str | None = None
+    cert_cn: str | None = None
+    cert_sans: tuple[str, ...] = ()
 
 
 UNKNOWN_PEER = Peer()

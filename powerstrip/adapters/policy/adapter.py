@@ -1,0 +1,198 @@
+"""The ``policy`` built-in, written with the SDK users get (``powerstrip.sdk``): one pre-hook judges every
+request, a few more stamp ownership and filter lists, a post-hook redacts and adds warn-mode warnings.
+
+adapters.yml::
+
+    endpoints:
+      "* /*": {pre: [policy]}
+      "POST /*/containers/create": {post: [policy]}     # warn-mode warnings in the answer
+      "GET /*/containers/*/json": {post: [policy]}      # redaction
+    adapters:
+      policy: {url: "builtin:policy", rules: policy.yml}
+
+It rewrites requests (owner labels, list filters), so it is a ``mutating`` adapter; name it first in a chain
+so that later adapters see the stamped request. See docs/policy.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import OrderedDict
+from typing import Any
+from urllib.parse import quote, unquote, urlencode, urlsplit
+
+from powerstrip.adapters import BuiltinContext
+from powerstrip.adapters.net.docker_api import DockerAPI, DockerError
+from powerstrip.adapters.policy.clients import profile_for
+from powerstrip.adapters.policy.engine import UNREADABLE, decide
+from powerstrip.adapters.policy.loader import PolicyError
+from powerstrip.adapters.policy.model import Decision, Policy, Profile
+from powerstrip.adapters.policy.paths import policy_path
+from powerstrip.adapters.policy.ratelimit import RateLimiter
+from powerstrip.adapters.policy.source import PolicySource
+from powerstrip.sdk import Adapter, Reject, Request, Response
+
+log = logging.getLogger("powerstrip.policy")
+audit = logging.getLogger("powerstrip.policy.audit")
+
+REMEMBERED_WARNINGS = 1024
+_CREATES = {"/containers/create": "Labels", "/networks/create": "Labels", "/volumes/create": "Labels",
+            "/services/create": "Labels"}
+_LISTS = ("/containers/json", "/networks", "/volumes", "/services", "/events", "/containers/prune",
+          "/networks/prune", "/volumes/prune")
+_CONTAINER = re.compile(r"/containers/([^/]+)(/.*)?")
+_NOT_IDS = ("create", "json", "prune")
+
+
+def create_adapter(context: BuiltinContext) -> Adapter:
+    if not context.rules:
+        raise PolicyError([f"adapter {context.name!r}: builtin:policy needs 'rules: FILE' in adapters.yml"])
+    return PolicyAdapter(context.name, PolicySource(context.rules), DockerAPI(context.docker_url, timeout=10.0))
+
+
+class PolicyAdapter(Adapter):
+    """An SDK adapter with the policy's state: the source, the rate buckets, the warnings owed to responses."""
+
+    def __init__(self, name: str, source: PolicySource, docker: DockerAPI | None) -> None:
+        super().__init__(name)
+        self.source = source
+        self.docker = docker
+        self.limiter = RateLimiter()
+        self._warnings: OrderedDict[str, str] = OrderedDict()
+        self.pre("* /*")(self.judge)
+        self.post("POST /*/containers/create", "GET /*/containers/*/json")(self.answer)
+
+    async def judge(self, request: Request) -> None:
+        policy = self.source.current()
+        body: Any = None
+        if request.body:
+            body = request.json if isinstance(request.json, (dict, list)) else UNREADABLE
+        decision = decide(policy, request.peer, request.method, request.target, body, request.query)
+        self._record(request, decision)
+        if decision.refused:
+            raise Reject(403, _message(decision))
+        if not decision.allowed and decision.mode == "warn":
+            self._remember_warning(request.uid, _message(decision))
+        profile = decision.profile
+        if profile is None:
+            return
+        if profile.rate_limit is not None and not request.dry_run and \
+                not self.limiter.take(profile.name, profile.rate_limit):
+            raise Reject(429, f"policy: profile {profile.name!r} is over its rate limit "
+                              f"({profile.rate_limit.rate:g}/s, burst {profile.rate_limit.burst}); try again shortly")
+        if profile.owner is not None:
+            await self._check_owner(policy, profile, request)
+            _scope_lists(policy, profile, request)
+        _stamp(policy, profile, request)
+
+    async def answer(self, request: Request, response: Response) -> None:
+        warning = self._warnings.pop(request.uid, None)
+        if warning and response.code < 300 and isinstance(response.json, dict):
+            response.json = {**response.json, "Warnings": [*(response.json.get("Warnings") or []), warning]}
+        path = policy_path(request.target)
+        match = _CONTAINER.fullmatch(path)
+        if request.method == "GET" and match and match[1] not in _NOT_IDS and response.code == 200:
+            profile = profile_for(self.source.current(), request.peer)
+            if profile is not None and (profile.redact.env or profile.redact.mounts):
+                response.json = _redacted(response.json, profile)
+
+    async def _check_owner(self, policy: Policy, profile: Profile, request: Request) -> None:
+        """A container named by id or name must be this profile's: others' are "No such container" (404), so a
+        client cannot even learn which names exist."""
+        match = _CONTAINER.fullmatch(policy_path(request.target))
+        if match is None or match[1] in _NOT_IDS or self.docker is None:
+            return
+        try:
+            info = await self.docker.call("GET", f"/containers/{quote(unquote(match[1]), safe='')}/json")
+        except DockerError as exc:
+            if exc.status == 404:
+                return  # the daemon answers the 404 itself
+            raise Reject(502, f"policy: cannot check the owner of container {match[1]!r}: {exc.message}") from None
+        labels = ((info or {}).get("Config") or {}).get("Labels") or {}
+        if labels.get(policy.owner_label) != profile.owner:
+            raise Reject(404, f"No such container: {match[1]}")
+
+    def _record(self, request: Request, decision: Decision) -> None:
+        entry = {
+            "uid": request.uid, "method": request.method, "path": policy_path(request.target),
+            "profile": decision.profile.name if decision.profile else None,
+            "rule": decision.rule.where if decision.rule else "default deny",
+            "decision": "allow" if decision.allowed else "deny", "mode": decision.mode,
+            "enforced": decision.refused, "reason": decision.reason,
+        }
+        if decision.violations:
+            entry["violations"] = list(decision.violations)
+        level = logging.WARNING if not decision.allowed and decision.mode != "audit" else logging.INFO
+        audit.log(level, "%s", json.dumps(entry, separators=(",", ":")))
+
+    def _remember_warning(self, uid: str, warning: str) -> None:
+        self._warnings[uid] = f"powerstrip policy (warn mode, not enforced): {warning}"
+        while len(self._warnings) > REMEMBERED_WARNINGS:
+            self._warnings.popitem(last=False)
+
+    async def close(self) -> None:
+        if self.docker is not None:
+            await self.docker.close()
+
+
+def _message(decision: Decision) -> str:
+    who = f"profile {decision.profile.name!r}" if decision.profile else "no profile"
+    return f"policy ({who}): {decision.reason}"
+
+
+def _stamp(policy: Policy, profile: Profile, request: Request) -> None:
+    """Owner label and the profile's labels on what it creates (the client's own labels cannot fake an owner)."""
+    if request.method != "POST" or not isinstance(request.json, dict):
+        return
+    path = policy_path(request.target)
+    if path not in _CREATES or (profile.owner is None and not profile.labels):
+        return
+    body = request.json
+    labels = dict(body.get("Labels") or {})
+    labels.update(profile.labels)
+    if profile.owner is not None:
+        labels[policy.owner_label] = profile.owner
+    request.json = {**body, "Labels": labels}
+
+
+def _scope_lists(policy: Policy, profile: Profile, request: Request) -> None:
+    """Lists, events and prunes see only the profile's own objects: an owner label filter is added to the query
+    (Docker ANDs label filters, so the client's own filters still apply within its objects)."""
+    path = policy_path(request.target)
+    if path not in _LISTS:
+        return
+    query = request.query
+    try:
+        filters = json.loads((query.get("filters") or ["{}"])[-1] or "{}")
+    except ValueError:
+        raise Reject(400, "policy: the filters parameter is not JSON") from None
+    if not isinstance(filters, dict):
+        raise Reject(400, "policy: the filters parameter is not a JSON object")
+    label = f"{policy.owner_label}={profile.owner}"
+    existing = filters.get("label") or []
+    if isinstance(existing, dict):  # the old {"k=v": true} form
+        existing = [key for key, on in existing.items() if on]
+    filters["label"] = [*existing, label]
+    query["filters"] = [json.dumps(filters, separators=(",", ":"))]
+    parts = urlsplit(request.target)
+    request.target = parts.path + "?" + urlencode([(k, v) for k, values in query.items() for v in values])
+
+
+def _redacted(info: Any, profile: Profile) -> Any:
+    if not isinstance(info, dict):
+        return info
+    info = dict(info)
+    if profile.redact.env and isinstance(info.get("Config"), dict):
+        config = dict(info["Config"])
+        config["Env"] = [f"{str(item).split('=', 1)[0]}=<redacted>" for item in config.get("Env") or []]
+        info["Config"] = config
+    if profile.redact.mounts:
+        info["Mounts"] = [{**mount, "Source": "<redacted>"} if isinstance(mount, dict) else mount
+                          for mount in info.get("Mounts") or []]
+        if isinstance(info.get("HostConfig"), dict):
+            host = dict(info["HostConfig"])
+            host["Binds"] = ["<redacted>:" + str(bind).split(":", 1)[-1] for bind in host.get("Binds") or []]
+            info["HostConfig"] = host
+    return info
