@@ -7,7 +7,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: all venv deps deps-bench run test bench bench-quick bench-profile clean distclean
+.PHONY: all venv deps deps-bench run test fuzz bench bench-quick bench-profile clean distclean
 
 all: venv
 
@@ -31,6 +31,12 @@ run: deps venv
 # Unit and integration tests (the integration tests start their own dockerd in a network namespace).
 test: deps venv
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The fuzz properties of tests/unit/test_fuzz.py (head parser, chunked scanner, canonicaliser) with many more
+# examples than `make test` gives them (FUZZ_EXAMPLES, default 20000; a few minutes).
+FUZZ_EXAMPLES ?= 20000
+fuzz: venv
+	POWERSTRIP_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/pytest -q tests/unit/test_fuzz.py
 
 # The benchmark suite (docs/benchmarks.md): a private dockerd, HAProxy and powerstrip side by side, ~10 min.
 $(BENCH_STAMP): pyproject.toml $(STAMP)

@@ -20,6 +20,7 @@ from powerstrip.adapters.net.cluster import ClusterSettings
 from powerstrip.adapters.policy.cli import policy_group, socket_proxy_config
 from powerstrip.config.loader import ConfigError, find_config_path, load_config, passthrough_config
 from powerstrip.config.model import Config
+from powerstrip import logtext
 from powerstrip.hooks.inprocess import AdapterLoadError
 from powerstrip.observability import combine
 from powerstrip.observability.audit import AuditLog
@@ -137,8 +138,7 @@ def serve(ctx: click.Context, listen: list[Address], docker: Address, config_pat
           tlskey: str | None, tlscacert: str | None, drain_timeout: float, watch_config: bool, audit_log: str | None,
           metrics_listen: Address | None, log_level: str, socket_proxy_env: bool, cluster: ClusterSettings | None) -> None:
     """Run the gateway: point DOCKER_HOST at it and use Docker as usual."""
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logtext.configure(log_level)
     listeners = listen or [parse_address("unix://./powerstrip.sock")]
     tls = _tls_context(tlscert, tlskey, tlscacert)
     if socket_proxy_env:
@@ -265,8 +265,7 @@ def adapter_run(target: str, listen: Address, docker: Address, state_dir: str, l
     from powerstrip.hooks.inprocess import import_adapter
     from powerstrip.hooks.service import build_app
 
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logtext.configure(log_level)
     builtin = target.removeprefix("builtin:")
     try:
         imported = None if target.startswith("builtin:") else import_adapter(target, [Path.cwd()])

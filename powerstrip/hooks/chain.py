@@ -3,13 +3,69 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
+from powerstrip.canonical import BodyRefused, judged_body
 from powerstrip.config.model import AdapterSpec
 from powerstrip.hooks.model import Adapter, AdapterFailure, ClientRequest, HookRejected, ServerResponse
 
 log = logging.getLogger("powerstrip.hooks")
+T = TypeVar("T")
+
+_METHOD = re.compile(r"[A-Z]{1,20}")
+_TARGET = re.compile(r"/[\x21-\x7e]*")        # printable ASCII, no space: nothing can end the request line
+_HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")  # no CR, LF or other controls: nothing can start a header
+
+
+async def _bounded_call(spec: AdapterSpec, call: Awaitable[T]) -> T:
+    """An adapter call whose every error is a decision or a failure: nothing else escapes the chain.
+
+    HTTP and in-process adapters turn what they expect into ``AdapterFailure`` already; this catches what
+    they did not (a ``RecursionError`` on a deeply nested reply, a bug), so the client still gets an answer.
+    """
+    try:
+        return await call
+    except (HookRejected, AdapterFailure):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any error of an adapter is its failure, left to its policy
+        log.exception("adapter %s raised an unexpected error", spec.name)
+        raise AdapterFailure(f"unexpected error: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def check_request(request: ClientRequest) -> None:
+    """An adapter's request must be one the gateway can write as it is: ``AdapterFailure`` if not.
+
+    Whatever the adapter kind (HTTP, in-process, SDK), a method, target or body that would break the
+    request line, smuggle a header or not encode is refused here, before anything is written.
+    """
+    if not _METHOD.fullmatch(request.method):
+        raise AdapterFailure(f"the method it returned ({request.method[:40]!r}) is not an upper-case HTTP method")
+    if not _TARGET.fullmatch(request.request):
+        raise AdapterFailure(f"the request target it returned ({request.request[:80]!r}) is not a path of printable "
+                             "ASCII starting with /")
+    _check_text(request.body)
+
+
+def check_response(response: ServerResponse) -> None:
+    """An adapter's response must be writable as it is (no response splitting, a real status, UTF-8 text)."""
+    if isinstance(response.code, bool) or not isinstance(response.code, int) or not 100 <= response.code <= 599:
+        raise AdapterFailure(f"the status it returned ({response.code!r}) is not an HTTP status code")
+    if response.content_type is not None and not _HEADER_VALUE.fullmatch(response.content_type):
+        raise AdapterFailure(f"the content type it returned ({response.content_type[:80]!r}) has control "
+                             "characters (CR, LF, ...), which would split the response")
+    _check_text(response.body)
+
+
+def _check_text(body: str | None) -> None:
+    if body is not None:
+        try:
+            body.encode("utf-8")
+        except UnicodeEncodeError:
+            raise AdapterFailure("the body it returned is not valid Unicode text (a lone surrogate)") from None
 
 
 class ChainStopped(Exception):
@@ -49,13 +105,30 @@ class ChainRun:
                 continue
             started = time.perf_counter()
             try:
-                result = await adapter.pre_hook(request)
+                result = await _bounded_call(spec, adapter.pre_hook(request))
+                if spec.kind != "validating":
+                    result = self._judged(result, request)
             except (HookRejected, AdapterFailure) as exc:
                 self._handle(spec, "pre", exc, started)
                 continue
             request = self._accept(spec, request, result)
             self.records.append(HookRecord(spec.name, "pre", "ok", time.perf_counter() - started))
         return request
+
+    @staticmethod
+    def _judged(result: ClientRequest, sent: ClientRequest) -> ClientRequest:
+        """A changed request in its canonical form, so the next hook and the daemon see one meaning.
+
+        A body the adapter made that dockerd would read ambiguously (or not at all) is the adapter's failure.
+        """
+        if (result.method, result.request, result.body) == (sent.method, sent.request, sent.body):
+            return result
+        check_request(result)
+        try:
+            body = judged_body(result.method, result.request, result.body)
+        except BodyRefused as exc:
+            raise AdapterFailure(f"the request it returned cannot be forwarded: {exc}") from None
+        return result if body == result.body else replace(result, body=body)
 
     @staticmethod
     def _accept(spec: AdapterSpec, sent: ClientRequest, result: ClientRequest) -> ClientRequest:
@@ -77,7 +150,9 @@ class ChainRun:
         for spec in specs:
             started = time.perf_counter()
             try:
-                result = await self.adapters[spec.name].post_hook(request, response)
+                result = await _bounded_call(spec, self.adapters[spec.name].post_hook(request, response))
+                if result != response:
+                    check_response(result)
             except (HookRejected, AdapterFailure) as exc:
                 self._handle(spec, "post", exc, started)
                 continue

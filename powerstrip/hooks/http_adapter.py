@@ -23,6 +23,29 @@ from powerstrip.hooks.model import AdapterFailure, ClientRequest, HookRejected, 
 log = logging.getLogger("powerstrip.hooks")
 
 _SNIPPET = 200
+MAX_REPLY_BYTES = 64 * 1024 * 1024  # a reply carries a whole body as a JSON string: 4x the default body cap
+
+
+class ReplyTooLarge(Exception):
+    pass
+
+
+async def _bounded_text(reply: aiohttp.ClientResponse, limit: int) -> str:
+    """The reply's body as text, refused once it passes ``limit`` bytes (never read whole into memory)."""
+    if reply.content_length is not None and reply.content_length > limit:
+        raise ReplyTooLarge
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in reply.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise ReplyTooLarge
+        parts.append(chunk)
+    data = b"".join(parts)
+    try:
+        return data.decode(reply.charset or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return data.decode("utf-8", errors="replace")
 
 
 def _message_of(text: str) -> str:
@@ -53,7 +76,9 @@ class _HttpAdapter:
         try:
             async with asyncio.timeout(self._spec.timeout):
                 async with self._session.post(url, json=document) as reply:
-                    text = await reply.text(errors="replace")
+                    text = await _bounded_text(reply, MAX_REPLY_BYTES)
+        except ReplyTooLarge:
+            raise AdapterFailure(f"the reply from {url} is larger than {MAX_REPLY_BYTES} bytes; refused") from None
         except TimeoutError:
             raise AdapterFailure(f"no answer from {url} within {self._spec.timeout:g}s", 504) from None
         except aiohttp.ClientError as exc:

@@ -14,6 +14,8 @@ import sys
 import time
 from typing import TextIO
 
+from powerstrip.logtext import escape
+
 FLUSH_DELAY = 0.05
 log = logging.getLogger("powerstrip.access")
 
@@ -39,6 +41,8 @@ class AccessLog:
         return f"{self._stamp},{int((now - second) * 1000):03d}"
 
     def write(self, line: str) -> None:
+        """Append one line; control characters in it (a path, an adapter's message) are escaped."""
+        line = escape(line)
         self._lines.append(f"{self._timestamp()} INFO powerstrip.access: {line}\n")
         if not self._flush_pending:
             self._flush_pending = True

@@ -92,7 +92,11 @@ async def handle_connection(
                 return
             client_conn.busy = True
             started = time.perf_counter()
-            head = parse_request_head(raw)
+            try:
+                head = parse_request_head(raw)
+            except MalformedMessage as exc:
+                await _refuse_malformed(client, client_conn, raw, exc, generations, started, observer)
+                return
             generation = generations.lease()
             route = generation.runtime.routes.match(head.method, head.target)
             if route is None and exchange.is_dry_run(head):
@@ -111,7 +115,7 @@ async def handle_connection(
                         head.method, head.target, route is not None, generation.number, outcome, seconds))
             if not outcome.keep_alive:
                 return
-    except MalformedMessage as exc:
+    except MalformedMessage as exc:  # a head too large to read, or a relayed body the client framed wrongly
         await exchange.send_error(client, exc.status, f"powerstrip: {exc}", False, exchange.Outcome())
     except (PeerClosed, ConnectionError, TimeoutError) as exc:
         log.debug("connection ended: %s", exc or type(exc).__name__, exc_info=True)
@@ -133,10 +137,30 @@ async def _one_exchange(
         return await exchange.send_error(client, 502, str(exc), False, exchange.Outcome())
 
 
+async def _refuse_malformed(
+    client: exchange.Stream, client_conn: ClientConnection, raw: bytes, exc: MalformedMessage,
+    generations: Generations, started: float, observer: Observer | None,
+) -> None:
+    """Answer a head that does not parse, and log and audit it like any other request (smuggling attempts too)."""
+    outcome = await exchange.send_error(client, exc.status, f"powerstrip: {exc}", False, exchange.Outcome())
+    seconds = time.perf_counter() - started
+    _log_exchange(raw, outcome, seconds)
+    if observer is not None:
+        method, _, rest = _request_line(raw).partition(" ")
+        observer.exchanged(client_conn, ExchangeRecord(method, rest.rpartition(" ")[0] or rest, False,
+                                                       generations.current.number, outcome, seconds))
+
+
+def _request_line(raw: bytes) -> str:
+    """The head's first line as text (latin-1, so any bytes read), up to CRLF or a bare LF."""
+    end = raw.find(b"\n")
+    return raw[: end if end >= 0 else len(raw)].rstrip(b"\r").decode("latin-1")
+
+
 def _log_exchange(raw: bytes, outcome: exchange.Outcome, seconds: float) -> None:
     if not ACCESS_LOG.enabled:
         return
-    request_line = raw[: raw.find(b"\r\n")].decode("latin-1")
+    request_line = _request_line(raw)
     hooks = f" uid={outcome.uid} hooks=" + ",".join(map(str, outcome.hooks)) if outcome.hooks else ""
     note = f" ({outcome.note})" if outcome.note and outcome.status >= 400 else ""
     ACCESS_LOG.write(f"{request_line.rsplit(' ', 1)[0]} -> {outcome.status or '-'} {seconds * 1000:.1f}ms{hooks}{note}")

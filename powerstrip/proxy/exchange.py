@@ -11,11 +11,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from powerstrip.canonical import BodyRefused, judged_body
 from powerstrip.config.routes import Route
 from powerstrip.hooks.chain import ChainRun, ChainStopped, HookRecord
 from powerstrip.hooks.model import Adapter, ClientRequest, Peer, ServerResponse
 from powerstrip.http.head import (
     Framing,
+    MalformedMessage,
     RequestHead,
     ResponseHead,
     parse_response_head,
@@ -289,22 +291,31 @@ async def hooked(
                          "refused because the hooks could not see all of it", False, outcome)
         await discard_input(client[0], LINGER_BYTES, LINGER_SECONDS)
         return outcome
+    except MalformedMessage as exc:  # a framing the hooks cannot de-frame: nothing is forwarded
+        return await send_error(client, exc.status, f"powerstrip: {exc}", False, outcome)
     try:
         headers = tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in head.headers)
-        request = ClientRequest(head.method, head.target, _decode(body), headers, outcome.uid, is_dry_run(head), peer)
+        text = judged_body(head.method, head.target, _decode(body))
     except UnicodeDecodeError:
         return await send_error(client, 400, "request body is not UTF-8 text; the hooks on this endpoint "
                                 "(protocol v1) can only be given text, so it is refused", head.keep_alive, outcome)
+    except BodyRefused as refused:
+        return await send_error(client, 400, f"powerstrip: {refused}", head.keep_alive, outcome)
+    request = ClientRequest(head.method, head.target, text, headers, outcome.uid, is_dry_run(head), peer)
     try:
         forwarded = await chain.pre(route.pre, request)
+        if forwarded.dry_run:
+            return await _dry_run_answer(client, head, forwarded, outcome)
+        body = forwarded.body.encode("utf-8") if forwarded.body is not None else b""
+        forwarded_head = _forwarded_head(head, forwarded, body)
     except ChainStopped as stop:
         return await send_error(client, stop.status, stop.message, head.keep_alive, outcome)
-    if forwarded.dry_run:
-        return await _dry_run_answer(client, head, forwarded, outcome)
-
-    body = forwarded.body.encode("utf-8") if forwarded.body is not None else b""
+    except Exception as exc:  # noqa: BLE001 - a failure in the hook path is answered, never a dropped connection
+        log.exception("the pre-hook path failed (uid %s)", outcome.uid)
+        return await send_error(client, 502, f"powerstrip: the pre-hooks failed ({type(exc).__name__}: "
+                                f"{str(exc)[:200]}); nothing was forwarded to the daemon", head.keep_alive, outcome)
     upstream = await link.connect()
-    upstream[1].write(_forwarded_head(head, forwarded, body) + body)
+    upstream[1].write(forwarded_head + body)
     await upstream[1].drain()
     answer = _final_response(upstream, client, forwarded.method)
     response = await (answer if _may_hijack(head) else unless_peer_leaves(client[0], answer))
@@ -344,9 +355,15 @@ async def hooked(
                                 "endpoint (protocol v1) cannot see it, so it is refused", head.keep_alive, outcome)
     try:
         result = await chain.post(route.post, forwarded, server_response)
+        answer = _modified_response(response, result)
     except ChainStopped as stop:
         return await send_error(client, stop.status, stop.message, head.keep_alive and response.keep_alive, outcome)
-    client[1].write(_modified_response(response, result))
+    except Exception as exc:  # noqa: BLE001 - as for the pre-hooks: an answer, not a dropped connection
+        log.exception("the post-hook path failed (uid %s)", outcome.uid)
+        return await send_error(client, 502, f"powerstrip: the post-hooks failed ({type(exc).__name__}: "
+                                f"{str(exc)[:200]}); the daemon's answer is withheld",
+                                head.keep_alive and response.keep_alive, outcome)
+    client[1].write(answer)
     await client[1].drain()
     outcome.status = result.code
     outcome.keep_alive = head.keep_alive and response.keep_alive

@@ -13,7 +13,8 @@ Run it in-process (adapters.yml: ``policy: python:mymodule:adapter``) or as an H
 (``powerstrip adapter run mymodule:adapter``). See docs/adapters.md.
 """
 
-from powerstrip.sdk.adapter import Adapter, Reject
+from powerstrip.sdk.adapter import Adapter
 from powerstrip.sdk.messages import Request, Response
+from powerstrip.sdk.reject import Reject
 
 __all__ = ["Adapter", "Reject", "Request", "Response"]

@@ -15,19 +15,9 @@ from typing import Any, TypeVar, Union
 from powerstrip.config.routes import Pattern, normalize_path
 from powerstrip.hooks.model import AdapterFailure, ClientRequest, HookRejected, ServerResponse
 from powerstrip.sdk.messages import Request, Response
+from powerstrip.sdk.reject import Reject
 
 log = logging.getLogger("powerstrip.sdk")
-
-
-class Reject(Exception):
-    """Refuse the request: the client gets ``status`` and ``{"message": message}``. Raise or return it."""
-
-    def __init__(self, status: int = 403, message: str = "refused") -> None:
-        if not 400 <= status <= 599:
-            raise ValueError(f"a refusal needs an HTTP error status (400-599), not {status}")
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 PreResult = Union[Request, Reject, None]

@@ -1,7 +1,13 @@
 """The request and response an SDK handler gets: typed, JSON decoded on demand, editable in place.
 
 A handler may change ``json`` (or assign ``body``) and return nothing; the SDK then forwards the
-change. An untouched body is forwarded byte for byte, never re-encoded.
+change. An untouched body is forwarded as it came, never re-encoded.
+
+``Request.json`` is the body as dockerd will execute it (powerstrip.canonical): canonical field names,
+duplicates resolved, legacy top-level HostConfig fields in ``HostConfig``. Behind powerstrip's gateway the
+body is canonical already; served to another gateway, the SDK canonicalises it itself. A body that
+cannot be read that way is refused with 400 when a handler asks for ``json``; a handler never gets
+``None`` for a JSON body it could not read.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from powerstrip.canonical import BodyRefused, canonicalize
 from powerstrip.config.routes import normalize_path
 from powerstrip.hooks.model import ClientRequest, ServerResponse
+from powerstrip.sdk.reject import Reject
 
 _UNDECODED = object()
 
@@ -29,7 +37,7 @@ class JsonBody:
     @property
     def json(self) -> Any:
         if self._decoded is _UNDECODED:
-            self._decoded = _loads(self.body)
+            self._decoded = self._loads(self.body)
         return self._decoded
 
     @json.setter
@@ -40,18 +48,18 @@ class JsonBody:
         """The body to forward: an assigned ``body`` wins, else a changed ``json``, else the original."""
         if self.body != self._original or self._decoded is _UNDECODED:
             return self.body
-        if self._decoded == _loads(self._original):
+        if self._decoded == self._loads(self._original):
             return self._original
         return None if self._decoded is None else json.dumps(self._decoded)
 
-
-def _loads(body: str | None) -> Any:
-    if not body:
-        return None
-    try:
-        return json.loads(body)
-    except ValueError:
-        return None
+    def _loads(self, body: str | None) -> Any:
+        """A response body's JSON (``None`` when there is none or it is not JSON: daemons answer text too)."""
+        if not body:
+            return None
+        try:
+            return json.loads(body)
+        except ValueError:
+            return None
 
 
 class Request(JsonBody):
@@ -74,6 +82,16 @@ class Request(JsonBody):
     def path(self) -> str:
         """The decoded, cleaned path Docker will route (no query), e.g. ``/v1.41/containers/create``."""
         return normalize_path(self.target)
+
+    def _loads(self, body: str | None) -> Any:
+        """The body as dockerd reads it; ``None`` only when there is no body or it is not JSON at all."""
+        if not body:
+            return None
+        try:
+            found = canonicalize(self.method, self.path, body)
+        except BodyRefused as refused:
+            raise Reject(400, f"the request body cannot be judged: {refused}") from None
+        return None if found is None else found.value
 
     @property
     def query(self) -> dict[str, list[str]]:

@@ -55,3 +55,27 @@ def test_the_access_logger_level_turns_it_off() -> None:
         assert AccessLog().enabled
     finally:
         logger.setLevel(before)
+
+
+def test_control_characters_are_escaped_so_lines_cannot_be_forged() -> None:
+    import io
+
+    from powerstrip.proxy.access_log import AccessLog
+
+    stream = io.StringIO()
+    access = AccessLog(stream)
+    access.write("POST /x -> 403 (adapter p: no\r\nINFO powerstrip.access: GET /forged -> 200 \x1b[2J \\x0a)")
+    access.flush()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1
+    assert "no\\x0d\\x0aINFO" in lines[0] and "\\x1b[2J" in lines[0] and "\\\\x0a" in lines[0]
+
+
+def test_other_log_records_are_escaped_too() -> None:
+    import logging
+
+    from powerstrip.logtext import FORMAT, EscapingFormatter
+
+    record = logging.LogRecord("powerstrip.hooks", logging.WARNING, __file__, 1, "adapter %s warns: %s",
+                               ("p", "a\nb\u2028c"), None)
+    assert EscapingFormatter(FORMAT).format(record).endswith("adapter p warns: a\\x0ab\\u2028c")

@@ -157,10 +157,33 @@ def test_post_handlers_edit_the_response() -> None:
     assert untouched is answer
 
 
-def test_a_body_that_is_not_json_reads_as_none() -> None:
+def test_no_body_reads_as_none() -> None:
     adapter = Adapter("t")
     seen: list[object] = []
     adapter.pre(CREATE)(lambda request: seen.append(request.json))
-    run(adapter.pre_hook(create(body="not json")))
     run(adapter.pre_hook(create(body=None)))
-    assert seen == [None, None]
+    assert seen == [None]
+
+
+def test_a_json_endpoint_body_that_is_not_json_is_refused_not_none() -> None:
+    adapter = Adapter("t")
+    adapter.pre(CREATE)(lambda request: request.json)
+    with pytest.raises(HookRejected) as refused:
+        run(adapter.pre_hook(create(body="not json")))
+    assert refused.value.status == 400 and "not JSON" in refused.value.message
+
+
+def test_a_body_of_an_endpoint_without_json_that_is_not_json_reads_as_none() -> None:
+    adapter = Adapter("t")
+    seen: list[object] = []
+    adapter.pre("POST /*/build")(lambda request: seen.append(request.json))
+    run(adapter.pre_hook(ClientRequest("POST", "/v1.41/build", "a tar stream, say")))
+    assert seen == [None]
+
+
+def test_json_is_the_body_as_dockerd_reads_it() -> None:
+    adapter = Adapter("t")
+    seen: list[object] = []
+    adapter.pre(CREATE)(lambda request: seen.append(request.json))
+    run(adapter.pre_hook(create(body='{"image": "x", "hostconfig": {"privileged": true}}')))
+    assert seen == [{"Image": "x", "HostConfig": {"Privileged": True, "NetworkMode": "default"}}]
