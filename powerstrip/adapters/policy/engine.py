@@ -43,10 +43,12 @@ def decide_for(profile: Profile, method: str, target: str, body: Any, query: Map
         return Decision(False, profile, rule, reason, mode)
     check = None if profile.powers.unrestricted else checker_for(method, path)
     if check is not None:
-        if isinstance(body, Unreadable) or not isinstance(body, (Mapping, type(None))):
+        if not check.reads_body:
+            body = None
+        elif isinstance(body, Unreadable) or not isinstance(body, (Mapping, type(None))):
             return Decision(False, profile, rule, f"the body of {method} {path} is not a JSON object, so the "
                             "policy cannot judge it", mode)
-        violations = tuple(check(body or {}, query, profile.powers))
+        violations = tuple(check.check(body or {}, query, profile.powers))
         if violations:
             return Decision(False, profile, rule, "; ".join(violations) + f" (profile {profile.name!r})",
                             profile.mode, violations)

@@ -75,7 +75,7 @@ class Powers:
     device_requests: bool = False  # DeviceRequests (--gpus)
     bind_sources: tuple[str, ...] = ()  # allowed host path prefixes for binds (cleaned, no trailing /)
     volumes_from: bool = False
-    unconfined: bool = False  # seccomp/apparmor unconfined or custom, label=disable, systempaths, masked paths
+    unconfined: bool = False  # seccomp/apparmor unconfined or custom, label=disable, Masked/ReadonlyPaths
     require_no_new_privileges: bool = False
     runtimes: tuple[str, ...] = ("", "runc")
     sysctls: tuple[str, ...] = ()  # fnmatch globs of allowed sysctl names

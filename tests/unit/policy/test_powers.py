@@ -23,7 +23,6 @@ NONE = Powers(root=False)
 GRANTING = {
     "privileged": Powers(privileged=True), "join": Powers(join_containers=True),
     "cap-add": Powers(capabilities=frozenset({"SYS_ADMIN", "ALL"})),
-    "capabilities": Powers(capabilities=frozenset({"SYS_ADMIN"})),
     "devices": Powers(devices=True), "device-requests": Powers(device_requests=True),
     "bind": Powers(bind_sources=("/etc",)), "volumes-from": Powers(volumes_from=True),
     "unconfined": Powers(unconfined=True), "runtime": Powers(runtimes=("", "runc", "io.containerd.runc.v2")),
@@ -42,6 +41,11 @@ def test_every_spelling_is_refused_without_the_power(spelling):
 def test_every_spelling_is_allowed_with_the_power(spelling):
     body = json.loads(json.dumps(spelling.body("ps-busybox")).replace("{victim}", "other"))
     assert container_create(body, {}, GRANTING[spelling.power]) == []
+
+
+def test_capabilities_field_of_api_1_40_daemons():
+    """19.03 daemons read HostConfig.Capabilities (the whole set); 20.10's schema has no such field."""
+    assert container_create({"HostConfig": {"Capabilities": ["CAP_SYS_ADMIN"]}}, {}, Powers())
 
 
 def test_bind_prefixes_are_whole_segments_and_cleaned():
@@ -114,8 +118,8 @@ def test_exec_service_build_volume():
 def test_legacy_start_body_and_update():
     from powerstrip.adapters.policy.powers import checker_for
 
-    start = checker_for("POST", "/containers/abc/start")
+    start = checker_for("POST", "/containers/abc/start").check
     assert start({"Privileged": True}, {}, Powers()) and start({}, {}, Powers()) == []
-    update = checker_for("POST", "/containers/abc/update")
+    update = checker_for("POST", "/containers/abc/update").check
     assert update({"Devices": [{"PathOnHost": "/dev/sda"}]}, {}, Powers())
     assert update({"Memory": 1 << 20}, {}, Powers(require_limits=frozenset({"cpu"}))) == []
