@@ -57,7 +57,7 @@ def test_post_opens_every_method_of_enabled_sections(proxy, uniq, daemon):
         assert run_docker(gw.url, "start", name).rc == 0
         # /containers/{id}/exec is in CONTAINERS; /exec/{id}/start is EXEC's, off by default
         exec_run = run_docker(gw.url, "exec", name, "true")
-        assert exec_run.rc != 0 and "no rule of profile 'socket-proxy-env' allows POST /exec/" in exec_run.err
+        assert exec_run.rc != 0 and "received 403" in exec_run.err  # the CLI shows only the status of an upgrade
         assert rawhttp.request(gw.socket_path, "POST", f"/v1.41/containers/{name}/exec",
                                b'{"Cmd":["true"]}', {"Content-Type": "application/json"}).status == 201
         assert run_docker(gw.url, "rm", "-f", name).rc == 0  # DELETE passes too: the complaint users have
