@@ -1,0 +1,180 @@
+"""Modes, rate limits, ownership, label injection, redaction, hot reload and unbroken streams, through the
+real daemon with the docker CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.harness import rawhttp
+from tests.harness.cli import Streaming, run_docker
+from tests.harness.gateway import free_tcp_port
+from tests.harness.util import wait_until
+
+pytestmark = pytest.mark.docker
+
+
+def _audit_lines(gw) -> list[dict]:
+    return [json.loads(line.split("powerstrip.policy.audit: ", 1)[1]) for line in gw.log_text().splitlines()
+            if "powerstrip.policy.audit: " in line]
+
+
+def test_warn_and_audit_modes(policy_gateway, uniq, daemon):
+    gw = policy_gateway("""\
+        profiles:
+          - name: trial
+            mode: warn
+            rules:
+              - allow: "* /**"
+              - deny: "DELETE /containers/*"
+                mode: audit
+        """)
+    name = f"pol-warn-{uniq}"
+    try:
+        created = run_docker(gw.url, "create", "--privileged", "--name", name, "ps-busybox", "true")
+        assert created.rc == 0, created.err
+        assert "powerstrip policy (warn mode, not enforced)" in created.err and "privileged" in created.err
+        assert daemon.api.inspect_container(name)["HostConfig"]["Privileged"] is True
+        entry = next(e for e in _audit_lines(gw) if e["path"] == "/containers/create")
+        assert entry["decision"] == "deny" and entry["mode"] == "warn" and not entry["enforced"]
+        assert entry["rule"].endswith("policy.yml:5") and entry["violations"] == ["privileged containers are not allowed"]
+    finally:
+        daemon.api.remove_container(name, force=True)
+
+
+def test_per_rule_audit_mode_records_and_lets_through(policy_gateway, uniq, daemon):
+    gw = policy_gateway("""\
+        profiles:
+          - name: ops
+            rules:
+              - deny: "DELETE /containers/*"
+                reason: deletes are being reviewed
+                mode: audit
+              - allow: "* /**"
+        """)
+    name = f"pol-audit-{uniq}"
+    daemon.api.create_container("ps-busybox", ["true"], name=name)
+    assert run_docker(gw.url, "rm", name).rc == 0
+    wait_until(lambda: any(e["path"] == f"/containers/{name}" for e in _audit_lines(gw)), 10, 0.05, "the audit line")
+    entry = next(e for e in _audit_lines(gw) if e["path"] == f"/containers/{name}")
+    assert entry == {**entry, "decision": "deny", "mode": "audit", "enforced": False,
+                     "reason": "deletes are being reviewed", "profile": "ops"}
+    assert entry["rule"].endswith("policy.yml:4")
+
+
+def test_rate_limit_answers_429(policy_gateway):
+    gw = policy_gateway("""\
+        profiles:
+          - name: slow
+            rate_limit: {rate: 0.5, burst: 3}
+            rules:
+              - allow: "* /**"
+        """)
+    statuses = [rawhttp.request(gw.socket_path, "GET", "/v1.41/containers/json").status for _ in range(5)]
+    assert statuses[:2] == [200, 200] and statuses[-1] == 429, statuses  # the harness's ready ping took one token
+    reply = rawhttp.request(gw.socket_path, "GET", "/v1.41/containers/json")
+    assert reply.status == 429 and "over its rate limit (0.5/s, burst 3)" in reply.json()["message"]
+
+
+def test_ownership_labels_lists_access_and_prunes(policy_gateway, uniq, daemon):
+    port = free_tcp_port()
+    gw = policy_gateway(f"""\
+        profiles:
+          - name: team-a
+            match: {{listener: "unix://./gw.sock"}}
+            owner: team-a
+            labels: {{tier: frontend}}
+            rules: [{{allow: "* /**"}}]
+          - name: team-b
+            match: {{listener: "tcp://127.0.0.1:{port}"}}
+            owner: team-b
+            rules: [{{allow: "* /**"}}]
+        """, extra_args=["--listen", f"tcp://127.0.0.1:{port}"])
+    a, b = gw.url, f"tcp://127.0.0.1:{port}"
+    mine, theirs = f"pol-own-a-{uniq}", f"pol-own-b-{uniq}"
+    try:
+        # a client cannot claim another owner: the profile's owner label wins
+        assert run_docker(a, "create", "--label", "powerstrip.owner=team-b", "--name", mine, "ps-busybox", "true").rc == 0
+        assert run_docker(b, "create", "--name", theirs, "ps-busybox", "true").rc == 0
+        labels = daemon.api.inspect_container(mine)["Config"]["Labels"]
+        assert labels["powerstrip.owner"] == "team-a" and labels["tier"] == "frontend"
+        assert run_docker(a, "ps", "-a", "--format", "{{.Names}}").out.split() == [mine]
+        assert run_docker(b, "ps", "-a", "--format", "{{.Names}}").out.split() == [theirs]
+        assert run_docker(a, "ps", "-a", "--filter", "label=tier=frontend", "--format", "{{.Names}}").out.split() == [mine]
+        for args in (("inspect", theirs), ("rm", "-f", theirs), ("start", theirs), ("logs", theirs)):
+            refused = run_docker(a, *args)  # (rm -f exits 0 for a container that does not exist)
+            assert "No such" in refused.err and (refused.rc != 0 or args[0] == "rm"), (args, refused.err)
+        assert daemon.api.inspect_container(theirs)
+        pruned = run_docker(a, "container", "prune", "-f")
+        assert pruned.rc == 0, pruned.err
+        names = {c["Names"][0].lstrip("/") for c in daemon.api.containers(all=True)}
+        assert mine not in names and theirs in names
+        events = rawhttp.request(gw.socket_path, "GET", f"/v1.41/events?since=0&until={int(time.time()) + 1}")
+        actors = {json.loads(line)["Actor"]["Attributes"].get("name") for line in events.body.splitlines() if line}
+        assert mine in actors and theirs not in actors
+    finally:
+        for name in (mine, theirs):
+            try:
+                daemon.api.remove_container(name, force=True)
+            except Exception:  # noqa: BLE001 - gone already
+                pass
+
+
+def test_redaction_of_env_and_mounts(policy_gateway, uniq, daemon, tmp_path):
+    gw = policy_gateway("""\
+        profiles:
+          - name: dashboard
+            redact: {env: true, mounts: true}
+            rules: [{allow: "* /**"}]
+        """)
+    name = f"pol-redact-{uniq}"
+    daemon.api.create_container("ps-busybox", ["true"], name=name, environment=["DB_PASSWORD=hunter2", "MODE=x"],
+                                host_config=daemon.api.create_host_config(binds=[f"{tmp_path}:/data"]))
+    try:
+        shown = json.loads(run_docker(gw.url, "inspect", name).out)[0]
+        assert "DB_PASSWORD=<redacted>" in shown["Config"]["Env"] and "hunter2" not in json.dumps(shown)
+        assert str(tmp_path) not in json.dumps(shown)
+        assert shown["Mounts"][0]["Destination"] == "/data"
+    finally:
+        daemon.api.remove_container(name, force=True)
+
+
+def test_rules_file_reloads_and_a_bad_edit_keeps_the_old_rules(policy_gateway):
+    gw = policy_gateway("""\
+        profiles:
+          - name: p
+            rules: [{allow: "GET,HEAD /_ping"}]
+        """)
+    assert rawhttp.request(gw.socket_path, "GET", "/v1.41/info").status == 403
+    gw.rules_path.write_text("profiles:\n  - name: p\n    rules: [{allow: 'GET,HEAD /_ping'}, {allow: GET /info}]\n")
+    wait_until(lambda: rawhttp.request(gw.socket_path, "GET", "/v1.41/info").status == 200, 10, 0.2, "the reload")
+    gw.rules_path.write_text("profiles:\n  - name: p\n    rules: [{allow: get /info}]\n")
+    # the file is looked at when a request comes (at most once a second)
+    wait_until(lambda: rawhttp.request(gw.socket_path, "GET", "/_ping") and "policy reload refused" in gw.log_text(),
+               10, 0.2, "the refused reload")
+    assert "policy.yml:3:" in gw.log_text()
+    assert rawhttp.request(gw.socket_path, "GET", "/v1.41/info").status == 200
+
+
+def test_streams_and_upgrades_pass_through_the_policy(policy_gateway, uniq, daemon):
+    gw = policy_gateway("""\
+        profiles:
+          - name: ci
+            presets: [ci-runner]
+        """)
+    name = f"pol-stream-{uniq}"
+    daemon.api.create_container("ps-busybox", ["sh", "-c", "i=0; while true; do echo $i; i=$((i+1)); sleep 0.5; done"],
+                                name=name)
+    daemon.api.start(name)
+    try:
+        with Streaming(gw.url, "logs", "-f", name) as follow:
+            lines = follow.wait_lines(7, 15)  # 3.5 s of an open stream
+        assert lines[:7] == [str(i) for i in range(7)]
+        executed = run_docker(gw.url, "exec", name, "echo", "through-the-policy")
+        assert executed.rc == 0 and executed.out == "through-the-policy\n", executed.err
+        attached = run_docker(gw.url, "run", "--rm", "-i", "ps-busybox", "cat", input="stdin-through\n")
+        assert attached.out == "stdin-through\n", attached.err
+    finally:
+        daemon.api.remove_container(name, force=True)
