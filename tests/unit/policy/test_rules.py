@@ -120,3 +120,39 @@ def test_rate_limiter_token_bucket():
     now[0] = 0.5  # one token back
     assert limiter.take("p", limit) and not limiter.take("p", limit)
     assert limiter.take("other", limit)
+
+
+def test_unreadable_bodies_are_refused_where_powers_are_judged_but_not_for_build():
+    from powerstrip.adapters.policy.engine import UNREADABLE
+
+    policy = parse_policy("profiles:\n  - name: a\n    rules: [{allow: '* /**'}]\n", "p.yml")
+    assert decide(policy, ALICE, "POST", "/containers/create", UNREADABLE).refused
+    assert decide(policy, ALICE, "POST", "/containers/create", ["not", "an", "object"]).refused
+    assert decide(policy, ALICE, "POST", "/build?t=x", UNREADABLE, {"t": ["x"]}).allowed  # the body is a tar
+    assert decide(policy, ALICE, "POST", "/build", UNREADABLE, {"networkmode": ["host"]}).refused
+    assert decide(policy, ALICE, "PUT", "/containers/x/archive", UNREADABLE).allowed
+
+
+@pytest.mark.parametrize(("env", "allowed", "refused"), [
+    ({}, ["GET /_ping", "HEAD /_ping", "GET /version", "GET /events"], ["GET /containers/json", "POST /_ping"]),
+    ({"CONTAINERS": "1"}, ["GET /containers/json", "GET /containers/x/logs"], ["POST /containers/x/start"]),
+    ({"CONTAINERS": "1", "POST": "1"}, ["POST /containers/create", "DELETE /containers/x", "POST /containers/x/exec"],
+     ["POST /exec/x/start", "GET /images/json"]),
+    ({"ALLOW_START": "1"}, ["POST /containers/x/start"], ["POST /containers/x/stop", "GET /containers/json"]),
+    ({"ALLOW_RESTARTS": "1"}, ["POST /containers/x/stop", "POST /containers/x/restart", "POST /containers/x/kill"],
+     ["POST /containers/x/start"]),
+    ({"CONTAINERS": "1", "ALLOW_LOGS": "0"}, ["GET /containers/x/json"], ["GET /containers/x/logs"]),
+    ({"CONTAINERS": "1", "POST": "1", "DELETE": "0"}, ["POST /containers/x/stop"], ["DELETE /containers/x"]),
+    ({"CONTAINERS": "1", "DELETE": "1"}, ["DELETE /containers/x"], ["POST /containers/x/stop"]),
+    ({"PING": "0", "EVENTS": "false"}, ["GET /version"], ["GET /_ping", "GET /events"]),
+])
+def test_socket_proxy_environment(env, allowed, refused):
+    from powerstrip.adapters.policy.socket_proxy import rules_from_env
+
+    policy = parse_policy(rules_from_env(env), "env")
+    for request in allowed:
+        method, path = request.split()
+        assert decide(policy, ALICE, method, "/v1.41" + path).allowed, request
+    for request in refused:
+        method, path = request.split()
+        assert decide(policy, ALICE, method, "/v1.41" + path).refused, request
