@@ -62,6 +62,18 @@ class ServerResponse:
     body: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class PathVerdict:
+    """An adapter's decision from the method, target and client alone (no body, no hook call): relay the
+    request without hooks (``status`` 0), or refuse it with ``status`` and ``message``."""
+
+    status: int = 0
+    message: str = ""
+
+
+RELAY = PathVerdict()
+
+
 class HookRejected(Exception):
     """An adapter decided to refuse: the client gets ``status`` and ``message``, whatever the failure policy."""
 
@@ -101,3 +113,11 @@ class Adapter(Protocol):
     async def post_hook(self, request: ClientRequest, response: ServerResponse) -> ServerResponse: ...
 
     async def close(self) -> None: ...
+
+
+class PathJudge(Protocol):
+    """Optional, for an adapter that is a route's only hook: ``judge_path`` may decide a request before its
+    body is read, so a path-only decision costs no hook round trip (the built-in policy's rules). ``None``:
+    no decision, run the hook as usual. It must be quick and must not block."""
+
+    def judge_path(self, method: str, target: str, peer: Peer) -> PathVerdict | None: ...

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from powerstrip.config.routes import Route, RouteTable
-from powerstrip.hooks.model import Adapter, Peer
-from powerstrip.http.head import MAX_HEAD_SIZE, MalformedMessage, RequestHead, parse_request_head
+from powerstrip.hooks.model import Adapter, PathVerdict, Peer
+from powerstrip.http.head import MAX_HEAD_SIZE, Framing, MalformedMessage, RequestHead, parse_request_head
 from powerstrip.proxy import exchange
 from powerstrip.proxy.access_log import ACCESS_LOG
 from powerstrip.proxy.addresses import Address
@@ -129,12 +129,32 @@ async def _one_exchange(
     adapters: dict[str, Adapter], settings: ConnectionSettings,
 ) -> exchange.Outcome:
     try:
+        if route is not None and len(route.pre) == 1 and not route.post:
+            route, refusal = _judged_by_path(route, adapters[route.pre[0].name], head, peer)
+            if refusal is not None:
+                return await exchange.send_error(client, refusal.status, refusal.message, head.keep_alive,
+                                                 exchange.Outcome())
         if route is None:
             return await exchange.relay(client, link, head, settings.limits)
         return await exchange.hooked(client, peer, link, head, route, adapters, settings.limits)
     except DaemonUnavailable as exc:
         # The request body (if any) was not read, so the connection cannot carry another request.
         return await exchange.send_error(client, 502, str(exc), False, exchange.Outcome())
+
+
+def _judged_by_path(route: Route, adapter: Adapter, head: RequestHead, peer: Peer) -> tuple[Route | None, PathVerdict | None]:
+    """A route whose only hook can decide by path (``PathJudge``): relayed unhooked, refused, or hooked as usual."""
+    judge = getattr(adapter, "judge_path", None)
+    verdict = judge(head.method, head.target, peer) if judge is not None else None
+    if verdict is None or (verdict.status == 0 and exchange.is_dry_run(head)):
+        return route, None
+    if verdict.status == 0:
+        return None, None
+    if head.framing is not Framing.NONE:
+        # a refusal must leave the connection usable (a "Connection: close" 403 to an Upgrade request reads
+        # as a hijack to the docker CLI), so a request with a body goes the hooked way, which reads it first
+        return route, None
+    return route, PathVerdict(verdict.status, f"adapter {route.pre[0].name}: {verdict.message}")
 
 
 async def _refuse_malformed(

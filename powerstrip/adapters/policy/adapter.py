@@ -26,18 +26,20 @@ from urllib.parse import quote, unquote, urlencode, urlsplit
 from powerstrip.adapters import BuiltinContext
 from powerstrip.adapters.net.docker_api import DockerAPI, DockerError
 from powerstrip.adapters.policy.clients import profile_for
-from powerstrip.adapters.policy.engine import UNREADABLE, decide
+from powerstrip.adapters.policy.engine import UNREADABLE, decide, path_decision
 from powerstrip.adapters.policy.loader import PolicyError
 from powerstrip.adapters.policy.model import Decision, Policy, Profile
 from powerstrip.adapters.policy.paths import policy_path
 from powerstrip.adapters.policy.ratelimit import RateLimiter
 from powerstrip.adapters.policy.source import PolicySource
+from powerstrip.hooks.model import RELAY, PathVerdict, Peer
 from powerstrip.sdk import Adapter, Reject, Request, Response
 
 log = logging.getLogger("powerstrip.policy")
 audit = logging.getLogger("powerstrip.policy.audit")
 
 REMEMBERED_WARNINGS = 1024
+FAST_DECISIONS = 4096  # cached path decisions; cleared when full (targets with varying queries)
 _CREATES = {"/containers/create": "Labels", "/networks/create": "Labels", "/volumes/create": "Labels",
             "/services/create": "Labels"}
 _LISTS = ("/containers/json", "/networks", "/volumes", "/services", "/events", "/containers/prune",
@@ -61,8 +63,38 @@ class PolicyAdapter(Adapter):
         self.docker = docker
         self.limiter = RateLimiter()
         self._warnings: OrderedDict[str, str] = OrderedDict()
+        self._fast_policy: Policy | None = None  # the policy the fast-path caches below were made for
+        self._fast_profiles: dict[Peer, Profile | None] = {}
+        self._fast_decisions: dict[tuple[str, str, str], Decision | None] = {}
         self.pre("* /*")(self.judge)
         self.post("POST /*/containers/create", "GET /*/containers/*/json")(self.answer)
+
+    def judge_path(self, method: str, target: str, peer: Peer) -> PathVerdict | None:
+        """The gateway's fast path (hooks.model.PathJudge): a decision the path alone makes — an allowed
+        request whose endpoint carries no powers, or a denial by rule — is taken here, cached per profile,
+        method and target, and the request is relayed without a hook call (or refused before its body is
+        read). Whatever needs the body, ownership, a rate limit or a warn/audit mode goes to ``judge``."""
+        policy = self.source.current()
+        if policy is not self._fast_policy:
+            self._fast_policy, self._fast_profiles, self._fast_decisions = policy, {}, {}
+        try:
+            profile = self._fast_profiles[peer]
+        except KeyError:
+            profile = self._fast_profiles[peer] = profile_for(policy, peer)
+        if profile is None or profile.owner is not None or profile.rate_limit is not None:
+            return None
+        key = (profile.name, method, target)
+        try:
+            decision = self._fast_decisions[key]
+        except KeyError:
+            decision = self._fast_decisions[key] = path_decision(profile, method, target)
+            if len(self._fast_decisions) > FAST_DECISIONS:
+                self._fast_decisions.clear()
+        if decision is None:
+            return None
+        if audit.isEnabledFor(logging.DEBUG if decision.allowed else logging.WARNING):
+            self._record(None, method, target, decision)
+        return RELAY if decision.allowed else PathVerdict(403, _message(decision))
 
     async def judge(self, request: Request) -> None:
         policy = self.source.current()
@@ -70,7 +102,7 @@ class PolicyAdapter(Adapter):
         if request.body:
             body = request.json if isinstance(request.json, (dict, list)) else UNREADABLE
         decision = decide(policy, request.peer, request.method, request.target, body, request.query)
-        self._record(request, decision)
+        self._record(request.uid, request.method, request.target, decision)
         if decision.refused:
             raise Reject(403, _message(decision))
         if not decision.allowed and decision.mode == "warn":
@@ -114,9 +146,10 @@ class PolicyAdapter(Adapter):
         if labels.get(policy.owner_label) != profile.owner:
             raise Reject(404, f"No such container: {match[1]}")
 
-    def _record(self, request: Request, decision: Decision) -> None:
+    def _record(self, uid: str | None, method: str, target: str, decision: Decision) -> None:
+        """One JSON line per decision; ``uid`` is None on the fast path (no exchange uid is made there)."""
         entry = {
-            "uid": request.uid, "method": request.method, "path": policy_path(request.target),
+            "uid": uid, "method": method, "path": policy_path(target),
             "profile": decision.profile.name if decision.profile else None,
             "rule": decision.rule.where if decision.rule else "default deny",
             "decision": "allow" if decision.allowed else "deny", "mode": decision.mode,
@@ -124,7 +157,10 @@ class PolicyAdapter(Adapter):
         }
         if decision.violations:
             entry["violations"] = list(decision.violations)
-        level = logging.WARNING if not decision.allowed and decision.mode != "audit" else logging.INFO
+        if decision.allowed:
+            level = logging.DEBUG  # every request: at --log-level debug
+        else:
+            level = logging.WARNING if decision.mode != "audit" else logging.INFO
         audit.log(level, "%s", json.dumps(entry, separators=(",", ":")))
 
     def _remember_warning(self, uid: str, warning: str) -> None:

@@ -53,3 +53,14 @@ def decide_for(profile: Profile, method: str, target: str, body: Any, query: Map
             return Decision(False, profile, rule, "; ".join(violations) + f" (profile {profile.name!r})",
                             profile.mode, violations)
     return Decision(True, profile, rule, rule.reason or f"allowed by {rule.where}", mode)
+
+
+def path_decision(profile: Profile, method: str, target: str) -> Decision | None:
+    """The decision the path alone makes for ``profile``, or None when the body must be seen (an allowed
+    endpoint that carries powers) or a denial is not enforced (warn/audit: the hook adds the warning)."""
+    path = policy_path(target)
+    rule = next((rule for rule in profile.rules if rule.matches(method, path)), None)
+    if rule is not None and rule.action == "allow" and not profile.powers.unrestricted and checker_for(method, path):
+        return None
+    decision = decide_for(profile, method, target, None, {})
+    return decision if decision.allowed or decision.refused else None

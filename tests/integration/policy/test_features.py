@@ -178,3 +178,30 @@ def test_streams_and_upgrades_pass_through_the_policy(policy_gateway, uniq, daem
         assert attached.out == "stdin-through\n", attached.err
     finally:
         daemon.api.remove_container(name, force=True)
+
+
+def test_path_only_decisions_take_the_fast_path(policy_gateway):
+    """Allowed by path: relayed without a hook call (no hooks in the access line); denied by path: refused
+    before the hook chain, the same message; a dry run still never reaches the daemon."""
+    gw = policy_gateway("""\
+        profiles:
+          - name: p
+            rules:
+              - deny: GET /info
+                reason: not for you
+              - allow: ["GET,HEAD /_ping", "POST /containers/create"]
+        """)
+    assert rawhttp.request(gw.socket_path, "GET", "/v1.41/_ping").status == 200
+    denied = rawhttp.request(gw.socket_path, "GET", "/v1.41/info")
+    assert denied.status == 403 and denied.json()["message"] == "adapter policy: policy (profile 'p'): not for you"
+    created = rawhttp.request(gw.socket_path, "POST", "/v1.41/containers/create", b'{"Image": "pol-missing"}',
+                              {"Content-Type": "application/json"})
+    assert created.status == 404
+    dry = rawhttp.request(gw.socket_path, "GET", "/v1.41/_ping", headers={"X-Powerstrip-Dry-Run": "1"})
+    assert dry.status == 200 and dry.json()["DryRun"] is True
+    wait_until(lambda: "POST /v1.41/containers/create -> 404" in gw.log_text(), 10, 0.05, "the access lines")
+    lines = gw.log_text().splitlines()
+    ping = next(line for line in lines if "GET /v1.41/_ping -> 200" in line)
+    info = next(line for line in lines if "GET /v1.41/info -> 403" in line)
+    create = next(line for line in lines if "POST /v1.41/containers/create -> 404" in line)
+    assert "hooks=" not in ping and "hooks=" not in info and "hooks=pre:policy=ok" in create

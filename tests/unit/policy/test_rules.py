@@ -156,3 +156,22 @@ def test_socket_proxy_environment(env, allowed, refused):
     for request in refused:
         method, path = request.split()
         assert decide(policy, ALICE, method, "/v1.41" + path).refused, request
+
+
+def test_path_decisions_for_the_fast_path():
+    from powerstrip.adapters.policy.engine import path_decision
+
+    policy = parse_policy(textwrap.dedent("""\
+        profiles:
+          - name: a
+            rules:
+              - deny: "* /containers/*/exec"
+              - deny: "DELETE /**"
+                mode: audit
+              - allow: "* /**"
+        """), "p.yml")
+    profile = policy.profiles[0]
+    assert path_decision(profile, "GET", "/v1.41/_ping").allowed
+    assert path_decision(profile, "POST", "/v1.41/containers/x/exec").refused
+    assert path_decision(profile, "POST", "/v1.41/containers/create") is None  # the body decides
+    assert path_decision(profile, "DELETE", "/v1.41/containers/x") is None  # audit mode: the hook records it
