@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the system packages powerstrip's `make run` and `make test` need, only those that are missing:
 #   docker.io (dockerd, containerd, runc, Debian's docker CLI), busybox-static (the test image),
-#   iproute2 (ip netns), iptables (dockerd's networking), etcd-server (cluster state for the net adapter).
+#   iproute2 (ip netns), iptables (dockerd's networking), etcd-server (cluster state for the net adapter),
+#   docker-compose and openssl (clients and certificates of the policy tests).
 # --bench: also what `make bench` drives (haproxy, wrk, curl).
 # POWERSTRIP_DEPS_DRY_RUN=1: only say what would be installed.
 set -euo pipefail
@@ -17,6 +18,8 @@ need ip iproute2
 need iptables iptables
 need nsenter util-linux
 need etcd etcd-server
+need docker-compose docker-compose
+need openssl openssl
 if [ "${1:-}" = --bench ]; then
     need haproxy haproxy
     need wrk wrk

@@ -113,6 +113,8 @@ class RouteTable:
         self._by_method = {method: tuple(e for m, e in ordered if m in (method, ANY_METHOD)) for method in methods}
         self._any_method = tuple(e for m, e in ordered if m == ANY_METHOD)
         self._resolve = functools.lru_cache(maxsize=cache_size)(self._resolve_uncached)
+        # in front, keyed by the raw target: a repeated request (a "* /*" route sees all) skips normalize_path
+        self._by_target = functools.lru_cache(maxsize=cache_size)(self._by_target_uncached)
 
     def match(self, method: str, target: str) -> Route | None:
         """The hooks for ``method`` on request target ``target``, or None to pass through.
@@ -121,6 +123,9 @@ class RouteTable:
         """
         if method not in self._by_method and not self._any_method:
             return None
+        return self._by_target(method, target)
+
+    def _by_target_uncached(self, method: str, target: str) -> Route | None:
         return self._resolve(method, normalize_path(target))
 
     def _resolve_uncached(self, method: str, path: str) -> Route | None:
