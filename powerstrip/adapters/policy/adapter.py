@@ -21,31 +21,26 @@ import logging
 import re
 from collections import OrderedDict
 from typing import Any
-from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from powerstrip.adapters import BuiltinContext
-from powerstrip.adapters.net.docker_api import DockerAPI, DockerError
+from powerstrip.adapters.net.docker_api import DockerAPI
 from powerstrip.adapters.policy.clients import profile_for
-from powerstrip.adapters.policy.engine import UNREADABLE, decide, path_decision
+from powerstrip.adapters.policy.engine import UNREADABLE, decide, decide_for, path_decision
 from powerstrip.adapters.policy.loader import PolicyError
 from powerstrip.adapters.policy.model import Decision, Policy, Profile
+from powerstrip.adapters.policy.mutations import mutate_create, redacted
+from powerstrip.adapters.policy.ownership import CREATES, check_owner, scope_lists, stamp_owner
 from powerstrip.adapters.policy.paths import policy_path
 from powerstrip.adapters.policy.ratelimit import RateLimiter
 from powerstrip.adapters.policy.source import PolicySource
 from powerstrip.hooks.model import RELAY, PathVerdict, Peer
 from powerstrip.sdk import Adapter, Reject, Request, Response
 
-log = logging.getLogger("powerstrip.policy")
 audit = logging.getLogger("powerstrip.policy.audit")
 
 REMEMBERED_WARNINGS = 1024
 FAST_DECISIONS = 4096  # cached path decisions; cleared when full (targets with varying queries)
-_CREATES = {"/containers/create": "Labels", "/networks/create": "Labels", "/volumes/create": "Labels",
-            "/services/create": "Labels"}
-_LISTS = ("/containers/json", "/networks", "/volumes", "/services", "/events", "/containers/prune",
-          "/networks/prune", "/volumes/prune")
-_CONTAINER = re.compile(r"/containers/([^/]+)(/.*)?")
-_NOT_IDS = ("create", "json", "prune")
+_INSPECT = re.compile(r"/containers/[^/]+/json")
 
 
 def create_adapter(context: BuiltinContext) -> Adapter:
@@ -73,7 +68,7 @@ class PolicyAdapter(Adapter):
         """The gateway's fast path (hooks.model.PathJudge): a decision the path alone makes — an allowed
         request whose endpoint carries no powers, or a denial by rule — is taken here, cached per profile,
         method and target, and the request is relayed without a hook call (or refused before its body is
-        read). Whatever needs the body, ownership, a rate limit or a warn/audit mode goes to ``judge``."""
+        read). Whatever needs the body, ownership, mutations, a rate limit or a warn/audit mode goes to ``judge``."""
         policy = self.source.current()
         if policy is not self._fast_policy:
             self._fast_policy, self._fast_profiles, self._fast_decisions = policy, {}, {}
@@ -81,7 +76,8 @@ class PolicyAdapter(Adapter):
             profile = self._fast_profiles[peer]
         except KeyError:
             profile = self._fast_profiles[peer] = profile_for(policy, peer)
-        if profile is None or profile.owner is not None or profile.rate_limit is not None:
+        if profile is None or profile.owner is not None or profile.rate_limit is not None or profile.labels \
+                or profile.env or profile.image_remap:
             return None
         key = (profile.name, method, target)
         try:
@@ -97,17 +93,27 @@ class PolicyAdapter(Adapter):
         return RELAY if decision.allowed else PathVerdict(403, _message(decision))
 
     async def judge(self, request: Request) -> None:
+        """The full decision, with the body: mutations first (the judged body is the one that runs), then the
+        rules and powers, the rate limit, ownership."""
         policy = self.source.current()
+        path = policy_path(request.target)
+        profile = profile_for(policy, request.peer)
         body: Any = None
         if request.body:
             body = request.json if isinstance(request.json, (dict, list)) else UNREADABLE
-        decision = decide(policy, request.peer, request.method, request.target, body, request.query)
+        if profile is not None and isinstance(body, dict) and request.method == "POST":
+            mutated = mutate_create(profile, path, body)
+            if mutated is not body:
+                request.json = body = mutated
+        if profile is None:
+            decision = decide(policy, request.peer, request.method, request.target, body, request.query)
+        else:
+            decision = decide_for(profile, request.method, request.target, body, request.query)
         self._record(request.uid, request.method, request.target, decision)
         if decision.refused:
             raise Reject(403, _message(decision))
         if not decision.allowed and decision.mode == "warn":
             self._remember_warning(request.uid, _message(decision))
-        profile = decision.profile
         if profile is None:
             return
         if profile.rate_limit is not None and not request.dry_run and \
@@ -115,36 +121,21 @@ class PolicyAdapter(Adapter):
             raise Reject(429, f"policy: profile {profile.name!r} is over its rate limit "
                               f"({profile.rate_limit.rate:g}/s, burst {profile.rate_limit.burst}); try again shortly")
         if profile.owner is not None:
-            await self._check_owner(policy, profile, request)
-            _scope_lists(policy, profile, request)
-        _stamp(policy, profile, request)
+            if self.docker is not None:
+                await check_owner(self.docker, policy, profile, path)
+            scope_lists(policy, profile, request, path)
+            if request.method == "POST" and path in CREATES and isinstance(body, dict):
+                request.json = stamp_owner(policy, profile, body)
 
     async def answer(self, request: Request, response: Response) -> None:
+        """Warn-mode warnings into a create's answer; redaction of a container inspect."""
         warning = self._warnings.pop(request.uid, None)
         if warning and response.code < 300 and isinstance(response.json, dict):
             response.json = {**response.json, "Warnings": [*(response.json.get("Warnings") or []), warning]}
-        path = policy_path(request.target)
-        match = _CONTAINER.fullmatch(path)
-        if request.method == "GET" and match and match[1] not in _NOT_IDS and response.code == 200:
+        if request.method == "GET" and response.code == 200 and _INSPECT.fullmatch(policy_path(request.target)):
             profile = profile_for(self.source.current(), request.peer)
             if profile is not None and (profile.redact.env or profile.redact.mounts):
-                response.json = _redacted(response.json, profile)
-
-    async def _check_owner(self, policy: Policy, profile: Profile, request: Request) -> None:
-        """A container named by id or name must be this profile's: others' are "No such container" (404), so a
-        client cannot even learn which names exist."""
-        match = _CONTAINER.fullmatch(policy_path(request.target))
-        if match is None or match[1] in _NOT_IDS or self.docker is None:
-            return
-        try:
-            info = await self.docker.call("GET", f"/containers/{quote(unquote(match[1]), safe='')}/json")
-        except DockerError as exc:
-            if exc.status == 404:
-                return  # the daemon answers the 404 itself
-            raise Reject(502, f"policy: cannot check the owner of container {match[1]!r}: {exc.message}") from None
-        labels = ((info or {}).get("Config") or {}).get("Labels") or {}
-        if labels.get(policy.owner_label) != profile.owner:
-            raise Reject(404, f"No such container: {match[1]}")
+                response.json = redacted(response.json, profile)
 
     def _record(self, uid: str | None, method: str, target: str, decision: Decision) -> None:
         """One JSON line per decision; ``uid`` is None on the fast path (no exchange uid is made there)."""
@@ -176,59 +167,3 @@ class PolicyAdapter(Adapter):
 def _message(decision: Decision) -> str:
     who = f"profile {decision.profile.name!r}" if decision.profile else "no profile"
     return f"policy ({who}): {decision.reason}"
-
-
-def _stamp(policy: Policy, profile: Profile, request: Request) -> None:
-    """Owner label and the profile's labels on what it creates (the client's own labels cannot fake an owner)."""
-    if request.method != "POST" or not isinstance(request.json, dict):
-        return
-    path = policy_path(request.target)
-    if path not in _CREATES or (profile.owner is None and not profile.labels):
-        return
-    body = request.json
-    labels = dict(body.get("Labels") or {})
-    labels.update(profile.labels)
-    if profile.owner is not None:
-        labels[policy.owner_label] = profile.owner
-    request.json = {**body, "Labels": labels}
-
-
-def _scope_lists(policy: Policy, profile: Profile, request: Request) -> None:
-    """Lists, events and prunes see only the profile's own objects: an owner label filter is added to the query
-    (Docker ANDs label filters, so the client's own filters still apply within its objects)."""
-    path = policy_path(request.target)
-    if path not in _LISTS:
-        return
-    query = request.query
-    try:
-        filters = json.loads((query.get("filters") or ["{}"])[-1] or "{}")
-    except ValueError:
-        raise Reject(400, "policy: the filters parameter is not JSON") from None
-    if not isinstance(filters, dict):
-        raise Reject(400, "policy: the filters parameter is not a JSON object")
-    label = f"{policy.owner_label}={profile.owner}"
-    existing = filters.get("label") or []
-    if isinstance(existing, dict):  # the old {"k=v": true} form
-        existing = [key for key, on in existing.items() if on]
-    filters["label"] = [*existing, label]
-    query["filters"] = [json.dumps(filters, separators=(",", ":"))]
-    parts = urlsplit(request.target)
-    request.target = parts.path + "?" + urlencode([(k, v) for k, values in query.items() for v in values])
-
-
-def _redacted(info: Any, profile: Profile) -> Any:
-    if not isinstance(info, dict):
-        return info
-    info = dict(info)
-    if profile.redact.env and isinstance(info.get("Config"), dict):
-        config = dict(info["Config"])
-        config["Env"] = [f"{str(item).split('=', 1)[0]}=<redacted>" for item in config.get("Env") or []]
-        info["Config"] = config
-    if profile.redact.mounts:
-        info["Mounts"] = [{**mount, "Source": "<redacted>"} if isinstance(mount, dict) else mount
-                          for mount in info.get("Mounts") or []]
-        if isinstance(info.get("HostConfig"), dict):
-            host = dict(info["HostConfig"])
-            host["Binds"] = ["<redacted>:" + str(bind).split(":", 1)[-1] for bind in host.get("Binds") or []]
-            info["HostConfig"] = host
-    return info

@@ -42,7 +42,8 @@ from powerstrip.config.loader import (
 )
 
 _TOP_KEYS = ("version", "owner_label", "profiles")
-_PROFILE_KEYS = ("name", "match", "presets", "mode", "rules", "powers", "rate_limit", "owner", "labels", "redact")
+_PROFILE_KEYS = ("name", "match", "presets", "mode", "rules", "powers", "rate_limit", "owner", "labels", "env",
+                 "image_remap", "redact")
 _MATCH_KEYS = ("uid", "gid", "address", "cert_cn", "cert_san", "listener")
 _RULE_KEYS = ("allow", "deny", "reason", "mode")
 _POWER_BOOLS = ("unrestricted", "privileged", "join_containers", "devices", "device_requests", "volumes_from",
@@ -133,11 +134,13 @@ def _profile(node: Node, source: str, report: _Report) -> Profile | None:
     mode = _get(entries, "mode", _mode, report, "enforce")
     rate = _rate(entries["rate_limit"][1], what, report) if "rate_limit" in entries else None
     owner = _get(entries, "owner", _text, report, None)
-    labels = _labels(entries["labels"][1], what, report) if "labels" in entries else ()
+    labels, env, remap = (_string_map(entries[key][1], f"{what}: {key}", report) if key in entries else ()
+                          for key in ("labels", "env", "image_remap"))
     redact = _redact(entries["redact"][1], what, report) if "redact" in entries else Redaction()
     if match is None or powers is None:
         return None
-    return Profile(name, match, tuple(rules), powers, cast(Mode, mode), rate, owner, labels, redact, _line(node))
+    return Profile(name, match, tuple(rules), powers, cast(Mode, mode), rate, owner, labels, env, remap, redact,
+                   _line(node))
 
 
 # --- values --------------------------------------------------------------------------------------
@@ -293,16 +296,17 @@ def _rate(node: Node, what: str, report: _Report) -> RateLimit | None:
     return RateLimit(float(rate), burst)
 
 
-def _labels(node: Node, what: str, report: _Report) -> tuple[tuple[str, str], ...]:
-    entries = _mapping(node, f"{what}: labels", None, report) or {}
-    labels = []
+def _string_map(node: Node, what: str, report: _Report) -> tuple[tuple[str, str], ...]:
+    """A mapping of strings to strings, in file order (labels, env, image_remap)."""
+    entries = _mapping(node, what, None, report) or {}
+    pairs = []
     for key, (_, value) in entries.items():
         text = _string(value)
         if text is None:
-            report.error(value, f"{what}: label {key!r} must be a string, not {_describe(value)}")
+            report.error(value, f"{what}: the value of {key!r} must be a string, not {_describe(value)}")
         else:
-            labels.append((key, text))
-    return tuple(labels)
+            pairs.append((key, text))
+    return tuple(pairs)
 
 
 def _redact(node: Node, what: str, report: _Report) -> Redaction:

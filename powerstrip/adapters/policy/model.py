@@ -113,6 +113,8 @@ class Profile:
     rate_limit: RateLimit | None = None
     owner: str | None = None  # stamped as label OWNER_LABEL on what it creates; lists filtered to it
     labels: tuple[tuple[str, str], ...] = ()  # injected into what it creates
+    env: tuple[tuple[str, str], ...] = ()  # injected into the containers it creates
+    image_remap: tuple[tuple[str, str], ...] = ()  # normalised image prefix -> replacement, first match
     redact: Redaction = Redaction()
     line: int = 0
 

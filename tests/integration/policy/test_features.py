@@ -3,6 +3,7 @@ real daemon with the docker CLI."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 
@@ -120,6 +121,67 @@ def test_ownership_labels_lists_access_and_prunes(policy_gateway, uniq, daemon):
                 daemon.api.remove_container(name, force=True)
             except Exception:  # noqa: BLE001 - gone already
                 pass
+
+
+def test_ownership_of_networks_volumes_and_exec_instances(policy_gateway, uniq, daemon):
+    port = free_tcp_port()
+    gw = policy_gateway(f"""\
+        profiles:
+          - name: team-a
+            match: {{listener: "unix://./gw.sock"}}
+            owner: team-a
+            rules: [{{allow: "* /**"}}]
+          - name: team-b
+            match: {{listener: "tcp://127.0.0.1:{port}"}}
+            owner: team-b
+            rules: [{{allow: "* /**"}}]
+        """, extra_args=["--listen", f"tcp://127.0.0.1:{port}"])
+    a, b = gw.url, f"tcp://127.0.0.1:{port}"
+    net, vol, box = f"pol-own-net-{uniq}", f"pol-own-vol-{uniq}", f"pol-own-box-{uniq}"
+    try:
+        assert run_docker(a, "network", "create", net).rc == 0
+        assert run_docker(a, "volume", "create", vol).rc == 0
+        assert run_docker(a, "run", "-d", "--name", box, "ps-busybox", "sleep", "60").rc == 0
+        assert daemon.networks.get(net).attrs["Labels"]["powerstrip.owner"] == "team-a"
+        for args, missing in ((("network", "inspect", net), "No such network"), (("network", "rm", net), "No such network"),
+                              (("volume", "inspect", vol), "no such volume"), (("volume", "rm", vol), "no such volume"),
+                              (("exec", box, "true"), "No such container")):
+            refused = run_docker(b, *args)
+            assert refused.rc != 0 and missing.lower() in refused.err.lower(), (args, refused.err)
+        assert run_docker(b, "network", "ls", "-q", "--filter", f"name={net}").out.strip() == ""
+        assert run_docker(a, "network", "ls", "--format", "{{.Name}}").out.split() == [net]
+        exec_id = rawhttp.request(gw.socket_path, "POST", f"/v1.41/containers/{box}/exec", b'{"Cmd": ["true"]}',
+                                  {"Content-Type": "application/json"}).json()["Id"]
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("GET", f"/v1.41/exec/{exec_id}/json")
+        response = connection.getresponse()
+        assert response.status == 404 and b"No such exec instance" in response.read()
+        connection.close()
+        assert run_docker(a, "exec", box, "echo", "mine").out == "mine\n"
+    finally:
+        run_docker(a, "rm", "-f", box)
+        run_docker(a, "network", "rm", net)
+        run_docker(a, "volume", "rm", vol)
+
+
+def test_env_injection_and_image_remap(policy_gateway, uniq, daemon):
+    daemon.images.get("ps-busybox").tag("mirror.local/library/ps-busybox", "latest")
+    gw = policy_gateway("""\
+        profiles:
+          - name: p
+            env: {HTTP_PROXY: "http://proxy.internal:3128"}
+            image_remap: {"docker.io/library/": "mirror.local/library/"}
+            powers: {images: ["mirror.local/*"]}
+            rules: [{allow: "* /**"}]
+        """)
+    name = f"pol-mut-{uniq}"
+    try:
+        ran = run_docker(gw.url, "run", "--name", name, "-e", "HTTP_PROXY=mine", "ps-busybox", "sh", "-c", "echo $HTTP_PROXY")
+        assert ran.rc == 0 and ran.out == "http://proxy.internal:3128\n", ran.err
+        assert daemon.api.inspect_container(name)["Config"]["Image"] == "mirror.local/library/ps-busybox:latest"
+    finally:
+        run_docker(gw.url, "rm", "-f", name)
+        daemon.images.remove("mirror.local/library/ps-busybox:latest")
 
 
 def test_redaction_of_env_and_mounts(policy_gateway, uniq, daemon, tmp_path):

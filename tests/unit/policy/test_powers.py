@@ -123,3 +123,20 @@ def test_legacy_start_body_and_update():
     update = checker_for("POST", "/containers/abc/update").check
     assert update({"Devices": [{"PathOnHost": "/dev/sda"}]}, {}, Powers())
     assert update({"Memory": 1 << 20}, {}, Powers(require_limits=frozenset({"cpu"}))) == []
+
+
+def test_mutations_labels_env_and_image_remap():
+    from powerstrip.adapters.policy.model import ClientMatch, Profile
+    from powerstrip.adapters.policy.mutations import mutate_create, remap_image
+
+    remap = (("docker.io/library/", "mirror.local/library/"), ("ghcr.io/", "mirror.local/ghcr/"))
+    assert remap_image("busybox", remap) == "mirror.local/library/busybox:latest"
+    assert remap_image("ghcr.io/x/y:1", remap) == "mirror.local/ghcr/x/y:1"
+    assert remap_image("quay.io/x/y", remap) == "quay.io/x/y"
+    profile = Profile("p", ClientMatch(), (), labels=(("tier", "web"),), env=(("HTTP_PROXY", "http://proxy:3128"),),
+                      image_remap=remap)
+    body = mutate_create(profile, "/containers/create", {"Image": "busybox", "Env": ["HTTP_PROXY=evil", "A=1"],
+                                                         "Labels": {"x": "y"}})
+    assert body == {"Image": "mirror.local/library/busybox:latest", "Env": ["A=1", "HTTP_PROXY=http://proxy:3128"],
+                    "Labels": {"x": "y", "tier": "web"}}
+    assert mutate_create(profile, "/volumes/create", {"Name": "v"}) == {"Name": "v", "Labels": {"tier": "web"}}

@@ -1,0 +1,103 @@
+"""Ownership: what a profile with ``owner`` creates carries its owner label, its lists, events and prunes are
+scoped to that label, and another owner's object named by id or name is answered as if it did not exist."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote, urlencode, urlsplit
+
+from powerstrip.adapters.net.docker_api import DockerAPI, DockerError
+from powerstrip.adapters.policy.model import Policy, Profile
+from powerstrip.sdk import Reject, Request
+
+CREATES = ("/containers/create", "/networks/create", "/volumes/create", "/services/create")
+_SCOPED = ("/containers/json", "/networks", "/volumes", "/services", "/events", "/containers/prune",
+           "/networks/prune", "/volumes/prune")
+
+
+def _config_labels(info: dict[str, Any]) -> Any:
+    return (info.get("Config") or {}).get("Labels")
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """An object kind addressed by id or name in the path; ``missing`` is dockerd's own 404 message."""
+
+    path: re.Pattern[str]
+    inspect: str
+    labels: Callable[[dict[str, Any]], Any]
+    missing: str
+    not_ids: tuple[str, ...] = ("create", "json", "prune")
+
+
+_KINDS = (
+    _Kind(re.compile(r"/containers/([^/]+)(?:/.*)?"), "/containers/{}/json", _config_labels, "No such container: {}"),
+    _Kind(re.compile(r"/networks/([^/]+)(?:/.*)?"), "/networks/{}", lambda i: i.get("Labels"), "network {} not found"),
+    _Kind(re.compile(r"/volumes/([^/]+)"), "/volumes/{}", lambda i: i.get("Labels"), "get {}: no such volume"),
+    _Kind(re.compile(r"/services/([^/]+)(?:/.*)?"), "/services/{}", lambda i: (i.get("Spec") or {}).get("Labels"),
+          "service {} not found"),
+    # an exec instance belongs to its container's owner
+    _Kind(re.compile(r"/exec/([^/]+)(?:/.*)?"), "/exec/{}/json", lambda i: i.get("ContainerID"),
+          "No such exec instance: {}"),
+)
+
+
+async def check_owner(docker: DockerAPI, policy: Policy, profile: Profile, path: str) -> None:
+    """Raise a 404 ``Reject`` when ``path`` names an object of another owner (or of none)."""
+    for kind in _KINDS:
+        match = kind.path.fullmatch(path)
+        if match is None or match[1] in kind.not_ids:
+            continue
+        name = unquote(match[1])
+        info = await _inspect(docker, kind.inspect.format(quote(name, safe="")), name)
+        if info is None:
+            return  # the daemon answers the 404 itself
+        labels = kind.labels(info)
+        if isinstance(labels, str):  # an exec: its container's labels
+            container = await _inspect(docker, f"/containers/{quote(labels, safe='')}/json", name)
+            labels = _config_labels(container or {})
+        if (labels or {}).get(policy.owner_label) != profile.owner:
+            raise Reject(404, kind.missing.format(name))
+        return
+
+
+async def _inspect(docker: DockerAPI, path: str, name: str) -> dict[str, Any] | None:
+    try:
+        info = await docker.call("GET", path)
+    except DockerError as exc:
+        if exc.status == 404:
+            return None
+        raise Reject(502, f"policy: cannot check the owner of {name!r}: {exc.message}") from None
+    return info if isinstance(info, dict) else None
+
+
+def stamp_owner(policy: Policy, profile: Profile, body: dict[str, Any]) -> dict[str, Any]:
+    """The body with the owner label (the client's own label of that name cannot fake an owner)."""
+    if profile.owner is None:
+        return body
+    return {**body, "Labels": {**(body.get("Labels") or {}), policy.owner_label: profile.owner}}
+
+
+def scope_lists(policy: Policy, profile: Profile, request: Request, path: str) -> None:
+    """Lists, events and prunes see only the profile's own objects: an owner label filter is added to the query
+    (Docker ANDs label filters, so the client's own filters still apply within its objects)."""
+    if profile.owner is None or path not in _SCOPED:
+        return
+    query = request.query
+    try:
+        filters = json.loads((query.get("filters") or ["{}"])[-1] or "{}")
+    except ValueError:
+        raise Reject(400, "policy: the filters parameter is not JSON") from None
+    if not isinstance(filters, dict):
+        raise Reject(400, "policy: the filters parameter is not a JSON object")
+    existing = filters.get("label") or []
+    if isinstance(existing, dict):  # the old {"k=v": true} form
+        existing = [key for key, on in existing.items() if on]
+    filters["label"] = [*existing, f"{policy.owner_label}={profile.owner}"]
+    query["filters"] = [json.dumps(filters, separators=(",", ":"))]
+    request.target = urlsplit(request.target).path + "?" + urlencode(
+        [(key, value) for key, values in query.items() for value in values])
