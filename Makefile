@@ -52,6 +52,10 @@ bench: deps-bench venv $(BENCH_STAMP)
 bench-quick: deps-bench venv $(BENCH_STAMP)
 	$(VENV)/bin/python -m bench --quick $(BENCH_ARGS)
 
+# What the built-in policy costs (docs/policy.md#speed).
+bench-policy: deps-bench venv $(BENCH_STAMP)
+	$(VENV)/bin/python -m bench.policy $(BENCH_ARGS)
+
 # Where the time of the unhooked relay path goes (py-spy, under wrk load).
 bench-profile: deps-bench venv $(BENCH_STAMP)
 	$(VENV)/bin/python -m bench.profile $(BENCH_ARGS)
