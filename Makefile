@@ -7,7 +7,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: all venv deps deps-bench run test fuzz bench bench-quick bench-profile clean distclean
+.PHONY: all venv deps deps-bench run test fuzz bench bench-quick bench-policy bench-profile clean distclean
 
 all: venv
 

@@ -8,8 +8,9 @@ Two variants:
 - ``hook_create``: real creates; each container is removed at once, outside the timing. The
   daemon's own create time (15 ms and more here, varying by milliseconds) dwarfs what a hook adds.
 - ``hook_create_refused``: the same hooked request for an image that does not exist, so the daemon
-  answers 404 within a fraction of a millisecond; the hook chain runs in full (body de-framed,
-  hook called, request re-framed and forwarded). This isolates the added latency; the targets are
+  answers 404 within a fraction of a millisecond; the hook chain runs in full (body de-framed and
+  canonicalised, hook called, request re-framed and forwarded). Its body is the docker CLI's (~2 KiB,
+  examples/create-body.json). This isolates the added latency; the targets are
   judged on it.
 """
 
@@ -17,18 +18,19 @@ from __future__ import annotations
 
 import random
 
+from bench.canonical import sample_body
 from bench.candidates import Candidate
 from bench.client import DockerApi
 from bench.stats import median, percentile
 
 IMAGE = "ps-busybox:latest"
 MISSING_IMAGE = "psb-missing-image:latest"
+REFUSED_BODY = sample_body(MISSING_IMAGE)
 
 
 def _create(api: DockerApi, name: str, refused: bool) -> float:
-    if refused:
-        elapsed, _ = api.call("POST", f"/containers/create?name={name}", {"Image": MISSING_IMAGE, "Cmd": ["true"]},
-                              expect=(404,))
+    if refused:  # the docker CLI's ~2 KiB create body, so the hook path includes its canonicalisation
+        elapsed, _ = api.call("POST", f"/containers/create?name={name}", REFUSED_BODY, expect=(404,))
         return elapsed
     elapsed, cid = api.create(name, IMAGE, ["true"])
     api.remove(cid)

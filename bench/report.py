@@ -54,6 +54,16 @@ def targets(results: dict) -> list[dict]:
                 "(vs unhooked powerstrip)",
                 f"{row['hook_p50_us'] / 1000:+.2f} ms (paired median {row['hook_paired_us'] / 1000:+.2f} ms; "
                 f"vs direct {row['added_p50_us'] / 1000:+.2f} ms)", row["hook_p50_us"] <= limit)
+    row = _find(results, workload="canonical", candidate="canonicalize")
+    if row:
+        add(f"canonicalising a {row['body_bytes']}-byte create body adds ≤ 50 µs at p50 (CPU)",
+            f"{row['cpu_p50_us']:.1f} µs CPU (wall p50 {row['p50_us']:.1f}, p99 {row['p99_us']:.1f}; "
+            f"json.loads alone {row['json_loads_cpu_p50_us']:.1f} µs CPU)", row["cpu_p50_us"] <= 50)
+    row = _find(results, workload="hostaware", candidate="hostaware-10")
+    if row:
+        add("ten host-aware rules polling every second: gateway CPU < 1 % of a core (issue 14)",
+            f"{row['cpu_percent']:.2f} % ({row['rules_judged']} rules judged, {row['seconds']:g} s)",
+            row["cpu_percent"] < 1 and row["rules_judged"] == 10)
     return out
 
 
@@ -98,6 +108,14 @@ def markdown(results: dict) -> str:
     for workload, title in (("hook_create", "real creates"),
                             ("hook_create_refused", "image missing, the daemon answers 404 at once")):
         lines += _hook_table(_rows(results, workload), title)
+    ha = _rows(results, "hostaware")
+    if ha:
+        lines += ["## Host-aware rules: idle gateway CPU (issue 14)", "",
+                  "| candidate | source | seconds | CPU % of a core | rules judged |", "|---|---|---:|---:|---:|"]
+        for r in ha:
+            lines.append(f"| {r['label']} | {r['source']} | {r['seconds']:g} | {r['cpu_percent']:.3f} | "
+                         f"{r['rules_judged']} |")
+        lines.append("")
     lines += ["## Targets", "", "| target | figure | met |", "|---|---|---|"]
     for t in results["targets"]:
         lines.append(f"| {t['target']} | {t['figure']} | {'met' if t['met'] else 'NOT met'} |")

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from powerstrip.adapters import BuiltinContext
+from powerstrip.adapters.hostaware.cli import hosts, messages, rules
 from powerstrip.adapters.net.cli import cluster_group, cluster_options, info, network
 from powerstrip.adapters.net.cluster import ClusterSettings
 from powerstrip.adapters.policy.cli import policy_group, socket_proxy_config
@@ -24,6 +25,7 @@ from powerstrip import logtext
 from powerstrip.hooks.inprocess import AdapterLoadError
 from powerstrip.observability import combine
 from powerstrip.observability.audit import AuditLog
+from powerstrip.observability.extensions import EXTENSIONS
 from powerstrip.observability.metrics import Metrics
 from powerstrip.proxy.addresses import Address, parse_address
 from powerstrip.proxy.connection import ConnectionSettings
@@ -66,6 +68,9 @@ main.add_command(network)
 main.add_command(info)
 main.add_command(cluster_group)
 main.add_command(policy_group)
+main.add_command(hosts)
+main.add_command(rules)
+main.add_command(messages)
 
 
 def _find_and_load(config_path: str | None) -> Config:
@@ -101,6 +106,26 @@ def _tls_context(cert: str | None, key: str | None, cacert: str | None) -> ssl.S
     return context
 
 
+_METRICS_SOURCE = click.option(
+    "--metrics-source", metavar="builtin|gmond://HOST:PORT", envvar="POWERSTRIP_METRICS_SOURCE",
+    callback=lambda _ctx, _param, value: _metrics_source(value),
+    help="Where builtin:hostaware reads this host's metrics: the built-in collector (default) or a Ganglia "
+         "gmond's XML port (env POWERSTRIP_METRICS_SOURCE).")
+
+
+def _metrics_source(value: str | None) -> str | None:
+    if value in (None, "", "builtin"):
+        return None
+    from powerstrip.adapters.hostaware.model import InvalidRule
+    from powerstrip.adapters.hostaware.sources import parse_gmond_url
+
+    try:
+        parse_gmond_url(value)
+    except InvalidRule as exc:
+        raise click.BadParameter(exc.message) from None
+    return value
+
+
 @main.command()
 @click.option("--listen", "listen", multiple=True, callback=_address, metavar="ADDRESS",
               help="unix:///path or tcp://host:port; repeat for several. Default unix://./powerstrip.sock")
@@ -132,11 +157,13 @@ def _tls_context(cert: str | None, key: str | None, cacert: str | None) -> ssl.S
               help="Enforce docker-socket-proxy's environment variables (CONTAINERS, POST, ALLOW_START, ...) "
                    "with the built-in policy instead of an adapters.yml; SOCKET_PATH names the daemon. See docs/policy.md.")
 @cluster_options
+@_METRICS_SOURCE
 @click.pass_context
 def serve(ctx: click.Context, listen: list[Address], docker: Address, config_path: str | None, state_dir: str,
           max_body_size: str, idle_timeout: float, body_timeout: float, stream_grace: float, tlscert: str | None,
           tlskey: str | None, tlscacert: str | None, drain_timeout: float, watch_config: bool, audit_log: str | None,
-          metrics_listen: Address | None, log_level: str, socket_proxy_env: bool, cluster: ClusterSettings | None) -> None:
+          metrics_listen: Address | None, log_level: str, socket_proxy_env: bool, cluster: ClusterSettings | None,
+          metrics_source: str | None) -> None:
     """Run the gateway: point DOCKER_HOST at it and use Docker as usual."""
     logtext.configure(log_level)
     listeners = listen or [parse_address("unix://./powerstrip.sock")]
@@ -165,10 +192,12 @@ def serve(ctx: click.Context, listen: list[Address], docker: Address, config_pat
         audit = AuditLog(audit_log) if audit_log else None
     except OSError as exc:
         raise click.ClickException(f"--audit-log: {exc}") from None
+    if audit is not None:
+        EXTENSIONS.add_audit_sink(audit.write)  # what adapters audit that is not a request (hostaware's actions)
     load = socket_proxy_config if socket_proxy_env else lambda: _find_and_load(config_path)
     options = _Operations(drain_timeout, watch_config, audit, metrics_listen, load)
     try:
-        runner(_serve(config, BuiltinContext("", str(docker), Path(state_dir), cluster), settings,
+        runner(_serve(config, BuiltinContext("", str(docker), Path(state_dir), cluster, metrics_source), settings,
                       [Listener(address, tls if address.scheme == "tcp" else None) for address in listeners], options))
     except (ListenerBusy, OSError, AdapterLoadError, ConfigError) as exc:  # ConfigError: a built-in's rules file
         raise click.ClickException(str(exc)) from None
@@ -252,8 +281,9 @@ def adapter() -> None:
               type=click.Path(file_okay=False), help="Where a built-in adapter keeps its state.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 @cluster_options
+@_METRICS_SOURCE
 def adapter_run(target: str, listen: Address, docker: Address, state_dir: str, log_level: str,
-                cluster: ClusterSettings | None) -> None:
+                cluster: ClusterSettings | None, metrics_source: str | None) -> None:
     """Serve an adapter over HTTP: protocol v1 and v2 documents on any path, GET /v1/ping answers pong.
 
     TARGET is an SDK adapter (MODULE:ATTR, imported from the current directory or PYTHONPATH) or a
@@ -276,7 +306,8 @@ def adapter_run(target: str, listen: Address, docker: Address, state_dir: str, l
         if imported is not None:
             return build_app(imported)
         try:  # built-ins may start tasks, so they are made on the running loop
-            return build_app(create_builtin(builtin, BuiltinContext(builtin, str(docker), Path(state_dir), cluster)))
+            return build_app(create_builtin(builtin, BuiltinContext(builtin, str(docker), Path(state_dir), cluster,
+                                                                    metrics_source)))
         except UnknownBuiltin as exc:
             raise click.ClickException(str(exc)) from None
 

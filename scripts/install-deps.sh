@@ -2,6 +2,7 @@
 # Install the system packages powerstrip's `make run` and `make test` need, only those that are missing:
 #   docker.io (dockerd, containerd, runc, Debian's docker CLI), busybox-static (the test image),
 #   iproute2 (ip netns), iptables (dockerd's networking), etcd-server (cluster state for the net adapter),
+#   ganglia-monitor (gmond: a real Ganglia metrics source for the host-aware rules tests),
 #   docker-compose and openssl (clients and certificates of the policy tests).
 # --bench: also what `make bench` drives (haproxy, wrk, curl).
 # POWERSTRIP_DEPS_DRY_RUN=1: only say what would be installed.
@@ -18,6 +19,7 @@ need ip iproute2
 need iptables iptables
 need nsenter util-linux
 need etcd etcd-server
+need gmond ganglia-monitor
 need docker-compose docker-compose
 need openssl openssl
 if [ "${1:-}" = --bench ]; then

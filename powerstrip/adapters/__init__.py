@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 BUILTINS: dict[str, str] = {
     "debug": "powerstrip.adapters.debug:create_adapter",
+    "hostaware": "powerstrip.adapters.hostaware.adapter:create_adapter",
     "net": "powerstrip.adapters.net.adapter:create_adapter",
     "policy": "powerstrip.adapters.policy.adapter:create_adapter",
 }
@@ -31,6 +32,7 @@ class BuiltinContext:
     docker_url: str
     state_dir: Path
     cluster: ClusterSettings | None = None  # multi-host networking (serve --cluster)
+    metrics_source: str | None = None  # hostaware: builtin (psutil) or gmond://HOST:PORT (serve --metrics-source)
     rules: str | None = None  # the adapter's own rules file (adapters.yml ``rules:``), e.g. builtin:policy's
 
 

@@ -113,7 +113,7 @@ def parse(text: str) -> AnyValue:
 Where = tuple  # a field path, built cheaply as (parent, name) and rendered only for an error message
 
 
-def render(where: AnyValue) -> str:
+def render(where: Where) -> str:
     """``("HostConfig", "Privileged")`` chains → ``HostConfig.Privileged``; ``()`` is the body itself."""
     parts: list[str] = []
     while where:
@@ -137,7 +137,7 @@ def _kind(raw: AnyValue) -> str:
     return "an object" if isinstance(raw, Pairs) else "an array"
 
 
-def _mismatch(raw: AnyValue, want: str, where: AnyValue) -> Undecodable:
+def _mismatch(raw: AnyValue, want: str, where: Where) -> Undecodable:
     return Undecodable(f"{render(where)}: {_kind(raw)} cannot be decoded as {want} (dockerd refuses it)")
 
 
@@ -162,7 +162,7 @@ def zero(typ: GoType) -> AnyValue:
     return None
 
 
-def _scalar(typ: Scalar, current: AnyValue, raw: AnyValue, where: AnyValue, depth: int) -> AnyValue:
+def _scalar(typ: Scalar, current: AnyValue, raw: AnyValue, where: Where, depth: int) -> AnyValue:
     kind = typ.kind
     if raw is None:
         return None if kind == "bytes" else current  # null: no effect on a value, nil for []byte
@@ -197,7 +197,7 @@ def _scalar(typ: Scalar, current: AnyValue, raw: AnyValue, where: AnyValue, dept
     return raw
 
 
-def plain(raw: AnyValue, where: AnyValue, depth: int) -> AnyValue:
+def plain(raw: AnyValue, where: Where, depth: int) -> AnyValue:
     """A value kept as JSON (unknown fields, ``Any``): objects as dicts, refusing duplicates that disagree."""
     if depth > MAX_DEPTH:
         raise _too_deep()
@@ -217,20 +217,20 @@ def plain(raw: AnyValue, where: AnyValue, depth: int) -> AnyValue:
     return raw
 
 
-def decode(typ: GoType, current: AnyValue, raw: AnyValue, where: AnyValue = (), depth: int = 0) -> AnyValue:
+def decode(typ: GoType, current: AnyValue, raw: AnyValue, where: Where = (), depth: int = 0) -> AnyValue:
     """``raw`` decoded into a value of ``typ`` that holds ``current`` (``MISSING`` when unset) already."""
     if depth > MAX_DEPTH:
         raise _too_deep()
     return _DECODERS[typ.__class__](typ, current, raw, where, depth)
 
 
-def _pointer(typ: Pointer, current: AnyValue, raw: AnyValue, where: AnyValue, depth: int) -> AnyValue:
+def _pointer(typ: Pointer, current: AnyValue, raw: AnyValue, where: Where, depth: int) -> AnyValue:
     if raw is None:
         return MISSING  # nil
     return decode(typ.elem, current, raw, where, depth)
 
 
-def _map(typ: Map, current: AnyValue, raw: AnyValue, where: AnyValue, depth: int) -> AnyValue:
+def _map(typ: Map, current: AnyValue, raw: AnyValue, where: Where, depth: int) -> AnyValue:
     if raw is None:
         return MISSING
     if raw.__class__ is not Pairs:
@@ -243,7 +243,7 @@ def _map(typ: Map, current: AnyValue, raw: AnyValue, where: AnyValue, depth: int
     return result
 
 
-def _sequence(typ: Slice | Array, current: AnyValue, raw: AnyValue, where: AnyValue, depth: int) -> AnyValue:
+def _sequence(typ: Slice | Array, current: AnyValue, raw: AnyValue, where: Where, depth: int) -> AnyValue:
     if raw is None:
         return MISSING if typ.__class__ is Slice else current
     if raw.__class__ is not list:
@@ -261,7 +261,7 @@ def _sequence(typ: Slice | Array, current: AnyValue, raw: AnyValue, where: AnyVa
     return items
 
 
-def _strslice(typ: StrSlice, current: AnyValue, raw: AnyValue, where: AnyValue, depth: int) -> AnyValue:
+def _strslice(typ: StrSlice, current: AnyValue, raw: AnyValue, where: Where, depth: int) -> AnyValue:
     if raw is None:
         return MISSING
     if raw.__class__ is str:
@@ -271,19 +271,23 @@ def _strslice(typ: StrSlice, current: AnyValue, raw: AnyValue, where: AnyValue, 
     raise _mismatch(raw, "a string or an array of strings", where)
 
 
-def _any(typ: Any, current: AnyValue, raw: AnyValue, where: AnyValue, depth: int) -> AnyValue:
+def _any(typ: Any, current: AnyValue, raw: AnyValue, where: Where, depth: int) -> AnyValue:
     return plain(raw, where, depth)
 
 
-def _struct(typ: Struct, current: AnyValue, raw: AnyValue, where: AnyValue, depth: int) -> AnyValue:
+def _struct(typ: Struct, current: AnyValue, raw: AnyValue, where: Where, depth: int) -> AnyValue:
     if raw is None:
         return current  # no effect on a struct value
     if raw.__class__ is not Pairs:
         raise _mismatch(raw, f"an object ({typ.name})", where)
+    fields = typ.fields
+    if current is MISSING:
+        keys = [key for key, _ in raw]
+        if len(keys) == len(raw) and fields.keys() >= set(keys) and len(set(keys)) == len(keys):
+            return _plain_struct(typ, raw, keys, where, depth)
     result = current.copy() if current is not MISSING else StructValue()
     spelling = result.spelling
     unknown_folds: dict[str, str] = {}
-    fields, plain_classes = typ.fields, typ.plain
     for key, value in raw:
         field = fields.get(key) or typ.lookup(key)
         if field is None:
@@ -291,8 +295,11 @@ def _struct(typ: Struct, current: AnyValue, raw: AnyValue, where: AnyValue, dept
             continue
         name = field.name
         before = result.get(name, MISSING)
-        if value.__class__ is plain_classes[name]:
-            after = value  # a string or boolean field given a string or boolean: the common case
+        cls = value.__class__
+        if cls is field.fast and (cls is not int or field.low <= value <= field.high):
+            after = value  # the common case: a string, boolean or in-range integer for such a field
+        elif value is None and not field.null_is_plain:
+            after = MISSING if field.null_resets else before
         else:
             after = _DECODERS[field.type.__class__](field.type, before, value, (where, name), depth + 1)
         spelled = spelling.setdefault(name, key)
@@ -307,19 +314,46 @@ def _struct(typ: Struct, current: AnyValue, raw: AnyValue, where: AnyValue, dept
     return result
 
 
+def _plain_struct(typ: Struct, raw: Pairs, keys: list[str], where: Where, depth: int) -> StructValue:
+    """``_struct`` for the usual object: a new value, every key a field's exact name, none repeated.
+
+    Nothing can be ambiguous then, so each value is decoded once with no bookkeeping; the docker CLI's
+    bodies all take this path.
+    """
+    fields = typ.fields
+    result = StructValue()
+    result.spelling = dict(zip(keys, keys))
+    for key, value in raw:
+        field = fields[key]
+        cls = value.__class__
+        if cls is field.fast and (cls is not int or field.low <= value <= field.high):
+            result[key] = value
+        elif value is None and not field.null_is_plain:
+            continue  # nil, or no effect on a zero value: unset either way
+        else:
+            after = _DECODERS[field.type.__class__](field.type, MISSING, value, (where, key), depth + 1)
+            if after is not MISSING:
+                result[key] = after
+    return result
+
+
 _DECODERS: dict[type, AnyValue] = {Scalar: _scalar, Struct: _struct, Pointer: _pointer, Map: _map, Slice: _sequence,
                                    Array: _sequence, StrSlice: _strslice, Any: _any}
 
 
-def _unknown(result: StructValue, folds: dict[str, str], key: str, value: AnyValue, where: AnyValue) -> None:
-    """A field the schema does not know: kept, unless another key is the same field for a daemon that knows it."""
-    other = folds.setdefault(fold(key), key)
-    previous = result.get(other, MISSING)
-    if previous is not MISSING and previous != value:
-        raise Ambiguous(f"{render(where)}: keys {other!r} and {key!r} give the unknown field two values; a daemon "
-                        "that knows the field would take one of them, so the gateway refuses to pick")
-    if other != key:
-        result.pop(other, None)  # one spelling of it is forwarded
+def _unknown(result: StructValue, folds: dict[str, str], key: str, value: AnyValue, where: Where) -> None:
+    """A field the schema does not know: kept, unless another key is the same field for a daemon that knows it.
+
+    ``folds`` maps each folded name to the spelling kept in ``result``; one spelling is forwarded.
+    """
+    folded = fold(key)
+    other = folds.get(folded)
+    if other is not None:
+        if result[other] != value:
+            raise Ambiguous(f"{render(where)}: keys {other!r} and {key!r} give the unknown field two values; a "
+                            "daemon that knows the field would take one of them, so the gateway refuses to pick")
+        del result[other]
+    folds[folded] = key
     result[key] = value
 
 

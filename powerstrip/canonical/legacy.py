@@ -26,16 +26,16 @@ COPIED_FROM_TOP_LEVEL = ("Memory", "MemorySwap", "CpuShares", "CpusetCpus", "Vol
 
 def place(value: StructValue, wrapper: Struct) -> StructValue:
     """The decoded wrapper with its host config where the daemon reads it."""
+    promoted = wrapper.promoted_from("HostConfig")
     out = StructValue()
     top_level = StructValue()
     for name, item in value.items():
-        field = wrapper.fields.get(name)
-        if field is not None and field.via.startswith("HostConfig"):
+        if name in promoted:
             top_level[name] = item
-        elif name != "Cpuset" or field is None:
+        elif name != "Cpuset":
             out[name] = item
     # the embedded pointer is allocated as soon as one of its keys is read, even with a null value
-    has_top_level = any(wrapper.fields[name].via.startswith("HostConfig") for name in value.spelling)
+    has_top_level = not promoted.isdisjoint(value.spelling)
     inner: Any = value.get("HostConfig", MISSING)
     if not has_top_level:
         host = inner

@@ -39,8 +39,12 @@ class AuditLog:
         self._stream = stream
 
     def exchanged(self, client: ClientConnection, record: ExchangeRecord) -> None:
+        self.write(audit_entry(client, record))
+
+    def write(self, entry: dict[str, Any]) -> None:
+        """One line; also for what is not a request (an adapter's action, via ``extensions.EXTENSIONS``)."""
         try:
-            self._stream.write(json.dumps(audit_entry(client, record), separators=(",", ":")) + "\n")
+            self._stream.write(json.dumps(entry, separators=(",", ":")) + "\n")
         except (OSError, ValueError) as exc:  # a full disk must not take requests down with it
             log.error("cannot write the audit log: %s", exc)
 

@@ -1,4 +1,5 @@
-"""The operators' listener: ``GET /metrics`` (Prometheus text format) and ``GET /health``.
+"""The operators' listener: ``GET /metrics`` (Prometheus text format), ``GET /health``, and the JSON
+views adapters register (``GET /hosts``, ``GET /messages`` of ``builtin:hostaware``; see ``extensions``).
 
 It runs on the gateway's event loop, apart from the Docker API listeners, so that scraping it
 never competes with (or is confused with) Docker clients.
@@ -13,12 +14,14 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from powerstrip.observability.extensions import EXTENSIONS, Extensions
 from powerstrip.observability.metrics import Metrics
 from powerstrip.proxy.addresses import Address
 from powerstrip.proxy.server import claim_unix_path
 
 
-def build_app(metrics: Metrics, health: Callable[[], tuple[int, dict[str, object]]]) -> web.Application:
+def build_app(metrics: Metrics, health: Callable[[], tuple[int, dict[str, object]]],
+              extensions: Extensions = EXTENSIONS) -> web.Application:
     async def get_metrics(_request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -26,9 +29,19 @@ def build_app(metrics: Metrics, health: Callable[[], tuple[int, dict[str, object
         status, document = health()
         return web.json_response(document, status=status)
 
+    async def get_view(request: web.Request) -> web.Response:
+        view = extensions.view(request.match_info["name"])
+        if view is None:
+            return web.json_response({"message": f"no such view: {request.path}"}, status=404)
+        try:
+            return web.json_response(await view(request.query))
+        except ValueError as exc:  # a bad query parameter
+            return web.json_response({"message": str(exc)}, status=400)
+
     app = web.Application()
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/health", get_health)
+    app.router.add_get("/{name:[a-z][a-z0-9_-]*}", get_view)
     return app
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from powerstrip.observability.extensions import EXTENSIONS, Extensions
 from powerstrip.proxy.connection import ClientConnection, ExchangeRecord
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
@@ -20,9 +21,11 @@ _HOOK_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 
 
 class Metrics:
-    def __init__(self, open_connections: Callable[[], float], open_streams: Callable[[], float]) -> None:
+    def __init__(self, open_connections: Callable[[], float], open_streams: Callable[[], float],
+                 extensions: Extensions = EXTENSIONS) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        r.register(extensions)  # the adapters' gauges (e.g. powerstrip_host_metric), read when scraped
         self.requests = Counter("powerstrip_requests", "Requests answered (or cut), by method, status class "
                                 "(2xx..5xx; 0xx: no status sent) and whether hooks ran.",
                                 ["method", "status_class", "hooked"], registry=r)

@@ -124,9 +124,9 @@ class SimHost:
         self.address = self.underlay.plug(self.netns, self.index)
         build_test_image(self.dockerd.url)
 
-    def start_powerstrip(self, *extra: str) -> Gateway:
+    def start_powerstrip(self, *extra: str, config: Path = CONFIG) -> Gateway:
         command = ["nsenter", f"--net=/var/run/netns/{self.netns}", sys.executable, "-m", "powerstrip"]
-        self.gateway = Gateway(self.dockerd.url, config=CONFIG, command=command,
+        self.gateway = Gateway(self.dockerd.url, config=config, command=command,
                                extra_args=["--cluster", self.cluster_url, *extra], start_timeout=60.0)
         try:
             self.gateway.start()

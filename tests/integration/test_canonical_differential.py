@@ -162,3 +162,41 @@ def test_the_schema_knows_every_field_the_daemon_reports(dockerd, uniq):
         client.close()
     assert set(attrs["Config"]) <= config_fields, set(attrs["Config"]) - config_fields
     assert set(attrs["HostConfig"]) <= host_fields, set(attrs["HostConfig"]) - host_fields
+
+
+PRIVILEGED_SPELLINGS = [
+    '{"Image": "ps-busybox", "HostConfig": {"privileged": true}}',
+    '{"Image": "ps-busybox", "HostConfig": {"PRIVILEGED": true}}',
+    '{"Image": "ps-busybox", "HostConfig": {"\\u0050rivileged": true}}',
+    '{"Image": "ps-busybox", "hostconfig": {"Privileged": true}}',
+    '{"Image": "ps-busybox", "HostConfig": {"Privileged": true}, "HostConfig": {}}',
+    '{"Image": "ps-busybox", "HostConfig": {"Privileged": true}, "HostConfig": null, "Privileged": true}',
+    '{"Image": "ps-busybox", "HostConfig": {"Privileged": true, "Privileged": null}}',
+    '{"Image": "ps-busybox", "Privileged": true}',
+    '{"Image": "ps-busybox", "HostConfig": null, "privileged": true}',
+    '{"Image": "ps-busybox", "HostConfig": {"Privileged": false, "privileged": true}}',
+    '{"Image": "ps-busybox", "HostConfig": {"Privileged": true}, "hostConfig": {"CapAdd": ["NET_ADMIN"]}}',
+    '{"Image": "ps-busybox", "HostConfig": {"Privileged": true}, "Labels": {"x": "\\ud800"}}',
+]
+
+
+@pytest.mark.parametrize("body", PRIVILEGED_SPELLINGS)
+def test_the_tutorial_policy_catches_every_spelling_of_privileged(make_gateway, dockerd, uniq, body):
+    """docs/adapters.md's 27-line policy, unchanged, against spellings that each make a privileged container."""
+    client = docker.DockerClient(base_url=dockerd.url)
+    direct = create(dockerd.socket_path, f"priv-direct-{uniq}", body)
+    assert direct.status == 201, direct.body
+    try:
+        assert client.api.inspect_container(f"priv-direct-{uniq}")["HostConfig"]["Privileged"] is True
+    finally:
+        client.api.remove_container(f"priv-direct-{uniq}", force=True)
+    gw = make_gateway(json.dumps({"endpoints": {"POST /*/containers/create": {"pre": ["policy"]}},
+                                  "adapters": {"policy": "python:examples.owner_policy:adapter"}}))
+    name = f"priv-{uniq}"
+    try:
+        reply = create(gw.socket_path, name, body)
+        assert reply.status in (400, 403), (reply.status, reply.body)
+        assert json.loads(reply.body)["message"]
+        assert not client.containers.list(all=True, filters={"name": name})
+    finally:
+        client.close()

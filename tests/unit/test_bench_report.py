@@ -68,3 +68,13 @@ def test_percentile_is_nearest_rank():
     assert percentile(values, 50) == 50
     assert percentile(values, 99) == 99
     assert percentile([7.0], 99) == 7.0
+
+
+def test_hostaware_cpu_target_needs_every_rule_judged():
+    row = {"workload": "hostaware", "candidate": "hostaware-10", "label": "x", "source": "builtin", "seconds": 60,
+           "cpu_percent": 0.2, "rules_judged": 10}
+    (target,) = [t for t in report.targets(results([row])) if "host-aware" in t["target"]]
+    assert target["met"]
+    (target,) = [t for t in report.targets(results([{**row, "rules_judged": 3}])) if "host-aware" in t["target"]]
+    assert not target["met"]
+    assert "Host-aware rules" in report.markdown({**results([row]), "targets": []})

@@ -187,7 +187,7 @@ def test_a_body_on_an_endpoint_without_json_is_left_alone_unless_it_is_json() ->
 
 
 def test_canonical_text_is_a_fixed_point() -> None:
-    sample = (Path(__file__).parent / "create_body.json").read_text()
+    sample = (Path(__file__).parents[3] / "examples" / "create-body.json").read_text()
     once = canonicalize("POST", CREATE, sample)
     twice = canonicalize("POST", CREATE, once.text)
     assert once.text == twice.text
