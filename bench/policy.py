@@ -1,6 +1,7 @@
-"""``python -m bench.policy``: what the built-in policy costs (issue 12's speed targets), against a private dockerd.
+"""``python -m bench.policy`` (``make bench-policy``; also the ``policy`` workload of ``make bench``): what the
+built-in policy costs (issue 12's speed targets), against a private dockerd.
 
-Three gateways side by side: no config (the unhooked relay), and ``builtin:policy`` on ``* /*`` with a rules
+Two gateways side by side: no config (the unhooked relay), and one with ``builtin:policy`` on ``* /*`` with a rules
 file whose allowed paths need no body check. Figures, each the median of the repetitions:
 
 - CPU per request (gateway process, /proc/PID/stat) for ``GET /_ping`` at c=10 with wrk: allowed by path
@@ -24,6 +25,7 @@ from bench import wrk
 from bench.candidates import tcp_ping
 from bench.client import DockerApi
 from bench.procs import cpu_seconds
+from bench.report import policy_targets
 from bench.stats import median, percentile
 from tests.harness.dockerd import PrivateDockerd
 from tests.harness.gateway import Gateway
@@ -77,51 +79,65 @@ def _create_p50(gw: Gateway, samples: int) -> float:
         api.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.policy", description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=int, default=3)
-    parser.add_argument("--repetitions", type=int, default=3)
-    args = parser.parse_args(argv)
+def run(docker_url: str, seconds: int, repetitions: int, progress) -> list[dict]:
+    """Rows of the workloads ``policy_ping``, ``policy_denied``, ``policy_create`` (medians of ``repetitions``)."""
     workdir = Path(tempfile.mkdtemp(prefix="psb-policy-", dir="/tmp"))
     (workdir / "policy.yml").write_text(RULES)
     (workdir / "adapters.yml").write_text(json.dumps(CONFIG))
-    dockerd = PrivateDockerd()
     gateways: list[Gateway] = []
     try:
-        dockerd.start()
-        build_test_image(dockerd.url)
-        plain = _gateway(dockerd.url, None)
+        plain = _gateway(docker_url, None)
         gateways.append(plain)
-        policy = _gateway(dockerd.url, workdir / "adapters.yml")
+        policy = _gateway(docker_url, workdir / "adapters.yml")
         gateways.append(policy)
         for gw in gateways:
             wrk.run(f"http://127.0.0.1:{gw.tcp_port}/_ping", 10, 1)  # warm-up
-        figures: dict[str, list[float]] = {k: [] for k in ("plain_ping", "policy_ping", "loop_allowed", "loop_denied",
-                                                             "create_plain", "create_policy")}
-        for _ in range(args.repetitions):
-            figures["plain_ping"].append(_wrk_cpu(plain, "/_ping", args.seconds)[0])
-            figures["policy_ping"].append(_wrk_cpu(policy, "/_ping", args.seconds)[0])
-            figures["loop_allowed"].append(_loop_cpu(policy, "/_ping", 2000, 200))
-            figures["loop_denied"].append(_loop_cpu(policy, "/info", 2000, 403))
-            figures["create_plain"].append(_create_p50(plain, 210))
-            figures["create_policy"].append(_create_p50(policy, 210))
-        m = {key: median(values) for key, values in figures.items()}
-        print(json.dumps({"figures": figures, "medians": m}, indent=1))
-        ratio = m["policy_ping"] / m["plain_ping"]
-        added = (m["create_policy"] - m["create_plain"]) / 1000
-        print(f"GET /_ping c=10 CPU/request: unhooked {m['plain_ping']:.0f} µs, policy (path rules) "
-              f"{m['policy_ping']:.0f} µs = {ratio:.2f}x (target <= 1.2x: {'met' if ratio <= 1.2 else 'NOT met'})")
-        print(f"keep-alive loop CPU/request through the policy: allowed /_ping {m['loop_allowed']:.0f} µs, denied "
-              f"/info {m['loop_denied']:.0f} µs (target denied <= allowed: "
-              f"{'met' if m['loop_denied'] <= m['loop_allowed'] * 1.05 else 'NOT met'}, 5% noise allowed)")
-        print(f"POST /containers/create (body checked, daemon 404) p50: unhooked {m['create_plain']:.0f} µs, policy "
-              f"{m['create_policy']:.0f} µs, added {added:.3f} ms (target <= 0.3 ms: {'met' if added <= 0.3 else 'NOT met'})")
-        return 0
+        runs: dict[str, list[float]] = {k: [] for k in ("plain_ping", "policy_ping", "loop_allowed", "loop_denied",
+                                                          "create_plain", "create_policy")}
+        for _ in range(repetitions):
+            runs["plain_ping"].append(_wrk_cpu(plain, "/_ping", seconds)[0])
+            runs["policy_ping"].append(_wrk_cpu(policy, "/_ping", seconds)[0])
+            runs["loop_allowed"].append(_loop_cpu(policy, "/_ping", 2000, 200))
+            runs["loop_denied"].append(_loop_cpu(policy, "/info", 2000, 403))
+            runs["create_plain"].append(_create_p50(plain, 210))
+            runs["create_policy"].append(_create_p50(policy, 210))
+        m = {key: median(values) for key, values in runs.items()}
+        rows = [
+            {"workload": "policy_ping", "candidate": "policy", "unhooked_cpu_us": m["plain_ping"],
+             "policy_cpu_us": m["policy_ping"], "ratio": m["policy_ping"] / m["plain_ping"],
+             "runs": {k: runs[k] for k in ("plain_ping", "policy_ping")}},
+            {"workload": "policy_denied", "candidate": "policy", "allowed_cpu_us": m["loop_allowed"],
+             "denied_cpu_us": m["loop_denied"], "runs": {k: runs[k] for k in ("loop_allowed", "loop_denied")}},
+            {"workload": "policy_create", "candidate": "policy", "unhooked_p50_us": m["create_plain"],
+             "policy_p50_us": m["create_policy"], "added_ms": (m["create_policy"] - m["create_plain"]) / 1000,
+             "runs": {k: runs[k] for k in ("create_plain", "create_policy")}},
+        ]
+        progress(f"policy: GET /_ping CPU/request unhooked {m['plain_ping']:.0f} µs, by path rules "
+                 f"{m['policy_ping']:.0f} µs ({rows[0]['ratio']:.2f}x); allowed {m['loop_allowed']:.0f} vs denied "
+                 f"{m['loop_denied']:.0f} µs; body-checked create +{rows[2]['added_ms']:.3f} ms at p50")
+        return rows
     finally:
         for gw in gateways:
             gw.stop()
-        dockerd.stop()
         remove_tree(str(workdir))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.policy", description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=3)
+    parser.add_argument("--repetitions", type=int, default=5)
+    args = parser.parse_args(argv)
+    dockerd = PrivateDockerd()
+    try:
+        dockerd.start()
+        build_test_image(dockerd.url)
+        rows = run(dockerd.url, args.seconds, args.repetitions, lambda message: print(message, file=sys.stderr))
+    finally:
+        dockerd.stop()
+    print(json.dumps(rows, indent=1))
+    for target in policy_targets(rows):
+        print(f"{target['target']}: {target['figure']} ({'met' if target['met'] else 'NOT met'})")
+    return 0
 
 
 if __name__ == "__main__":

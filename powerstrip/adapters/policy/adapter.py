@@ -88,8 +88,7 @@ class PolicyAdapter(Adapter):
                 self._fast_decisions.clear()
         if decision is None:
             return None
-        if audit.isEnabledFor(logging.DEBUG if decision.allowed else logging.WARNING):
-            self._record(None, method, target, decision)
+        self._record(None, method, target, decision)
         return RELAY if decision.allowed else PathVerdict(403, _message(decision))
 
     async def judge(self, request: Request) -> None:
@@ -105,10 +104,11 @@ class PolicyAdapter(Adapter):
             mutated = mutate_create(profile, path, body)
             if mutated is not body:
                 request.json = body = mutated
+        query = request.query if path == "/build" else {}  # the only powers in a query: build's networkmode
         if profile is None:
-            decision = decide(policy, request.peer, request.method, request.target, body, request.query)
+            decision = decide(policy, request.peer, request.method, request.target, body, query)
         else:
-            decision = decide_for(profile, request.method, request.target, body, request.query)
+            decision = decide_for(profile, request.method, request.target, body, query)
         self._record(request.uid, request.method, request.target, decision)
         if decision.refused:
             raise Reject(403, _message(decision))
@@ -139,6 +139,12 @@ class PolicyAdapter(Adapter):
 
     def _record(self, uid: str | None, method: str, target: str, decision: Decision) -> None:
         """One JSON line per decision; ``uid`` is None on the fast path (no exchange uid is made there)."""
+        if decision.allowed:
+            level = logging.DEBUG  # every request: at --log-level debug
+        else:
+            level = logging.WARNING if decision.mode != "audit" else logging.INFO
+        if not audit.isEnabledFor(level):
+            return
         entry = {
             "uid": uid, "method": method, "path": policy_path(target),
             "profile": decision.profile.name if decision.profile else None,
@@ -148,10 +154,6 @@ class PolicyAdapter(Adapter):
         }
         if decision.violations:
             entry["violations"] = list(decision.violations)
-        if decision.allowed:
-            level = logging.DEBUG  # every request: at --log-level debug
-        else:
-            level = logging.WARNING if decision.mode != "audit" else logging.INFO
         audit.log(level, "%s", json.dumps(entry, separators=(",", ":")))
 
     def _remember_warning(self, uid: str, warning: str) -> None:

@@ -7,6 +7,7 @@ with the API version prefix removed, so ``GET /containers/json`` covers ``/v1.41
 
 from __future__ import annotations
 
+import functools
 import re
 
 from powerstrip.adapters.policy.model import PathGlob
@@ -16,6 +17,7 @@ _VERSION = re.compile(r"/v[0-9.]+(?=/|$)")
 _METHOD = re.compile(r"[A-Z]+|\*")
 
 
+@functools.lru_cache(maxsize=4096)
 def policy_path(target: str) -> str:
     """``/v1.41/containers/x/json?y=1`` → ``/containers/x/json``: cleaned, version stripped, trailing slash
     dropped (the daemon's router treats ``/containers/json/`` as ``/containers/json``)."""
