@@ -280,9 +280,11 @@ def adapter() -> None:
 @click.option("--state-dir", envvar="POWERSTRIP_STATE_DIR", default=".powerstrip", show_default=True,
               type=click.Path(file_okay=False), help="Where a built-in adapter keeps its state.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
+@click.option("--rules", type=click.Path(exists=True, dir_okay=False),
+              help="A built-in adapter's rules file (builtin:policy), as `rules:` in adapters.yml.")
 @cluster_options
 @_METRICS_SOURCE
-def adapter_run(target: str, listen: Address, docker: Address, state_dir: str, log_level: str,
+def adapter_run(target: str, listen: Address, docker: Address, state_dir: str, log_level: str, rules: str | None,
                 cluster: ClusterSettings | None, metrics_source: str | None) -> None:
     """Serve an adapter over HTTP: protocol v1 and v2 documents on any path, GET /v1/ping answers pong.
 
@@ -307,8 +309,8 @@ def adapter_run(target: str, listen: Address, docker: Address, state_dir: str, l
             return build_app(imported)
         try:  # built-ins may start tasks, so they are made on the running loop
             return build_app(create_builtin(builtin, BuiltinContext(builtin, str(docker), Path(state_dir), cluster,
-                                                                    metrics_source)))
-        except UnknownBuiltin as exc:
+                                                                    metrics_source, rules and os.path.abspath(rules))))
+        except (UnknownBuiltin, ConfigError) as exc:
             raise click.ClickException(str(exc)) from None
 
     def announce(_: str) -> None:

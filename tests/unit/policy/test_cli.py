@@ -96,3 +96,8 @@ def test_from_env(monkeypatch):
     monkeypatch.setenv("IMAGES", "1")
     result = run("policy", "from-env")
     assert result.exit_code == 0 and "allow: '* /images/**'" in result.output and "/containers" not in result.output
+
+
+def test_adapter_run_builtin_policy_needs_rules():
+    result = run("adapter", "run", "builtin:policy", "--listen", "tcp://127.0.0.1:1")
+    assert result.exit_code == 1 and "builtin:policy needs 'rules: FILE'" in result.output
