@@ -49,7 +49,7 @@ _RULE_KEYS = ("allow", "deny", "reason", "mode")
 _POWER_BOOLS = ("unrestricted", "privileged", "join_containers", "devices", "device_requests", "volumes_from",
                 "unconfined", "require_no_new_privileges", "root")
 _POWER_LISTS = ("host_namespaces", "capabilities", "require_drop", "bind_sources", "runtimes", "sysctls", "images",
-                "require_limits")
+                "require_limits", "network_drivers")
 _BOOL = "tag:yaml.org,2002:bool"
 T = TypeVar("T")
 

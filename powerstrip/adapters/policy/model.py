@@ -82,6 +82,7 @@ class Powers:
     root: bool = True  # may run as uid 0 (False: User must name a numeric non-zero uid)
     images: tuple[str, ...] | None = None  # fnmatch globs over normalised references; None: any image
     require_limits: frozenset[str] = frozenset()  # of LIMITS
+    network_drivers: tuple[str, ...] = ("bridge", "overlay")  # POST /networks/create Driver (empty: bridge)
 
 
 UNRESTRICTED = Powers(unrestricted=True)

@@ -310,6 +310,14 @@ def volume_create(body: Body, _query: Query, powers: Powers) -> list[str]:
     return [f"a volume binding {device!r} (DriverOpts o=bind) is not allowed ({_allowed_sources(powers)})"]
 
 
+def network_create(body: Body, _query: Query, powers: Powers) -> list[str]:
+    """macvlan, ipvlan and the like put containers on the host's own links: drivers are allowed by name."""
+    driver = _text(body.get("Driver")) or "bridge"
+    if driver in powers.network_drivers:
+        return []
+    return [f"network driver {driver!r} is not allowed (allowed: {', '.join(powers.network_drivers)})"]
+
+
 @dataclass(frozen=True, slots=True)
 class BodyCheck:
     """The powers check of one endpoint; ``reads_body`` False when it judges the query only (a build's body
@@ -328,9 +336,11 @@ _ENDPOINTS: tuple[tuple[str, re.Pattern[str], BodyCheck], ...] = (
     ("POST", re.compile(r"/services/[^/]+/update"), BodyCheck(service_spec)),
     ("POST", re.compile(r"/build"), BodyCheck(build, reads_body=False)),
     ("POST", re.compile(r"/volumes/create"), BodyCheck(volume_create)),
+    ("POST", re.compile(r"/networks/create"), BodyCheck(network_create)),
 )
 
 
 def checker_for(method: str, path: str) -> BodyCheck | None:
     """The powers check of the endpoint ``method path`` (version-stripped), or None for one without powers."""
+    method = method.upper()  # dockerd's router would not route "post", but a check must not hinge on that
     return next((check for m, regex, check in _ENDPOINTS if m == method and regex.fullmatch(path)), None)

@@ -98,8 +98,8 @@ def test_a_body_within_the_profile_is_created(policy_gateway, daemon, uniq):
         daemon.api.remove_volume(f"vol-{uniq}", force=True)
 
 
-def test_exec_legacy_start_volume_and_build(policy_gateway, dockerd, daemon, uniq):
-    """The same powers where they appear outside a create: exec, the API < 1.24 start body, volumes, build."""
+def test_exec_legacy_start_volume_network(policy_gateway, dockerd, daemon, uniq):
+    """The same powers where they appear outside a create: exec, the API < 1.24 start body, volumes, networks."""
     gw = policy_gateway(RULES)
     name = f"pol-run-{uniq}"
     daemon.api.create_container("ps-busybox", ["sleep", "60"], name=name, user="1000")
@@ -131,6 +131,14 @@ def test_exec_legacy_start_volume_and_build(policy_gateway, dockerd, daemon, uni
                                 {"Content-Type": "application/json"})
         assert reply.status == 403, reply.body
         assert f"pol-vol-{uniq}" not in [v.name for v in daemon.volumes.list()]
+        # macvlan/ipvlan networks: refused by the policy before the daemon sees them. (No control here: this
+        # machine's kernel cannot make those links, so dockerd answers "operation not supported" itself.)
+        for driver in ("macvlan", "ipvlan"):
+            network = json.dumps({"Name": f"pol-{driver}-{uniq}", "Driver": driver}).encode()
+            reply = rawhttp.request(gw.socket_path, "POST", "/v1.41/networks/create", network,
+                                    {"Content-Type": "application/json"})
+            assert reply.status == 403 and f"network driver '{driver}' is not allowed" in reply.json()["message"]
+            assert not daemon.networks.list(names=[f"pol-{driver}-{uniq}"])
     finally:
         daemon.api.remove_container(name, force=True)
 

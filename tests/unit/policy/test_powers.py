@@ -140,3 +140,12 @@ def test_mutations_labels_env_and_image_remap():
     assert body == {"Image": "mirror.local/library/busybox:latest", "Env": ["A=1", "HTTP_PROXY=http://proxy:3128"],
                     "Labels": {"x": "y", "tier": "web"}}
     assert mutate_create(profile, "/volumes/create", {"Name": "v"}) == {"Name": "v", "Labels": {"tier": "web"}}
+
+
+def test_network_drivers_and_method_case():
+    from powerstrip.adapters.policy.powers import checker_for, network_create
+
+    assert network_create({"Name": "n"}, {}, Powers()) == []
+    assert network_create({"Name": "n", "Driver": "macvlan", "Options": {"parent": "eth0"}}, {}, Powers())
+    assert network_create({"Driver": "macvlan"}, {}, Powers(network_drivers=("bridge", "macvlan"))) == []
+    assert checker_for("post", "/containers/create") is checker_for("POST", "/containers/create")
