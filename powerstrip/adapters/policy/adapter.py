@@ -39,7 +39,7 @@ from powerstrip.sdk import Adapter, Reject, Request, Response
 audit = logging.getLogger("powerstrip.policy.audit")
 
 REMEMBERED_WARNINGS = 1024
-FAST_DECISIONS = 4096  # cached path decisions; cleared when full (targets with varying queries)
+FAST_DECISIONS = 4096  # cached peers and path decisions, each; cleared when full (new connections, queries)
 _INSPECT = re.compile(r"/containers/[^/]+/json")
 
 
@@ -75,6 +75,8 @@ class PolicyAdapter(Adapter):
         try:
             profile = self._fast_profiles[peer]
         except KeyError:
+            if len(self._fast_profiles) >= FAST_DECISIONS:  # every TCP connection is a peer of its own
+                self._fast_profiles.clear()
             profile = self._fast_profiles[peer] = profile_for(policy, peer)
         if profile is None or profile.owner is not None or profile.rate_limit is not None or profile.labels \
                 or profile.env or profile.image_remap:
@@ -83,9 +85,9 @@ class PolicyAdapter(Adapter):
         try:
             decision = self._fast_decisions[key]
         except KeyError:
-            decision = self._fast_decisions[key] = path_decision(profile, method, target)
-            if len(self._fast_decisions) > FAST_DECISIONS:
+            if len(self._fast_decisions) >= FAST_DECISIONS:
                 self._fast_decisions.clear()
+            decision = self._fast_decisions[key] = path_decision(profile, method, target)
         if decision is None:
             return None
         self._record(None, method, target, decision)

@@ -85,8 +85,6 @@ class Powers:
     network_drivers: tuple[str, ...] = ("bridge", "overlay")  # POST /networks/create Driver (empty: bridge)
 
 
-UNRESTRICTED = Powers(unrestricted=True)
-
 
 @dataclass(frozen=True, slots=True)
 class RateLimit:
