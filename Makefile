@@ -56,6 +56,11 @@ bench-quick: deps-bench venv $(BENCH_STAMP)
 bench-policy: deps-bench venv $(BENCH_STAMP)
 	$(VENV)/bin/python -m bench.policy $(BENCH_ARGS)
 
+# QoS figures (docs/qos.md): limit accuracy at 1/10/100 Mbit/s, unlimited traffic with QoS present, ~1 min.
+.PHONY: bench-qos
+bench-qos: deps venv $(BENCH_STAMP)
+	$(VENV)/bin/python -m bench.qos $(BENCH_ARGS)
+
 # Where the time of the unhooked relay path goes (py-spy, under wrk load).
 bench-profile: deps-bench venv $(BENCH_STAMP)
 	$(VENV)/bin/python -m bench.profile $(BENCH_ARGS)

@@ -1,6 +1,8 @@
-"""Multi-host networking figures: overlay vs same-host throughput, create-to-reachable time, allocation rate.
+"""Multi-host networking figures: overlay vs same-host throughput, create-to-reachable time, allocation rate,
+name lookup latency (same-host name, answered by Docker, vs a name on another host, answered by
+powerstrip's resolver), time to reclaim a lost host's addresses.
 
-    sudo .venv/bin/python -m bench.multihost [--seconds 5] [--rounds 5] [--allocators 3] [--allocations 200]
+    sudo .venv/bin/python -m bench.multihost [--seconds 5] [--rounds 5] [--allocators 3] [--allocations 200] [--grace 5]
 
 Runs on simulated hosts (tests/harness/multihost.py: network namespaces on an underlay bridge, a
 dockerd and a ``powerstrip serve --cluster`` in each, a real etcd). Throughput is measured with the
@@ -93,12 +95,37 @@ def allocation_rate(endpoint: tuple[str, int], allocators: int, each: int) -> tu
     return len(addresses) / elapsed, len(addresses), len(set(addresses))
 
 
+def lookup_latencies(namespace: str, name: str, count: int) -> list[float]:
+    """Seconds per lookup of ``name`` from inside ``namespace`` through Docker's embedded DNS."""
+    out = subprocess.run(["nsenter", f"--net={namespace}", sys.executable, "-m", "bench.dns_probe", name, str(count)],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    return json.loads(out)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def reclaim_time(store: EtcdStore, lost: SimHost) -> tuple[float, float, int]:
+    """Kill ``lost``'s powerstrip: (seconds until its lease is gone, until its addresses are freed, how many)."""
+    held = sum(a.host == lost.address for a in store.allocations())
+    began = time.monotonic()
+    lost.stop_powerstrip(kill=True)
+    wait_until(lambda: lost.address not in {m.address for m in store.members()}, 60, 0.1, "the lease to expire")
+    expired = time.monotonic() - began
+    wait_until(lambda: all(a.host != lost.address for a in store.allocations()), 120, 0.1, "the addresses to be freed")
+    return expired, time.monotonic() - began, held
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5, help="length of each iperf3 run")
     parser.add_argument("--rounds", type=int, default=5, help="create-to-reachable samples")
     parser.add_argument("--allocators", type=int, default=3, help="concurrent allocator processes")
     parser.add_argument("--allocations", type=int, default=200, help="allocations per allocator")
+    parser.add_argument("--lookups", type=int, default=500, help="name lookups per kind")
+    parser.add_argument("--grace", type=int, default=5, help="--lost-host-grace of the simulated hosts (seconds)")
     args = parser.parse_args()
     if shutil.which("iperf3") is None:
         sys.exit("bench.multihost needs iperf3 on the host (Debian package iperf3)")
@@ -106,8 +133,11 @@ def main() -> None:
     cluster = Cluster(2).start()
     try:
         h1, h2 = cluster.hosts
+        endpoint = (cluster.etcd.host, cluster.etcd.port)
+        # before the gateways start: their housekeeping would take these hosts without a lease for lost ones
+        rate, total, distinct = allocation_rate(endpoint, args.allocators, args.allocations)
         for host in (h1, h2):
-            host.start_powerstrip("--log-level", "info")
+            host.start_powerstrip("--log-level", "info", "--lost-host-grace", str(args.grace))
         h1.powerstrip("network", "create", "bench", "10.50.0.0/16")
         start(h1, "bench-a", "bench")
         same = start(h1, "bench-b", "bench")
@@ -118,7 +148,11 @@ def main() -> None:
         local = throughput(netns_of(h1, "bench-b"), same, a_ns, args.seconds)
         overlay = throughput(netns_of(h2, "bench-c"), remote, a_ns, args.seconds)
         times = create_to_reachable(h1, h2, "bench-a", args.rounds)
-        rate, total, distinct = allocation_rate((cluster.etcd.host, cluster.etcd.port), args.allocators, args.allocations)
+        wait_until(lambda: h1.docker("exec", "bench-a", "nslookup", "bench-c", check=False).returncode == 0, 30, 0.2,
+                   "bench-c's name to resolve on host 1")
+        same_host = lookup_latencies(a_ns, "bench-b", args.lookups)
+        cross_host = lookup_latencies(a_ns, "bench-c", args.lookups)
+        expired, reclaimed, held = reclaim_time(EtcdStore(Etcd((endpoint,)), "bench"), h2)
     finally:
         cluster.stop()
         left = cluster.leftovers()
@@ -129,8 +163,13 @@ def main() -> None:
     print(f"TCP throughput, across hosts (VXLAN):  {overlay:6.2f} Gbit/s ({overlay / local:.2f} of same-host)")
     print(f"create to reachable peer (docker run on host 2 → ping from host 1): "
           f"median {statistics.median(times):.2f} s, min {min(times):.2f} s, max {max(times):.2f} s ({len(times)} runs)")
+    for label, values in (("same host (Docker's DNS)", same_host), ("other host (powerstrip)", cross_host)):
+        print(f"name lookup, {label}: p50 {percentile(values, 0.5) * 1e3:.2f} ms, "
+              f"p99 {percentile(values, 0.99) * 1e3:.2f} ms ({len(values)} lookups)")
     print(f"allocations: {total} by {args.allocators} concurrent processes, {rate:.0f}/s, "
           f"{distinct} distinct ({total - distinct} duplicates)")
+    print(f"lost host (powerstrip killed): lease gone after {expired:.1f} s, its {held} address(es) reclaimed after "
+          f"{reclaimed:.1f} s (lease 10 s + --lost-host-grace {args.grace} s)")
 
 
 if __name__ == "__main__":

@@ -14,14 +14,16 @@ from pathlib import Path
 
 import click
 
+from powerstrip import logtext
 from powerstrip.adapters import BuiltinContext
 from powerstrip.adapters.hostaware.cli import hosts, messages, rules
 from powerstrip.adapters.net.cli import cluster_group, cluster_options, info, network
 from powerstrip.adapters.net.cluster import ClusterSettings
 from powerstrip.adapters.policy.cli import policy_group, socket_proxy_config
+from powerstrip.adapters.qos.cli import qos_group
+from powerstrip.adapters.net.inventory_cli import inventory_command
 from powerstrip.config.loader import ConfigError, find_config_path, load_config, passthrough_config
 from powerstrip.config.model import Config
-from powerstrip import logtext
 from powerstrip.hooks.inprocess import AdapterLoadError
 from powerstrip.observability import combine
 from powerstrip.observability.audit import AuditLog
@@ -71,6 +73,8 @@ main.add_command(policy_group)
 main.add_command(hosts)
 main.add_command(rules)
 main.add_command(messages)
+main.add_command(qos_group)
+main.add_command(inventory_command)
 
 
 def _find_and_load(config_path: str | None) -> Config:

@@ -21,6 +21,7 @@ BUILTINS: dict[str, str] = {
     "hostaware": "powerstrip.adapters.hostaware.adapter:create_adapter",
     "net": "powerstrip.adapters.net.adapter:create_adapter",
     "policy": "powerstrip.adapters.policy.adapter:create_adapter",
+    "qos": "powerstrip.adapters.qos.adapter:create_adapter",
 }
 
 

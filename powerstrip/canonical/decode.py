@@ -237,6 +237,9 @@ def _map(typ: Map, current: AnyValue, raw: AnyValue, where: Where, depth: int) -
         raise _mismatch(raw, "an object", where)
     result = dict(current) if current is not MISSING else {}
     elem = typ.elem
+    if elem.__class__ is Scalar and elem.kind == "string" and all(value.__class__ is str for _, value in raw):
+        result.update(raw)  # map[string]string given strings: Labels, Sysctls, options
+        return result
     for key, value in raw:
         item = decode(elem, MISSING, value, (where, f"[{key!r}]"), depth + 1)
         result[key] = zero(elem) if item is MISSING else item
@@ -252,12 +255,16 @@ def _sequence(typ: Slice | Array, current: AnyValue, raw: AnyValue, where: Where
         raise Ambiguous(f"{render(where)}: given twice; dockerd would decode the second array into the first "
                         "one's elements, so the gateway refuses it")
     elem = typ.elem
+    if elem.__class__ is Scalar and elem.kind == "string" and typ.__class__ is Slice \
+            and all(value.__class__ is str for value in raw):
+        return list(raw)  # []string given strings: Env, Binds, Dns, ...
     items = []
     for index, value in enumerate(raw):
         item = decode(elem, MISSING, value, (where, f"[{index}]"), depth + 1)
         items.append(zero(elem) if item is MISSING else item)
     if typ.__class__ is Array:
-        items = (items + [zero(elem) for _ in range(typ.size)])[:typ.size]
+        del items[typ.size:]
+        items.extend(zero(elem) for _ in range(typ.size - len(items)))
     return items
 
 
@@ -282,9 +289,9 @@ def _struct(typ: Struct, current: AnyValue, raw: AnyValue, where: Where, depth: 
         raise _mismatch(raw, f"an object ({typ.name})", where)
     fields = typ.fields
     if current is MISSING:
-        keys = [key for key, _ in raw]
-        if len(keys) == len(raw) and fields.keys() >= set(keys) and len(set(keys)) == len(keys):
-            return _plain_struct(typ, raw, keys, where, depth)
+        given = dict(raw)
+        if len(given) == len(raw) and fields.keys() >= given.keys():
+            return _plain_struct(typ, given, where, depth)
     result = current.copy() if current is not MISSING else StructValue()
     spelling = result.spelling
     unknown_folds: dict[str, str] = {}
@@ -314,26 +321,28 @@ def _struct(typ: Struct, current: AnyValue, raw: AnyValue, where: Where, depth: 
     return result
 
 
-def _plain_struct(typ: Struct, raw: Pairs, keys: list[str], where: Where, depth: int) -> StructValue:
+def _plain_struct(typ: Struct, given: dict[str, AnyValue], where: Where, depth: int) -> StructValue:
     """``_struct`` for the usual object: a new value, every key a field's exact name, none repeated.
 
-    Nothing can be ambiguous then, so each value is decoded once with no bookkeeping; the docker CLI's
-    bodies all take this path.
+    Nothing can be ambiguous then, so each value is checked once with no bookkeeping, and only the values
+    that need decoding are replaced; the docker CLI's bodies all take this path.
     """
     fields = typ.fields
-    result = StructValue()
-    result.spelling = dict(zip(keys, keys))
-    for key, value in raw:
+    result = StructValue(given)
+    result.spelling = dict(zip(given, given))
+    for key, value in given.items():
         field = fields[key]
         cls = value.__class__
         if cls is field.fast and (cls is not int or field.low <= value <= field.high):
-            result[key] = value
-        elif value is None and not field.null_is_plain:
-            continue  # nil, or no effect on a zero value: unset either way
+            continue
+        if value is None and not field.null_is_plain:
+            del result[key]  # nil, or no effect on a zero value: unset either way
+            continue
+        after = _DECODERS[field.type.__class__](field.type, MISSING, value, (where, key), depth + 1)
+        if after is MISSING:
+            del result[key]
         else:
-            after = _DECODERS[field.type.__class__](field.type, MISSING, value, (where, key), depth + 1)
-            if after is not MISSING:
-                result[key] = after
+            result[key] = after
     return result
 
 

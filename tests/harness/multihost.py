@@ -5,7 +5,8 @@
 - ``SimHost``: a network namespace with a private dockerd (``PrivateDockerd``), a veth into the
   underlay (``.N``), and a ``powerstrip serve --cluster ...`` started inside the namespace with
   ``nsenter --net`` (so its netlink calls program that "host's" kernel).
-- ``Cluster``: all of it, with ``stop()`` that removes every namespace, bridge, rule and process
+- ``Cluster``: all of it (``secure=True``: etcd with TLS, client certificates and a user, and every
+  host's powerstrip given them through the environment), with ``stop()`` that removes every namespace, bridge, rule and process
   and ``leftovers()`` that says what is still there (the tests assert it is nothing).
 """
 
@@ -16,15 +17,17 @@ import random
 import secrets
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Network
 from pathlib import Path
 
+from .certs import CertificateAuthority
 from .dockerd import PrivateDockerd
-from .etcd import EtcdServer
+from .etcd import EtcdServer, ServerTLS
 from .gateway import Gateway
 from .image import build_test_image
-from .util import pids_mentioning
+from .util import pids_mentioning, remove_tree
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG = REPO_ROOT / "examples" / "socketplane.yml"
@@ -105,11 +108,12 @@ class Underlay:
 class SimHost:
     """One simulated Docker host: netns + dockerd + (when started) powerstrip with the cluster store."""
 
-    def __init__(self, underlay: Underlay, index: int, cluster_url: str) -> None:
+    def __init__(self, underlay: Underlay, index: int, cluster_url: str, store_env: dict[str, str] | None = None) -> None:
         self.underlay = underlay
         self.index = index
         self.name = f"host{index - 1}"  # hosts are .2, .3, ... on the underlay: host1, host2, ...
         self.cluster_url = cluster_url
+        self.store_env = dict(store_env or {})  # POWERSTRIP_CLUSTER_CACERT, ... for a secured store
         self.dockerd = PrivateDockerd()
         self.address: str | None = None
         self.gateway: Gateway | None = None
@@ -126,7 +130,7 @@ class SimHost:
 
     def start_powerstrip(self, *extra: str, config: Path = CONFIG) -> Gateway:
         command = ["nsenter", f"--net=/var/run/netns/{self.netns}", sys.executable, "-m", "powerstrip"]
-        self.gateway = Gateway(self.dockerd.url, config=config, command=command,
+        self.gateway = Gateway(self.dockerd.url, config=config, command=command, env=self.store_env,
                                extra_args=["--cluster", self.cluster_url, *extra], start_timeout=60.0)
         try:
             self.gateway.start()
@@ -157,7 +161,7 @@ class SimHost:
         """The powerstrip CLI in this host's namespace, against its dockerd and the cluster store."""
         argv = ["nsenter", f"--net=/var/run/netns/{self.netns}", sys.executable, "-m", "powerstrip", *args]
         env = dict(os.environ, POWERSTRIP_CLUSTER=self.cluster_url, POWERSTRIP_DOCKER_HOST=self.dockerd.url,
-                   PYTHONPATH=str(REPO_ROOT))
+                   PYTHONPATH=str(REPO_ROOT), **self.store_env)
         result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"powerstrip {' '.join(args)} on {self.name}: {result.stderr.strip()}")
@@ -181,10 +185,13 @@ class SimHost:
 
 
 class Cluster:
-    def __init__(self, hosts: int) -> None:
+    def __init__(self, hosts: int, secure: bool = False) -> None:
         self.underlay = Underlay()
         self.etcd: EtcdServer | None = None
         self.hosts: list[SimHost] = []
+        self.secure = secure
+        self.store_env: dict[str, str] = {}
+        self._pki: str | None = None
         self._count = hosts
         self._netns: list[str] = []
         self._dirs: list[str] = []
@@ -192,9 +199,9 @@ class Cluster:
     def start(self) -> "Cluster":
         try:
             self.underlay.start()
-            self.etcd = EtcdServer(host=self.underlay.gateway, port=2379).start()
+            self.etcd = self._secured_etcd() if self.secure else EtcdServer(host=self.underlay.gateway, port=2379).start()
             self._dirs.append(self.etcd.dir or "")
-            self.hosts = [SimHost(self.underlay, i + 2, self.etcd.url) for i in range(self._count)]
+            self.hosts = [SimHost(self.underlay, i + 2, self.etcd.url, self.store_env) for i in range(self._count)]
             with ThreadPoolExecutor(len(self.hosts)) as pool:
                 list(pool.map(SimHost.start_dockerd, self.hosts))
             for host in self.hosts:
@@ -205,12 +212,36 @@ class Cluster:
             raise
         return self
 
+    def _secured_etcd(self) -> EtcdServer:
+        """etcd with TLS, client certificates required and a ``powerstrip`` user (its certificates in a temp dir)."""
+        import requests
+
+        from powerstrip.adapters.net.etcd_store import PREFIX
+
+        self._pki = tempfile.mkdtemp(prefix="psk-", dir="/tmp")
+        self._dirs.append(self._pki)
+        ca = CertificateAuthority(Path(self._pki), "cluster")
+        server, client = ca.issue("etcd", ips=(self.underlay.gateway,)), ca.issue("powerstrip", client=True)
+        etcd = EtcdServer(host=self.underlay.gateway, port=2379, tls=ServerTLS(
+            str(server.cert), str(server.key), str(ca.cert), str(ca.cert), (str(client.cert), str(client.key)))).start()
+        password = secrets.token_hex(8)
+        with requests.Session() as admin:
+            admin.verify, admin.cert, admin.trust_env = str(ca.cert), (str(client.cert), str(client.key)), False
+            etcd.enable_auth(admin, {"powerstrip": password}, PREFIX)
+        self.store_env = {"POWERSTRIP_CLUSTER_CACERT": str(ca.cert), "POWERSTRIP_CLUSTER_CERT": str(client.cert),
+                          "POWERSTRIP_CLUSTER_KEY": str(client.key), "POWERSTRIP_CLUSTER_USER": "powerstrip",
+                          "POWERSTRIP_CLUSTER_PASSWORD": password}
+        return etcd
+
     def stop(self) -> None:
         with ThreadPoolExecutor(max(1, len(self.hosts))) as pool:
             list(pool.map(SimHost.stop, self.hosts))
         if self.etcd is not None:
             self.etcd.stop()
         self.underlay.stop()
+        if self._pki is not None:
+            remove_tree(self._pki)
+            self._pki = None
 
     def leftovers(self) -> list[str]:
         """What ``stop()`` should have removed and did not: namespaces, links, processes, dirs."""

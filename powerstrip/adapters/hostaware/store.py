@@ -64,7 +64,7 @@ def open_store(state_dir: Path, cluster: ClusterSettings | None, host: str) -> H
         return SqliteHostStore(state_dir / "hostaware.db")
     from powerstrip.adapters.hostaware.etcd_store import EtcdHostStore, HostEtcd
 
-    return EtcdHostStore(HostEtcd(cluster.endpoints), host)
+    return EtcdHostStore(HostEtcd(cluster.endpoints, tls=cluster.tls, credentials=cluster.credentials), host)
 
 
 def host_name(cluster: ClusterSettings | None) -> str:

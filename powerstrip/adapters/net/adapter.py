@@ -22,6 +22,7 @@ from powerstrip.adapters.net.converger import Converger
 from powerstrip.adapters.net.docker_api import DockerError
 from powerstrip.adapters.net.etcd_store import EtcdStore
 from powerstrip.adapters.net.model import NetError
+from powerstrip.adapters.net.names import NameService
 from powerstrip.adapters.net.networks import VirtualNetworks, open_networks
 from powerstrip.adapters.net.overlay import Overlay
 from powerstrip.adapters.net.watcher import Watcher
@@ -42,9 +43,14 @@ def create_adapter(context: BuiltinContext) -> NetAdapter:
     if context.cluster is not None:
         store = networks.store
         assert isinstance(store, EtcdStore)
-        converger = Converger(networks, store, Overlay(context.cluster.advertise, context.cluster.mtu))
+        names = NameService(list(context.cluster.dns_upstreams) or None)
+        converger = Converger(networks, store, Overlay(context.cluster.advertise, context.cluster.mtu),
+                              lost_host_grace=context.cluster.lost_host_grace, names=names)
         networks.on_bridge = lambda _network: converger.sync()
+        networks.resolvers = names.servers_for
     adapter = NetAdapter(context.name, networks, converger)
+    if converger is not None:
+        converger.on_join = adapter.attachments.reconcile  # addresses reclaimed while away are taken back
     try:
         asyncio.get_running_loop()
     except RuntimeError:

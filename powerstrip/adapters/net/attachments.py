@@ -15,9 +15,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ipaddress import IPv4Address
+
 from powerstrip.adapters.net.create_body import Wanted
 from powerstrip.adapters.net.docker_api import DockerAPI, DockerError
-from powerstrip.adapters.net.model import Allocation, Network, NotFound
+from powerstrip.adapters.net.etcd_store import EtcdStore
+from powerstrip.adapters.net.model import Allocation, Conflict, Network, NotFound
 from powerstrip.adapters.net.networks import LABEL_NETWORK, VirtualNetworks, bridge_name
 from powerstrip.adapters.net.pause_image import ensure_pause_image
 
@@ -49,6 +52,7 @@ class Attachments:
         self.docker = docker
         self._image: str | None = None
         self._image_lock = asyncio.Lock()
+        self._reconcile_lock = asyncio.Lock()  # the watcher's and a re-join's reconcile never interleave
 
     async def attach(
         self, owner: str, wanted: Wanted, config: dict[str, Any], host_config: dict[str, Any], name: str | None
@@ -60,6 +64,9 @@ class Attachments:
         endpoint: dict[str, Any] = {"IPAMConfig": {"IPv4Address": str(allocation.address)}}
         if name:
             endpoint["Aliases"] = [name]  # other containers on the network resolve the user's name
+        resolvers = self.networks.resolvers(network) if self.networks.resolvers else []
+        if resolvers and not host_config.get("Dns"):  # Docker's DNS forwards what it does not know there
+            host_config = {**host_config, "Dns": resolvers}
         spec = {
             **config,
             "Image": image,
@@ -127,7 +134,13 @@ class Attachments:
 
     async def reconcile(self) -> None:
         """Repair what was missed (the gateway was down, a hook never came): free the addresses of
-        containers that are gone, bind pending ones whose container exists, remove stray holders."""
+        containers that are gone, bind pending ones whose container exists, remove stray holders;
+        in a cluster, take back the addresses of containers whose allocation was reclaimed while
+        this host was lost (``_readopt``)."""
+        async with self._reconcile_lock:
+            await self._reconcile()
+
+    async def _reconcile(self) -> None:
         # Allocations first: a container created after the listing cannot then look "gone".
         allocations = await self.networks.local_allocations()
         containers = await self.docker.call("GET", "/containers/json", params={"all": "1"}) or []
@@ -151,9 +164,47 @@ class Attachments:
                 await self.detach(allocation.owner)
         owners = {a.owner for a in allocations}
         for name, holder in holders.items():
-            if name not in owners and now - holder["Created"] > PENDING_GRACE:
+            if name in owners:
+                continue
+            user = joined.get(holder["Id"])
+            if user is not None and isinstance(self.networks.store, EtcdStore):
+                await self._readopt(self.networks.store, name, holder, user)
+            elif now - holder["Created"] > PENDING_GRACE:
                 log.info("removing stray network-only container %s", name)
                 await self._remove(name)
+
+    async def _readopt(self, store: EtcdStore, owner: str, holder: dict[str, Any], user: dict[str, Any]) -> None:
+        """A running user's container whose address is no longer allocated (reclaimed while this host was
+        lost): the same address if it is still free, else a new one (the holder is re-connected with it)."""
+        name = user["Names"][0].lstrip("/")
+        label = (holder.get("Labels") or {}).get(LABEL_NETWORK, "")
+        try:
+            network = await asyncio.to_thread(store.network, label)
+        except NotFound:
+            log.warning("net: container %s is on network %s, which was deleted while this host was lost", name, label)
+            return
+        bridge = bridge_name(network)
+        endpoint = ((holder.get("NetworkSettings") or {}).get("Networks") or {}).get(bridge) or {}
+        text = (endpoint.get("IPAMConfig") or {}).get("IPv4Address") or endpoint.get("IPAddress") or ""
+        if text:
+            try:
+                adopted = await asyncio.to_thread(store.adopt, network.name, IPv4Address(text), owner, user["Id"], name)
+            except Conflict as exc:
+                log.warning("net: container %s cannot have its address back: %s", name, exc.message)
+            else:
+                if adopted is not None:
+                    log.warning("net: container %s got its address %s on %s back (it had been reclaimed while "
+                                "this host was lost)", name, text, network.name)
+                return  # adopted, or recorded meanwhile by the create in flight
+        allocation = await asyncio.to_thread(store.allocate, network.name, owner)
+        await asyncio.to_thread(store.bind, owner, user["Id"], name)
+        await self.docker.call("POST", f"/networks/{bridge}/disconnect", body={"Container": holder["Id"], "Force": True})
+        await self.docker.call("POST", f"/networks/{bridge}/connect", body={
+            "Container": holder["Id"],
+            "EndpointConfig": {"IPAMConfig": {"IPv4Address": str(allocation.address)}, "Aliases": [name]},
+        })
+        log.warning("net: container %s on %s now has the address %s (its old one, %s, was given to another "
+                    "container while this host was lost)", name, network.name, allocation.address, text or "unknown")
 
     async def _pause_image(self) -> str:
         async with self._image_lock:  # concurrent first creates build the image once

@@ -19,8 +19,8 @@ import click
 from powerstrip.adapters.net.attachments import Attachments, Membership
 from powerstrip.adapters.net.cluster import DEFAULT_MTU, ClusterSettings, cluster_settings
 from powerstrip.adapters.net.converger import LEASE_TTL
+from powerstrip.adapters.net.housekeeping import LOST_HOST_GRACE
 from powerstrip.adapters.net.docker_api import DockerError
-from powerstrip.adapters.net.etcd_client import Etcd
 from powerstrip.adapters.net.etcd_store import EtcdStore
 from powerstrip.adapters.net.model import NetError
 from powerstrip.adapters.net.networks import VirtualNetworks, open_networks
@@ -28,32 +28,93 @@ from powerstrip.adapters.net.networks import VirtualNetworks, open_networks
 T = TypeVar("T")
 
 
+_FILE = click.Path(exists=True, dir_okay=False)
+_STORE_OPTIONS = (  # the cluster store and how to reach it securely, as etcdctl's --cacert/--cert/--key/--user
+    click.option("--cluster", "cluster_url", metavar="etcd[s]://HOST:PORT[,HOST:PORT...]", envvar="POWERSTRIP_CLUSTER",
+                 help="Multi-host networks with their state in this etcd cluster; etcds:// for TLS "
+                      "(env POWERSTRIP_CLUSTER)."),
+    click.option("--cluster-cacert", type=_FILE, envvar="POWERSTRIP_CLUSTER_CACERT",
+                 help="CA bundle that signed the etcd servers' certificates (default: the system's)."),
+    click.option("--cluster-cert", type=_FILE, envvar="POWERSTRIP_CLUSTER_CERT",
+                 help="Client certificate for etcd (with --cluster-key)."),
+    click.option("--cluster-key", type=_FILE, envvar="POWERSTRIP_CLUSTER_KEY", help="Key of --cluster-cert."),
+    click.option("--cluster-user", metavar="NAME[:PASSWORD]", envvar="POWERSTRIP_CLUSTER_USER",
+                 help="etcd user (env POWERSTRIP_CLUSTER_USER)."),
+    click.option("--cluster-password", metavar="PASSWORD", envvar="POWERSTRIP_CLUSTER_PASSWORD",
+                 help="Password of --cluster-user when not given with it (env POWERSTRIP_CLUSTER_PASSWORD)."),
+)
+_HOST_OPTIONS = (  # this host in the cluster
+    click.option("--advertise", metavar="ADDRESS", envvar="POWERSTRIP_ADVERTISE",
+                 help="This host's underlay address (default: the source address of the route to the cluster store)."),
+    click.option("--advertise-gateway", metavar="URL", envvar="POWERSTRIP_ADVERTISE_GATEWAY",
+                 help="How other machines reach this host's gateway (tcp://ADDRESS:PORT of a --listen), "
+                      "recorded with its membership for `powerstrip inventory`."),
+    click.option("--overlay-mtu", default=DEFAULT_MTU, show_default=True, envvar="POWERSTRIP_OVERLAY_MTU",
+                 help="MTU of multi-host networks (the underlay's MTU minus 50 for VXLAN)."),
+    click.option("--lost-host-grace", default=LOST_HOST_GRACE, show_default=True, metavar="SECONDS",
+                 envvar="POWERSTRIP_LOST_HOST_GRACE",
+                 help="How long a host may be without its lease before another host reclaims its addresses."),
+    click.option("--dns-upstream", "dns_upstreams", multiple=True, metavar="ADDRESS",
+                 envvar="POWERSTRIP_DNS_UPSTREAM",
+                 help="Where names that are not containers' go (repeatable; default: /etc/resolv.conf's servers)."),
+)
+
+
+def _settings(cluster_url: str | None, advertise: str | None, overlay_mtu: int, advertise_gateway: str | None,
+              security: dict[str, str | None], lost_host_grace: float = LOST_HOST_GRACE,
+              dns_upstreams: tuple[str, ...] = ()) -> ClusterSettings | None:
+    """``ClusterSettings`` from the options (``None`` without --cluster); bad ones are usage errors."""
+    if not cluster_url:
+        return None
+    try:
+        return cluster_settings(cluster_url, advertise, overlay_mtu, advertise_gateway,
+                                cacert=security["cluster_cacert"], cert=security["cluster_cert"],
+                                key=security["cluster_key"], user=security["cluster_user"],
+                                password=security["cluster_password"], lost_host_grace=lost_host_grace,
+                                dns_upstreams=dns_upstreams)
+    except NetError as exc:
+        raise click.BadParameter(exc.message, param_hint="--cluster options") from None
+
+
+def _security(kwargs: dict[str, Any]) -> dict[str, str | None]:
+    return {name: kwargs.pop(name) for name in
+            ("cluster_cacert", "cluster_cert", "cluster_key", "cluster_user", "cluster_password")}
+
+
 def cluster_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--cluster``, ``--advertise`` and ``--overlay-mtu``, handed to ``command`` as ``cluster`` (or ``None``)."""
+    """The cluster store options (``--cluster``, TLS, user) and this host's (``--advertise``,
+    ``--advertise-gateway``, ``--overlay-mtu``, ``--lost-host-grace``, ``--dns-upstream``), handed to ``command`` as ``cluster`` (or ``None``)."""
 
     @functools.wraps(command)
-    def with_cluster(*args: Any, cluster_url: str | None, advertise: str | None, overlay_mtu: int, **kwargs: Any) -> Any:
-        try:
-            kwargs["cluster"] = cluster_settings(cluster_url, advertise, overlay_mtu) if cluster_url else None
-        except NetError as exc:
-            raise click.BadParameter(exc.message, param_hint="--cluster/--advertise/--overlay-mtu") from None
+    def with_cluster(*args: Any, cluster_url: str | None, advertise: str | None, advertise_gateway: str | None,
+                     overlay_mtu: int, lost_host_grace: float, dns_upstreams: tuple[str, ...], **kwargs: Any) -> Any:
+        kwargs["cluster"] = _settings(cluster_url, advertise, overlay_mtu, advertise_gateway, _security(kwargs),
+                                      lost_host_grace, dns_upstreams)
         return command(*args, **kwargs)
 
-    with_cluster = click.option(
-        "--overlay-mtu", default=DEFAULT_MTU, show_default=True, envvar="POWERSTRIP_OVERLAY_MTU",
-        help="MTU of multi-host networks (the underlay's MTU minus 50 for VXLAN).",
-    )(with_cluster)
-    with_cluster = click.option(
-        "--advertise", metavar="ADDRESS", envvar="POWERSTRIP_ADVERTISE",
-        help="This host's underlay address (default: the source address of the route to the cluster store).",
-    )(with_cluster)
-    return click.option(
-        "--cluster", "cluster_url", metavar="etcd://HOST:PORT[,HOST:PORT...]", envvar="POWERSTRIP_CLUSTER",
-        help="Multi-host networks with their state in this etcd cluster (env POWERSTRIP_CLUSTER).",
-    )(with_cluster)
+    for option in reversed(_STORE_OPTIONS + _HOST_OPTIONS):
+        with_cluster = option(with_cluster)
+    return with_cluster
 
 
-def _state_options(command: Callable[..., Any]) -> Callable[..., Any]:
+def store_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Only the cluster store options (a command that reads the store and is no host of it), handed to
+    ``command`` as ``cluster``; --cluster is required."""
+
+    @functools.wraps(command)
+    def with_store(*args: Any, cluster_url: str | None, **kwargs: Any) -> Any:
+        if not cluster_url:
+            raise click.UsageError("Missing option '--cluster' (or env POWERSTRIP_CLUSTER).")
+        # reading needs no address of our own
+        kwargs["cluster"] = _settings(cluster_url, "0.0.0.0", DEFAULT_MTU, None, _security(kwargs))
+        return command(*args, **kwargs)
+
+    for option in reversed(_STORE_OPTIONS):
+        with_store = option(with_store)
+    return with_store
+
+
+def state_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = cluster_options(command)
     command = click.option(
         "--state-dir",
@@ -72,7 +133,7 @@ def _state_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
-def _run(docker: str, state_dir: Path, cluster: ClusterSettings | None, action: Callable[[VirtualNetworks], Awaitable[T]]) -> T:
+def run(docker: str, state_dir: Path, cluster: ClusterSettings | None, action: Callable[[VirtualNetworks], Awaitable[T]]) -> T:
     async def main() -> T:
         networks = open_networks(docker, state_dir, cluster)
         try:
@@ -114,15 +175,15 @@ def network() -> None:
 @network.command("create")
 @click.argument("name")
 @click.argument("cidr")
-@_state_options
+@state_options
 def create(name: str, cidr: str, docker: str, state_dir: Path, cluster: ClusterSettings | None) -> None:
     """Create network NAME with range CIDR (e.g. 10.6.0.0/16); its gateway is the first address."""
-    created = _run(docker, state_dir, cluster, lambda networks: networks.create(name, cidr))
+    created = run(docker, state_dir, cluster, lambda networks: networks.create(name, cidr))
     click.echo(created.name)
 
 
 @network.command("list")
-@_state_options
+@state_options
 def list_(docker: str, state_dir: Path, cluster: ClusterSettings | None) -> None:
     """List the networks with their range, gateway and number of containers."""
     store = open_networks(docker, state_dir, cluster).store
@@ -133,7 +194,7 @@ def list_(docker: str, state_dir: Path, cluster: ClusterSettings | None) -> None
 
 @network.command("info")
 @click.argument("name")
-@_state_options
+@state_options
 def network_info(name: str, docker: str, state_dir: Path, cluster: ClusterSettings | None) -> None:
     """Show network NAME and the containers on it."""
     store = open_networks(docker, state_dir, cluster).store
@@ -152,22 +213,22 @@ def network_info(name: str, docker: str, state_dir: Path, cluster: ClusterSettin
 
 @network.command("delete")
 @click.argument("name")
-@_state_options
+@state_options
 def delete(name: str, docker: str, state_dir: Path, cluster: ClusterSettings | None) -> None:
     """Delete network NAME (refused while containers are attached)."""
-    click.echo(_run(docker, state_dir, cluster, lambda networks: networks.delete(name)).name)
+    click.echo(run(docker, state_dir, cluster, lambda networks: networks.delete(name)).name)
 
 
 @click.command("info")
 @click.argument("container")
-@_state_options
+@state_options
 def info(container: str, docker: str, state_dir: Path, cluster: ClusterSettings | None) -> None:
     """Show a container's virtual network, IP, MAC and gateway."""
 
     async def describe(networks: VirtualNetworks) -> Membership:
         return await Attachments(networks, networks.docker).membership(container)
 
-    found = _run(docker, state_dir, cluster, describe)
+    found = run(docker, state_dir, cluster, describe)
     click.echo(
         f"Container: {found.container}\n"
         f"Network:   {found.network.name}\n"
@@ -183,15 +244,10 @@ def cluster_group() -> None:
 
 
 @cluster_group.command("members")
-@click.option("--cluster", "cluster_url", metavar="etcd://HOST:PORT[,HOST:PORT...]", envvar="POWERSTRIP_CLUSTER",
-              required=True, help="The etcd cluster (env POWERSTRIP_CLUSTER).")
-def members(cluster_url: str) -> None:
+@store_options
+def members(cluster: ClusterSettings) -> None:
     """List the hosts: underlay address, health (membership lease) and when they were last seen."""
-    try:
-        settings = cluster_settings(cluster_url, advertise="0.0.0.0")  # reading needs no address of our own
-    except NetError as exc:
-        raise click.BadParameter(exc.message, param_hint="--cluster") from None
-    store = EtcdStore(Etcd(settings.endpoints), settings.advertise)
+    store = EtcdStore(cluster.connect(), cluster.advertise)
     now = time.time()
     rows = []
     for member in _read(lambda: store.members(with_ttl=True)):

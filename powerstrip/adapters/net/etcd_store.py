@@ -7,7 +7,9 @@ Keys (under ``/powerstrip/net/``)::
                              never add overlapping ranges or the same VNI at once
     addresses/NAME/ADDRESS   OWNER            one key per address in use: an address exists once
     allocations/OWNER        {"network", "address", "created", "container", "container_name", "host"}
-    members/ADDRESS          {"address", "joined"}, attached to the host's lease
+    members/ADDRESS          {"address", "joined", "gateway"}, attached to the host's lease
+    lost/ADDRESS             {"since"}: a host with allocations and no lease, noticed by another host at
+                             ``since`` (wall clock); its addresses are reclaimed after the grace period
 
 Every change is one transaction that compares what it read (compare-and-swap) and is retried
 when another host got there first. An address is taken by creating its key (the transaction
@@ -39,10 +41,12 @@ NETWORKS = PREFIX + "networks/"
 ADDRESSES = PREFIX + "addresses/"
 ALLOCATIONS = PREFIX + "allocations/"
 MEMBERS = PREFIX + "members/"
+LOST = PREFIX + "lost/"
 CATALOG = PREFIX + "catalog"
 VNI_FIRST, VNI_LAST = 4096, (1 << 24) - 1  # leave the low VNIs to hand-made tunnels
 VIEW_SECONDS = 2.0  # how long an allocator trusts what it read of a network's addresses
 ATTEMPTS = 500  # compare-and-swap rounds before giving up (each loser retries at once, with jitter)
+RECLAIM_BATCH = 50  # allocations freed per transaction (2 operations each; etcd allows 128 by default)
 
 
 @dataclass(slots=True)
@@ -61,14 +65,16 @@ class Member:
     address: str
     joined: float
     ttl: int
+    gateway: str | None = None  # the URL its powerstrip gateway advertises (``--advertise-gateway``)
 
 
 class EtcdStore:
     """``Store`` on an etcd cluster for the host ``host`` (its underlay address)."""
 
-    def __init__(self, etcd: Etcd, host: str, seed: Iterable[Network] = ()) -> None:
+    def __init__(self, etcd: Etcd, host: str, seed: Iterable[Network] = (), gateway: str | None = None) -> None:
         self.etcd = etcd
         self.host = host
+        self.gateway = gateway
         self._seed = list(seed)
         self._views: dict[str, _View] = {}
         self._views_lock = threading.Lock()
@@ -118,18 +124,44 @@ class EtcdStore:
             if kv is None:
                 raise NotFound(f"network {name} not found")
             network, record = _network(kv), json.loads(kv.value)
-            if not self.etcd.txn([unchanged(key, kv.mod_revision)], [put(key, json.dumps({**record, "deleting": True}))]):
+            mark = {**record, "deleting": True, "deleting_since": time.time()}
+            if not self.etcd.txn([unchanged(key, kv.mod_revision)], [put(key, json.dumps(mark))]):
                 continue  # an allocation or another delete came first
             marked = self.etcd.get(key)
             assert marked is not None  # only a delete removes it, and a delete marks first
             users = self.allocations(name)
             if users:
-                self.etcd.txn([unchanged(key, marked.mod_revision)], [put(key, json.dumps({**record, "deleting": False}))])
+                self.etcd.txn([unchanged(key, marked.mod_revision)], [put(key, json.dumps(_unmarked(record)))])
                 listed = ", ".join(a.container_name or a.container or a.owner for a in users)
                 raise Conflict(f"network {name} has {len(users)} attached container(s): {listed}")
             if self.etcd.txn([unchanged(key, marked.mod_revision)], [delete(key)]):
                 return network
         raise _contended(f"deleting network {name}")
+
+    def interrupted_deletes(self, older_than: float) -> list[str]:
+        """Networks marked for deletion more than ``older_than`` seconds ago (a delete takes milliseconds)."""
+        now, found = time.time(), []
+        for kv in self.etcd.range(NETWORKS)[1]:
+            record = json.loads(kv.value)
+            if record.get("deleting") and now - float(record.get("deleting_since", 0.0)) >= older_than:
+                found.append(kv.key.removeprefix(NETWORKS))
+        return found
+
+    def finish_interrupted_delete(self, name: str, older_than: float) -> str | None:
+        """A network marked for deletion longer than ``older_than`` seconds ago (its deleter died between
+        the two steps): delete it if no address is in use, else take the mark away. Says which, or
+        ``None`` when there was nothing to do (no mark, a recent one, or another host changed it first)."""
+        key = NETWORKS + name
+        kv = self.etcd.get(key)
+        record = json.loads(kv.value) if kv else {}
+        if kv is None or not record.get("deleting"):
+            return None
+        if time.time() - float(record.get("deleting_since", 0.0)) < older_than:
+            return None  # a delete in progress
+        if self.allocations(name):
+            done = self.etcd.txn([unchanged(key, kv.mod_revision)], [put(key, json.dumps(_unmarked(record)))])
+            return "rolled back" if done else None
+        return "finished" if self.etcd.txn([unchanged(key, kv.mod_revision)], [delete(key)]) else None
 
     # -- addresses -----------------------------------------------------------------------------
     def allocate(self, network: str, owner: str) -> Allocation:
@@ -176,6 +208,35 @@ class EtcdStore:
             self._views[network] = view
         return view
 
+    def adopt(self, network: str, address: IPv4Address, owner: str, container: str,
+              container_name: str | None) -> Allocation | None:
+        """Record ``owner`` (bound to ``container``) at ``address`` again: a returning host's container
+        whose allocation was reclaimed while the host was lost. ``None`` when ``owner`` is recorded
+        already (nothing to adopt); raises ``Conflict`` when the address is taken or the network is
+        being deleted, ``NotFound`` when the network is gone."""
+        for _ in _rounds():
+            kv = self.etcd.get(NETWORKS + network)
+            if kv is None:
+                raise NotFound(f"network {network} not found")
+            found = _network(kv)
+            if json.loads(kv.value).get("deleting"):
+                raise Conflict(f"network {network} is being deleted")
+            if address not in found.cidr or address == found.gateway:
+                raise Conflict(f"address {address} is not a host address of {network} ({found.cidr})")
+            allocation = Allocation(network, address, owner, time.time(), container, container_name, self.host)
+            address_key, owner_key = f"{ADDRESSES}{network}/{address}", ALLOCATIONS + owner
+            if self.etcd.txn(
+                [unchanged(kv.key, kv.mod_revision), unchanged(address_key, 0), unchanged(owner_key, 0)],
+                [put(address_key, owner), put(owner_key, _allocation_json(allocation))],
+            ):
+                return allocation
+            if self.etcd.get(owner_key) is not None:
+                return None
+            holder = self.etcd.get(address_key)
+            if holder is not None:
+                raise Conflict(f"address {address} on {network} is taken by {holder.value.decode()}")
+        raise _contended(f"re-adopting {owner}")
+
     def bind(self, owner: str, container: str, container_name: str | None) -> None:
         for _ in _rounds():
             kv = self.etcd.get(ALLOCATIONS + owner)
@@ -211,8 +272,8 @@ class EtcdStore:
     def join(self, ttl: int) -> int:
         """Announce this host under a new lease of ``ttl`` seconds; returns the lease."""
         lease = self.etcd.grant(ttl)
-        record = json.dumps({"address": self.host, "joined": time.time()})
-        self.etcd.txn([], [put(MEMBERS + self.host, record, lease)])
+        record = json.dumps({"address": self.host, "joined": time.time(), "gateway": self.gateway})
+        self.etcd.txn([], [put(MEMBERS + self.host, record, lease), delete(LOST + self.host)])
         return lease
 
     def keep_alive(self, lease: int) -> bool:
@@ -225,8 +286,51 @@ class EtcdStore:
         for kv in self.etcd.range(MEMBERS)[1]:
             record = json.loads(kv.value)
             ttl = self.etcd.time_to_live(kv.lease) if with_ttl and kv.lease else -1
-            found.append(Member(record["address"], float(record["joined"]), ttl))
+            found.append(Member(record["address"], float(record["joined"]), ttl, record.get("gateway")))
         return sorted(found, key=lambda m: IPv4Address(m.address))
+
+
+    # -- lost hosts ----------------------------------------------------------------------------
+    def lost(self) -> dict[str, float]:
+        """The hosts noticed lost: underlay address → when first noticed (wall clock)."""
+        return {kv.key.removeprefix(LOST): float(json.loads(kv.value)["since"]) for kv in self.etcd.range(LOST)[1]}
+
+    def note_lost(self, host: str, since: float) -> bool:
+        """Record that ``host`` has no lease (only if it still has none and nobody noted it first)."""
+        return self.etcd.txn([unchanged(LOST + host, 0), unchanged(MEMBERS + host, 0)],
+                             [put(LOST + host, json.dumps({"since": since}))])
+
+    def forget_lost(self, host: str) -> None:
+        """``host`` has nothing left to reclaim (or never had): drop its mark."""
+        self.etcd.txn([], [delete(LOST + host)])
+
+    def reclaim(self, host: str) -> list[Allocation]:
+        """Free every address of the lost ``host``, in transactions that each hold only while it has
+        no lease: if it comes back meanwhile, it keeps what is left. Returns what was freed."""
+        freed: list[Allocation] = []
+        for _ in _rounds():
+            mine = [(kv, _allocation(kv)) for kv in self.etcd.range(ALLOCATIONS)[1]]
+            mine = [(kv, a) for kv, a in mine if a.host == host][:RECLAIM_BATCH]
+            if not mine:
+                self.etcd.txn([unchanged(MEMBERS + host, 0)], [delete(LOST + host)])
+                return freed
+            compare = [unchanged(MEMBERS + host, 0)] + [unchanged(kv.key, kv.mod_revision) for kv, _ in mine]
+            success = [op for _, a in mine for op in (delete(ALLOCATIONS + a.owner),
+                                                      delete(f"{ADDRESSES}{a.network}/{a.address}"))]
+            if self.etcd.txn(compare, success):
+                freed += [a for _, a in mine]
+                with self._views_lock:
+                    for _, a in mine:
+                        view = self._views.get(a.network)
+                        if view is not None:
+                            view.taken.discard(a.address)
+            elif self.etcd.get(MEMBERS + host) is not None:
+                return freed  # it is back: what it still has is its own
+        raise _contended(f"reclaiming the addresses of {host}")
+
+
+def _unmarked(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k not in ("deleting", "deleting_since")}
 
 
 def _one_of_the_lowest_free(network: Network, taken: set[IPv4Address], among: int = 16) -> IPv4Address:

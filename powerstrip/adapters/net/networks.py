@@ -20,7 +20,6 @@ from pathlib import Path
 from powerstrip.adapters.net import ipam
 from powerstrip.adapters.net.cluster import ClusterSettings
 from powerstrip.adapters.net.docker_api import DockerAPI, DockerError
-from powerstrip.adapters.net.etcd_client import Etcd
 from powerstrip.adapters.net.etcd_store import EtcdStore
 from powerstrip.adapters.net.model import Allocation, Conflict, InvalidInput, Network, NotFound, StoreUnavailable
 from powerstrip.adapters.net.overlay import bridge_name as kernel_bridge_name
@@ -43,7 +42,7 @@ def open_networks(docker_url: str, state_dir: Path, cluster: ClusterSettings | N
     """The networks of the daemon at ``docker_url`` with state in ``state_dir``, or in the cluster store."""
     if cluster is None:
         return VirtualNetworks(SqliteStore(state_dir / STATE_FILE, seed=[DEFAULT]), DockerAPI(docker_url))
-    store = EtcdStore(Etcd(cluster.endpoints), cluster.advertise, seed=[DEFAULT])
+    store = EtcdStore(cluster.connect(), cluster.advertise, seed=[DEFAULT], gateway=cluster.gateway)
     try:
         store.ensure_seed()
     except StoreUnavailable as exc:  # the converger adds it once the store answers
@@ -58,6 +57,8 @@ class VirtualNetworks:
         self.cluster = cluster
         # Called once a network's bridge exists here (the overlay wires it before a container uses it).
         self.on_bridge: Callable[[Network], Awaitable[None]] | None = None
+        # The DNS servers a network's containers get, when powerstrip serves names there (cluster names).
+        self.resolvers: Callable[[Network], list[str]] | None = None
         # Within this process, reserving on a network and dropping an empty implicit one never interleave.
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
@@ -111,13 +112,18 @@ class VirtualNetworks:
         """Free ``owner``'s address; an implicit network that is left empty goes too."""
         allocation = await asyncio.to_thread(self.store.release, owner)
         if allocation is not None:
-            async with self._locks[allocation.network]:
-                try:
-                    network = await asyncio.to_thread(self.store.network, allocation.network)
-                except NotFound:
-                    return allocation  # deleted meanwhile (from the CLI)
-                await self._drop_if_unused(network)
+            await self.drop_if_empty(allocation.network)
         return allocation
+
+    async def drop_if_empty(self, name: str) -> None:
+        """Delete network ``name`` if it is implicit and has no address left in use (after a release
+        here, or after another host's addresses were reclaimed)."""
+        async with self._locks[name]:
+            try:
+                network = await asyncio.to_thread(self.store.network, name)
+            except NotFound:
+                return  # deleted meanwhile (from the CLI)
+            await self._drop_if_unused(network)
 
     async def _drop_if_unused(self, network: Network) -> None:
         if network.implicit and not await asyncio.to_thread(self.store.allocations, network.name):
