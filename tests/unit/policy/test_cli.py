@@ -101,3 +101,12 @@ def test_from_env(monkeypatch):
 def test_adapter_run_builtin_policy_needs_rules():
     result = run("adapter", "run", "builtin:policy", "--listen", "tcp://127.0.0.1:1")
     assert result.exit_code == 1 and "builtin:policy needs 'rules: FILE'" in result.output
+
+
+def test_the_example_files_load():
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parents[3] / "examples" / "policy"
+    assert load_config(examples / "adapters.yml").adapters["policy"].rules == str(examples / "policy.yml")
+    result = run("policy", "check", str(examples / "policy.yml"))
+    assert result.exit_code == 0 and "OK, 4 profile(s)" in result.output, result.output
