@@ -29,7 +29,7 @@ from powerstrip.adapters.policy.engine import UNREADABLE, decide, decide_for, pa
 from powerstrip.adapters.policy.loader import PolicyError
 from powerstrip.adapters.policy.model import Decision, Policy, Profile
 from powerstrip.adapters.policy.mutations import mutate_create, redacted
-from powerstrip.adapters.policy.ownership import CREATES, check_owner, scope_lists, stamp_owner
+from powerstrip.adapters.policy.ownership import CREATES, check_owner, check_references, scope_lists, stamp_owner
 from powerstrip.adapters.policy.paths import policy_path
 from powerstrip.adapters.policy.ratelimit import RateLimiter
 from powerstrip.adapters.policy.source import PolicySource
@@ -114,8 +114,8 @@ class PolicyAdapter(Adapter):
         self._record(request.uid, request.method, request.target, decision)
         if decision.refused:
             raise Reject(403, _message(decision))
-        if not decision.allowed and decision.mode == "warn":
-            self._remember_warning(request.uid, _message(decision))
+        if not decision.allowed and decision.mode == "warn" and path == "/containers/create":
+            self._remember_warning(request.uid, _message(decision))  # the create's answer carries it
         if profile is None:
             return
         if profile.rate_limit is not None and not request.dry_run and \
@@ -125,6 +125,8 @@ class PolicyAdapter(Adapter):
         if profile.owner is not None:
             if self.docker is not None:
                 await check_owner(self.docker, policy, profile, path)
+                if path == "/containers/create" and isinstance(body, dict):
+                    await check_references(self.docker, policy, profile, body)
             scope_lists(policy, profile, request, path)
             if request.method == "POST" and path in CREATES and isinstance(body, dict):
                 request.json = stamp_owner(policy, profile, body)

@@ -75,6 +75,28 @@ async def _inspect(docker: DockerAPI, path: str, name: str) -> dict[str, Any] | 
     return info if isinstance(info, dict) else None
 
 
+def referenced_containers(body: dict[str, Any]) -> list[str]:
+    """The other containers a create names: their mounts (``VolumesFrom``), their namespaces (``container:``
+    modes) and ``Links``: a scoped client may only name its own."""
+    host = body.get("HostConfig") if isinstance(body.get("HostConfig"), dict) else {}
+    found = [str(item).split(":", 1)[0] for item in host.get("VolumesFrom") or []]
+    found += [str(host.get(field))[len("container:"):] for field in ("NetworkMode", "PidMode", "IpcMode", "Cgroup")
+              if str(host.get(field) or "").startswith("container:")]
+    found += [str(link).split(":", 1)[0].lstrip("/") for link in host.get("Links") or []]
+    return [name for name in found if name]
+
+
+async def check_references(docker: DockerAPI, policy: Policy, profile: Profile, body: dict[str, Any]) -> None:
+    """A create may name only the profile's own containers; one that is another owner's or does not exist is
+    refused alike (403: a 404 would send the docker CLI off to pull the image, and the two answers must not
+    tell which names exist)."""
+    for name in referenced_containers(body):
+        info = await _inspect(docker, f"/containers/{quote(name, safe='')}/json", name)
+        if info is None or (_config_labels(info) or {}).get(policy.owner_label) != profile.owner:
+            raise Reject(403, f"policy (profile {profile.name!r}): container {name!r} (VolumesFrom, a container: "
+                              "mode or Links) is not one of this profile's")
+
+
 def stamp_owner(policy: Policy, profile: Profile, body: dict[str, Any]) -> dict[str, Any]:
     """The body with the owner label (the client's own label of that name cannot fake an owner)."""
     if profile.owner is None:

@@ -88,6 +88,7 @@ def test_ownership_labels_lists_access_and_prunes(policy_gateway, uniq, daemon):
             owner: team-a
             labels: {{tier: frontend}}
             rules: [{{allow: "* /**"}}]
+            powers: {{volumes_from: true, join_containers: true}}
           - name: team-b
             match: {{listener: "tcp://127.0.0.1:{port}"}}
             owner: team-b
@@ -108,6 +109,13 @@ def test_ownership_labels_lists_access_and_prunes(policy_gateway, uniq, daemon):
             refused = run_docker(a, *args)  # (rm -f exits 0 for a container that does not exist)
             assert "No such" in refused.err and (refused.rc != 0 or args[0] == "rm"), (args, refused.err)
         assert daemon.api.inspect_container(theirs)
+        # nor can a create reach into another owner's container (its mounts, namespaces, links)
+        for flags in (("--volumes-from", theirs), ("--network", f"container:{theirs}"), ("--pid", f"container:{theirs}"),
+                      ("--link", f"{theirs}:x")):
+            refused = run_docker(a, "create", *flags, "ps-busybox", "true")
+            assert refused.rc != 0 and f"container '{theirs}'" in refused.err and "not one of this profile's" \
+                in refused.err, (flags, refused.err)
+        assert run_docker(a, "create", "--volumes-from", mine, "--name", f"{mine}-2", "ps-busybox", "true").rc == 0
         pruned = run_docker(a, "container", "prune", "-f")
         assert pruned.rc == 0, pruned.err
         names = {c["Names"][0].lstrip("/") for c in daemon.api.containers(all=True)}
@@ -116,7 +124,7 @@ def test_ownership_labels_lists_access_and_prunes(policy_gateway, uniq, daemon):
         actors = {json.loads(line)["Actor"]["Attributes"].get("name") for line in events.body.splitlines() if line}
         assert mine in actors and theirs not in actors
     finally:
-        for name in (mine, theirs):
+        for name in (mine, theirs, f"{mine}-2"):
             try:
                 daemon.api.remove_container(name, force=True)
             except Exception:  # noqa: BLE001 - gone already

@@ -149,3 +149,12 @@ def test_network_drivers_and_method_case():
     assert network_create({"Name": "n", "Driver": "macvlan", "Options": {"parent": "eth0"}}, {}, Powers())
     assert network_create({"Driver": "macvlan"}, {}, Powers(network_drivers=("bridge", "macvlan"))) == []
     assert checker_for("post", "/containers/create") is checker_for("POST", "/containers/create")
+
+
+def test_referenced_containers():
+    from powerstrip.adapters.policy.ownership import referenced_containers
+
+    body = {"HostConfig": {"VolumesFrom": ["a:ro", "b"], "NetworkMode": "container:c", "PidMode": "host",
+                           "IpcMode": "container:d", "Links": ["/e:alias"]}}
+    assert referenced_containers(body) == ["a", "b", "c", "d", "e"]
+    assert referenced_containers({"HostConfig": None}) == []
