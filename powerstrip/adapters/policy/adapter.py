@@ -20,6 +20,7 @@ import json
 import logging
 import re
 from collections import OrderedDict
+from datetime import datetime, timezone
 from typing import Any
 
 from powerstrip.adapters import BuiltinContext
@@ -34,6 +35,7 @@ from powerstrip.adapters.policy.paths import policy_path
 from powerstrip.adapters.policy.ratelimit import RateLimiter
 from powerstrip.adapters.policy.source import PolicySource
 from powerstrip.hooks.model import RELAY, PathVerdict, Peer
+from powerstrip.observability.extensions import EXTENSIONS
 from powerstrip.sdk import Adapter, Reject, Request, Response
 
 audit = logging.getLogger("powerstrip.policy.audit")
@@ -142,12 +144,15 @@ class PolicyAdapter(Adapter):
                 response.json = redacted(response.json, profile)
 
     def _record(self, uid: str | None, method: str, target: str, decision: Decision) -> None:
-        """One JSON line per decision; ``uid`` is None on the fast path (no exchange uid is made there)."""
+        """Every decision, with the rule that made it: a line in ``--audit-log`` (``"event": "policy"``) when the
+        gateway has one, and on the ``powerstrip.policy.audit`` logger (denials at WARNING, audit-mode ones at
+        INFO, allowed requests at DEBUG). ``uid`` is None on the fast path (no exchange uid is made there)."""
         if decision.allowed:
-            level = logging.DEBUG  # every request: at --log-level debug
+            level = logging.DEBUG
         else:
             level = logging.WARNING if decision.mode != "audit" else logging.INFO
-        if not audit.isEnabledFor(level):
+        to_log, to_audit = audit.isEnabledFor(level), EXTENSIONS.auditing
+        if not (to_log or to_audit):
             return
         entry = {
             "uid": uid, "method": method, "path": policy_path(target),
@@ -158,7 +163,11 @@ class PolicyAdapter(Adapter):
         }
         if decision.violations:
             entry["violations"] = list(decision.violations)
-        audit.log(level, "%s", json.dumps(entry, separators=(",", ":")))
+        if to_log:
+            audit.log(level, "%s", json.dumps(entry, separators=(",", ":")))
+        if to_audit:
+            EXTENSIONS.audit({"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                              "event": "policy", **entry})
 
     def _remember_warning(self, uid: str, warning: str) -> None:
         self._warnings[uid] = f"powerstrip policy (warn mode, not enforced): {warning}"

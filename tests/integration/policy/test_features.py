@@ -275,3 +275,30 @@ def test_path_only_decisions_take_the_fast_path(policy_gateway):
     info = next(line for line in lines if "GET /v1.41/info -> 403" in line)
     create = next(line for line in lines if "POST /v1.41/containers/create -> 404" in line)
     assert "hooks=" not in ping and "hooks=" not in info and "hooks=pre:policy=ok" in create
+
+
+def test_every_decision_in_the_audit_log_with_its_rule(policy_gateway, tmp_path):
+    audit_log = tmp_path / "audit.jsonl"
+    gw = policy_gateway("""\
+        profiles:
+          - name: p
+            rules:
+              - deny: GET /info
+              - allow: ["GET,HEAD /_ping", "POST /containers/create"]
+        """, extra_args=["--audit-log", str(audit_log)])
+    assert rawhttp.request(gw.socket_path, "GET", "/v1.41/_ping").status == 200
+    assert rawhttp.request(gw.socket_path, "GET", "/v1.41/info").status == 403
+    assert rawhttp.request(gw.socket_path, "POST", "/v1.41/containers/create", b'{"Image": "pol-missing"}',
+                           {"Content-Type": "application/json"}).status == 404
+    assert rawhttp.request(gw.socket_path, "GET", "/v1.41/version").status == 403
+
+    def decisions() -> list[dict]:
+        lines = [json.loads(line) for line in audit_log.read_text().splitlines()] if audit_log.exists() else []
+        return [entry for entry in lines if entry.get("event") == "policy"]
+
+    wait_until(lambda: any(e["path"] == "/version" for e in decisions()), 10, 0.05, "the policy's audit lines")
+    found = {(e["method"], e["path"]): e for e in decisions()}
+    assert found[("GET", "/_ping")]["decision"] == "allow" and found[("GET", "/_ping")]["rule"].endswith("policy.yml:5")
+    assert found[("GET", "/info")]["decision"] == "deny" and found[("GET", "/info")]["rule"].endswith("policy.yml:4")
+    assert found[("POST", "/containers/create")]["uid"]  # the hooked one carries the exchange uid
+    assert found[("GET", "/version")]["rule"] == "default deny"
