@@ -127,8 +127,8 @@ class PolicyAdapter(Adapter):
         if profile.owner is not None:
             if self.docker is not None:
                 await check_owner(self.docker, policy, profile, path)
-                if path == "/containers/create" and isinstance(body, dict):
-                    await check_references(self.docker, policy, profile, body)
+                if isinstance(body, dict):
+                    await check_references(self.docker, policy, profile, path, body)
             scope_lists(policy, profile, request, path)
             if request.method == "POST" and path in CREATES and isinstance(body, dict):
                 request.json = stamp_owner(policy, profile, body)

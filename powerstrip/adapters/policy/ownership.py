@@ -86,15 +86,38 @@ def referenced_containers(body: dict[str, Any]) -> list[str]:
     return [name for name in found if name]
 
 
-async def check_references(docker: DockerAPI, policy: Policy, profile: Profile, body: dict[str, Any]) -> None:
-    """A create may name only the profile's own containers; one that is another owner's or does not exist is
-    refused alike (403: a 404 would send the docker CLI off to pull the image, and the two answers must not
-    tell which names exist)."""
-    for name in referenced_containers(body):
-        info = await _inspect(docker, f"/containers/{quote(name, safe='')}/json", name)
-        if info is None or (_config_labels(info) or {}).get(policy.owner_label) != profile.owner:
-            raise Reject(403, f"policy (profile {profile.name!r}): container {name!r} (VolumesFrom, a container: "
-                              "mode or Links) is not one of this profile's")
+_DAEMON_NETWORKS = ("", "default", "bridge", "host", "none")  # no owner; host/none are judged as powers
+
+
+def referenced_networks(body: dict[str, Any]) -> list[str]:
+    """The user-defined networks a create attaches to: ``NetworkMode`` and ``NetworkingConfig`` endpoints."""
+    host = body.get("HostConfig") if isinstance(body.get("HostConfig"), dict) else {}
+    mode = str(host.get("NetworkMode") or "")
+    networking = body.get("NetworkingConfig") if isinstance(body.get("NetworkingConfig"), dict) else {}
+    names = [mode] if not mode.startswith("container:") else []
+    names += [str(name) for name in (networking.get("EndpointsConfig") or {})]
+    return [name for name in names if name not in _DAEMON_NETWORKS]
+
+
+async def check_references(docker: DockerAPI, policy: Policy, profile: Profile, path: str,
+                           body: dict[str, Any]) -> None:
+    """A create, or a network connect, may name only the profile's own containers and networks; one that is
+    another owner's or does not exist is refused alike (403: a 404 would send the docker CLI off to pull the
+    image, and the two answers must not tell which names exist)."""
+    if path == "/containers/create":
+        wanted = [("container", name) for name in referenced_containers(body)]
+        wanted += [("network", name) for name in referenced_networks(body)]
+    elif re.fullmatch(r"/networks/[^/]+/(?:dis)?connect", path) and isinstance(body.get("Container"), str):
+        wanted = [("container", body["Container"])]
+    else:
+        return
+    for kind, name in wanted:
+        inspect = f"/containers/{quote(name, safe='')}/json" if kind == "container" else f"/networks/{quote(name, safe='')}"
+        info = await _inspect(docker, inspect, name)
+        labels = (_config_labels(info) if kind == "container" else info.get("Labels")) if info else None
+        if (labels or {}).get(policy.owner_label) != profile.owner:
+            raise Reject(403, f"policy (profile {profile.name!r}): {kind} {name!r} named in the request is not one "
+                              "of this profile's")
 
 
 def stamp_owner(policy: Policy, profile: Profile, body: dict[str, Any]) -> dict[str, Any]:

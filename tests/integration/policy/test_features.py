@@ -113,7 +113,7 @@ def test_ownership_labels_lists_access_and_prunes(policy_gateway, uniq, daemon):
         for flags in (("--volumes-from", theirs), ("--network", f"container:{theirs}"), ("--pid", f"container:{theirs}"),
                       ("--link", f"{theirs}:x")):
             refused = run_docker(a, "create", *flags, "ps-busybox", "true")
-            assert refused.rc != 0 and f"container '{theirs}'" in refused.err and "not one of this profile's" \
+            assert refused.rc != 0 and f"container '{theirs}' named in the request is not one of this profile's" \
                 in refused.err, (flags, refused.err)
         assert run_docker(a, "create", "--volumes-from", mine, "--name", f"{mine}-2", "ps-busybox", "true").rc == 0
         pruned = run_docker(a, "container", "prune", "-f")
@@ -158,6 +158,13 @@ def test_ownership_of_networks_volumes_and_exec_instances(policy_gateway, uniq, 
             assert refused.rc != 0 and missing.lower() in refused.err.lower(), (args, refused.err)
         assert run_docker(b, "network", "ls", "-q", "--filter", f"name={net}").out.strip() == ""
         assert run_docker(a, "network", "ls", "--format", "{{.Name}}").out.split() == [net]
+        # b may not attach to a's network, nor connect a's container to a network of its own
+        joined = run_docker(b, "create", "--network", net, "ps-busybox", "true")
+        assert joined.rc != 0 and f"network '{net}' named in the request is not one of this profile's" in joined.err
+        assert run_docker(b, "network", "create", f"{net}-b").rc == 0
+        connected = run_docker(b, "network", "connect", f"{net}-b", box)
+        assert connected.rc != 0 and f"container '{box}' named in the request" in connected.err, connected.err
+        assert run_docker(b, "network", "rm", f"{net}-b").rc == 0
         exec_id = rawhttp.request(gw.socket_path, "POST", f"/v1.41/containers/{box}/exec", b'{"Cmd": ["true"]}',
                                   {"Content-Type": "application/json"}).json()["Id"]
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)

@@ -158,3 +158,12 @@ def test_referenced_containers():
                            "IpcMode": "container:d", "Links": ["/e:alias"]}}
     assert referenced_containers(body) == ["a", "b", "c", "d", "e"]
     assert referenced_containers({"HostConfig": None}) == []
+
+
+def test_referenced_networks():
+    from powerstrip.adapters.policy.ownership import referenced_networks
+
+    body = {"HostConfig": {"NetworkMode": "team-net"}, "NetworkingConfig": {"EndpointsConfig": {"other": {}, "bridge": {}}}}
+    assert referenced_networks(body) == ["team-net", "other"]
+    assert referenced_networks({"HostConfig": {"NetworkMode": "container:x"}}) == []
+    assert referenced_networks({"HostConfig": {"NetworkMode": "host"}}) == []
