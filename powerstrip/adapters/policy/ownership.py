@@ -15,8 +15,10 @@ from powerstrip.adapters.policy.model import Policy, Profile
 from powerstrip.sdk import Reject, Request
 
 CREATES = ("/containers/create", "/networks/create", "/volumes/create", "/services/create")
+# images are shared (base images have no owner), so their list is not scoped; their prune is, so that a scoped
+# client never removes images it did not label as its own
 _SCOPED = ("/containers/json", "/networks", "/volumes", "/services", "/events", "/containers/prune",
-           "/networks/prune", "/volumes/prune")
+           "/networks/prune", "/volumes/prune", "/images/prune")
 
 
 def _config_labels(info: dict[str, Any]) -> Any:
