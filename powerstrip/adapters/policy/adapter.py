@@ -30,7 +30,14 @@ from powerstrip.adapters.policy.engine import UNREADABLE, decide, decide_for, pa
 from powerstrip.adapters.policy.loader import PolicyError
 from powerstrip.adapters.policy.model import Decision, Policy, Profile
 from powerstrip.adapters.policy.mutations import mutate_create, redacted
-from powerstrip.adapters.policy.ownership import CREATES, check_owner, check_references, scope_lists, stamp_owner
+from powerstrip.adapters.policy.ownership import (
+    CREATES,
+    check_owner,
+    check_references,
+    scope_lists,
+    stamp_build,
+    stamp_owner,
+)
 from powerstrip.adapters.policy.paths import policy_path
 from powerstrip.adapters.policy.ratelimit import RateLimiter
 from powerstrip.adapters.policy.source import PolicySource
@@ -126,12 +133,14 @@ class PolicyAdapter(Adapter):
                               f"({profile.rate_limit.rate:g}/s, burst {profile.rate_limit.burst}); try again shortly")
         if profile.owner is not None:
             if self.docker is not None:
-                await check_owner(self.docker, policy, profile, path)
+                await check_owner(self.docker, policy, profile, request.method, path)
                 if isinstance(body, dict):
                     await check_references(self.docker, policy, profile, path, body)
             scope_lists(policy, profile, request, path)
             if request.method == "POST" and path in CREATES and isinstance(body, dict):
                 request.json = stamp_owner(policy, profile, body)
+            elif request.method == "POST" and path == "/build":
+                stamp_build(policy, profile, request)
 
     async def answer(self, request: Request, response: Response) -> None:
         """Warn-mode warnings into a create's answer; redaction of a container inspect."""

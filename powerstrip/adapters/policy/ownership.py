@@ -34,6 +34,7 @@ class _Kind:
     labels: Callable[[dict[str, Any]], Any]
     missing: str
     not_ids: tuple[str, ...] = ("create", "json", "prune")
+    methods: tuple[str, ...] | None = None  # None: every method
 
 
 _KINDS = (
@@ -45,14 +46,16 @@ _KINDS = (
     # an exec instance belongs to its container's owner
     _Kind(re.compile(r"/exec/([^/]+)(?:/.*)?"), "/exec/{}/json", lambda i: i.get("ContainerID"),
           "No such exec instance: {}"),
+    # images are shared (every client runs base images): only removing one needs it to be the profile's own
+    _Kind(re.compile(r"/images/(.+)"), "/images/{}/json", _config_labels, "No such image: {}", methods=("DELETE",)),
 )
 
 
-async def check_owner(docker: DockerAPI, policy: Policy, profile: Profile, path: str) -> None:
-    """Raise a 404 ``Reject`` when ``path`` names an object of another owner (or of none)."""
+async def check_owner(docker: DockerAPI, policy: Policy, profile: Profile, method: str, path: str) -> None:
+    """Raise a 404 ``Reject`` when ``method path`` names an object of another owner (or of none)."""
     for kind in _KINDS:
         match = kind.path.fullmatch(path)
-        if match is None or match[1] in kind.not_ids:
+        if match is None or match[1] in kind.not_ids or (kind.methods is not None and method not in kind.methods):
             continue
         name = unquote(match[1])
         info = await _inspect(docker, kind.inspect.format(quote(name, safe="")), name)
@@ -122,6 +125,19 @@ async def check_references(docker: DockerAPI, policy: Policy, profile: Profile, 
                               "of this profile's")
 
 
+def stamp_build(policy: Policy, profile: Profile, request: Request) -> None:
+    """``POST /build``: the owner label into the image's labels (the ``labels`` query, a JSON object)."""
+    query = request.query
+    try:
+        labels = json.loads((query.get("labels") or ["{}"])[-1] or "{}")
+    except ValueError:
+        raise Reject(400, "policy: the labels parameter is not JSON") from None
+    if not isinstance(labels, dict):
+        raise Reject(400, "policy: the labels parameter is not a JSON object")
+    query["labels"] = [json.dumps({**labels, policy.owner_label: profile.owner}, separators=(",", ":"))]
+    _set_query(request, query)
+
+
 def stamp_owner(policy: Policy, profile: Profile, body: dict[str, Any]) -> dict[str, Any]:
     """The body with the owner label (the client's own label of that name cannot fake an owner)."""
     if profile.owner is None:
@@ -146,5 +162,9 @@ def scope_lists(policy: Policy, profile: Profile, request: Request, path: str) -
         existing = [key for key, on in existing.items() if on]
     filters["label"] = [*existing, f"{policy.owner_label}={profile.owner}"]
     query["filters"] = [json.dumps(filters, separators=(",", ":"))]
+    _set_query(request, query)
+
+
+def _set_query(request: Request, query: dict[str, list[str]]) -> None:
     request.target = urlsplit(request.target).path + "?" + urlencode(
         [(key, value) for key, values in query.items() for value in values])

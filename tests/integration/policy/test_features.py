@@ -131,7 +131,7 @@ def test_ownership_labels_lists_access_and_prunes(policy_gateway, uniq, daemon):
                 pass
 
 
-def test_ownership_of_networks_volumes_and_exec_instances(policy_gateway, uniq, daemon):
+def test_ownership_of_networks_volumes_images_and_exec_instances(policy_gateway, uniq, daemon, tmp_path):
     port = free_tcp_port()
     gw = policy_gateway(f"""\
         profiles:
@@ -146,6 +146,7 @@ def test_ownership_of_networks_volumes_and_exec_instances(policy_gateway, uniq, 
         """, extra_args=["--listen", f"tcp://127.0.0.1:{port}"])
     a, b = gw.url, f"tcp://127.0.0.1:{port}"
     net, vol, box = f"pol-own-net-{uniq}", f"pol-own-vol-{uniq}", f"pol-own-box-{uniq}"
+    image = f"pol-own-image-{uniq}"
     try:
         assert run_docker(a, "network", "create", net).rc == 0
         assert run_docker(a, "volume", "create", vol).rc == 0
@@ -173,7 +174,18 @@ def test_ownership_of_networks_volumes_and_exec_instances(policy_gateway, uniq, 
         assert response.status == 404 and b"No such exec instance" in response.read()
         connection.close()
         assert run_docker(a, "exec", box, "echo", "mine").out == "mine\n"
+        # an image a builds is stamped as a's: b may run from shared images but not remove a's
+        context = tmp_path / "ctx"
+        context.mkdir()
+        (context / "Dockerfile").write_text("FROM ps-busybox\nRUN true\n")
+        assert run_docker(a, "build", "-t", image, str(context), timeout=120).rc == 0
+        assert daemon.images.get(image).labels["powerstrip.owner"] == "team-a"
+        removed = run_docker(b, "rmi", image)
+        assert removed.rc != 0 and "no such image" in removed.err.lower(), removed.err
+        assert run_docker(b, "run", "--rm", "ps-busybox", "true").rc == 0
+        assert run_docker(a, "rmi", image).rc == 0
     finally:
+        run_docker(a, "rmi", "-f", image)
         run_docker(a, "rm", "-f", box)
         run_docker(a, "network", "rm", net)
         run_docker(a, "volume", "rm", vol)
