@@ -62,10 +62,10 @@ def isolation_rules(bridge: str, rule: str) -> list[list[str]]:
 
 
 class Actions:
-    def __init__(self, docker: DockerAPI, host: str, qos: QosAction | None = None, runner: Runner = run_command) -> None:
+    def __init__(self, docker: DockerAPI, host: str, qos: QosAction, runner: Runner = run_command) -> None:
         self.docker = docker
         self.host = host
-        self.qos = qos  # None: this gateway has no QoS store (a qos: rule is then a WARN)
+        self.qos = qos
         self.runner = runner
         self._isolated: dict[str, str] = {}  # rule name → bridge
         self._webhooks: set[asyncio.Task[None]] = set()
@@ -75,8 +75,7 @@ class Actions:
     async def sweep(self) -> None:
         """Remove isolation rules and QoS policies left by a powerstrip that was killed: at start nothing
         acts yet, and a rule that still holds acts again after its ``times`` polls."""
-        if self.qos is not None:
-            await self.qos.sweep()
+        await self.qos.sweep()
         if shutil.which("iptables") is None:
             return
         for chain in ("FORWARD", "INPUT"):
@@ -92,7 +91,7 @@ class Actions:
     async def apply(self, rule: Rule, message: Message) -> list[Message]:
         kind = rule.action.kind
         if kind is ActionKind.QOS:
-            return await self.qos.apply(rule) if self.qos else self._warn(rule, "no QoS store in this gateway")
+            return await self.qos.apply(rule)
         if kind is ActionKind.ISOLATE:
             return await self._isolate(rule)
         if kind is ActionKind.WEBHOOK:
@@ -102,7 +101,7 @@ class Actions:
     async def undo(self, rule: Rule, message: Message) -> list[Message]:
         kind = rule.action.kind
         if kind is ActionKind.QOS:
-            return await self.qos.undo(rule) if self.qos else []
+            return await self.qos.undo(rule)
         if kind is ActionKind.ISOLATE:
             return await self._unisolate(rule)
         if kind is ActionKind.WEBHOOK:
@@ -115,8 +114,7 @@ class Actions:
         for name, bridge in list(self._isolated.items()):
             await self._delete_rules(bridge, name)
         self._isolated.clear()
-        if self.qos is not None:
-            await self.qos.close()
+        await self.qos.close()
         for task in self._webhooks:
             task.cancel()
         await asyncio.gather(*self._webhooks, return_exceptions=True)

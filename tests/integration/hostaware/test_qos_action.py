@@ -132,6 +132,7 @@ def test_a_qos_rule_limits_the_hosts_containers_while_it_holds(box: Box, client,
     after = iperf.mbits(q1, q2, a2)
     assert after >= 20 * limited, f"q1 -> q2 after the rule cleared: {after:.1f} Mbit/s vs {limited:.2f}"
     assert not [m for m in box.messages() if m["level"] == "WARN"]
+    print(f"\nq1 -> q2 Mbit/s: before {before:.1f}, rule slow holds {limited:.2f}, cleared {after:.1f}")
 
     entries = [json.loads(line) for line in box.audit.read_text().splitlines()]
     decisions = [(e["level"], e["action"], e["decision"]) for e in entries if e.get("event") == "hostaware"]

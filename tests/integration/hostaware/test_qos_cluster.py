@@ -106,6 +106,8 @@ def test_a_qos_rule_met_on_host_a_limits_as_containers_only(cluster: Cluster, ip
         assert b.powerstrip("qos", "list").stdout.splitlines()[1:] == []
         restored = iperf.mbits(ns_a1, ns_b1, b1)
         assert restored >= 20 * limited, f"a1 -> b1 after the rule cleared: {restored:.1f} Mbit/s"
+        print(f"\nMbit/s: a1 (A) -> b1 (B) while held on A {limited:.2f}, b1 -> a1 {other:.1f}, "
+              f"a1 -> b1 cleared {restored:.1f}")
         for host, container in ((a, "a1"), (b, "b1")):
             host.docker("rm", "-f", container)
     finally:
