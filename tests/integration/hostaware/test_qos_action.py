@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import re
 import socket
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -163,3 +165,27 @@ def test_restarts_remove_the_policy_and_the_rule_applies_it_again(box: Box, clie
     box.cli("rules", "delete", "slow")  # deleted while no gateway runs
     box.start()
     wait_until(lambda: box.qos_rows() == [] and not shaped(r1), 15, 0.2, "the stale policy removed at start")
+
+
+def test_a_dscp_rule_beside_an_operators_policy_leaves_it_applied(box: Box, client) -> None:  # noqa: F811
+    """The rule's pass and the qos adapter's converger both program the container: after the rule's
+    mark is gone, the converger's next passes must still apply the operator's policy (no stale view)."""
+    run(box, "d1")
+    d1, a1 = netns(client, "d1"), address(client, "d1")
+    box.cli("qos", "add", "policy", json.dumps({"name": "ops", "ip-src": a1, "rate": "50mbit"}))
+    box.cli("rules", "add", json.dumps({**RULE, "action": 'qos:{"dscp": "EF"}'}))
+    box.wait_message("INFO", f"QoS policy {POLICY} applied to d1")
+
+    def chain() -> str:
+        return subprocess.run(in_netns(d1, "iptables", "-t", "mangle", "-S", "PS-QOS"), capture_output=True,
+                              text=True, timeout=10).stdout
+
+    assert "DSCP" in chain()
+    time.sleep(2 * 2.0 + 1)  # the converger's passes see the mark while the rule holds
+    box.cli("rules", "delete", "slow")
+    box.wait_message("INFO", f"QoS policy {POLICY} removed")
+    assert chain() == ""
+    time.sleep(2 * 2.0 + 1)  # and after it is gone
+    (row,) = box.qos_rows()
+    assert re.fullmatch(r"ops\s+ip-src=\S+\s+rate=50mbit\s+d1 \(container\)\s+applied\s+-", row), row
+    assert "rate 50Mbit" in tc_show(d1, "class")
