@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -60,7 +61,8 @@ def check_rule_policy(qos: Qos, rule: Rule) -> None:
 
 class QosAction:
     """Stores, applies and removes the policies of this host's ``qos:`` rules. ``opener`` gives the QoS
-    stores and engine (``qos.service.open_qos``), opened on first use."""
+    stores and engine (``qos.service.open_qos``), opened on first use. Failures are WARN messages (or,
+    at start and stop, log lines), never exceptions: the monitor must go on."""
 
     def __init__(self, host: str, opener: Callable[[], Qos]) -> None:
         self.host = host
@@ -78,10 +80,10 @@ class QosAction:
         try:
             qos = self._open()
             policy = replace(qos_policy(rule.action.argument), name=name, host=qos.engine.host, rule=rule.name)
-            await self._remove_stale(qos, name)
+            await self._delete_owned(qos, name)  # a killed gateway's leftover the sweep could not remove
             await add_policy(qos, policy)
-        except NetError as exc:
-            return [self._message(Level.WARN, rule, f"QoS policy {name} not applied: {exc.message}")]
+        except _FAILURES as exc:
+            return [self._message(Level.WARN, rule, f"QoS policy {name} not applied: {_reason(exc)}")]
         self._applied[rule.name] = name
         log.info("hostaware: rule %s: QoS policy %s stored for host %s", rule.name, name, self.host)
         return await self._pass(rule, name, removed=False)
@@ -89,11 +91,10 @@ class QosAction:
     async def undo(self, rule: Rule) -> list[Message]:
         name = self._applied.pop(rule.name, policy_name(rule.name, self.host))
         try:
-            await asyncio.to_thread(self._open().policies.delete_policy, name)
-        except NotFound:
-            return []  # never stored (its WARN said why)
-        except NetError as exc:
-            return [self._message(Level.WARN, rule, f"QoS policy {name} not removed: {exc.message}")]
+            if not await self._delete_owned(self._open(), name, rule.name):
+                return []  # never stored (its WARN said why); an operator's policy of that name stays
+        except _FAILURES as exc:
+            return [self._message(Level.WARN, rule, f"QoS policy {name} not removed: {_reason(exc)}")]
         return await self._pass(rule, name, removed=True)
 
     async def sweep(self) -> None:
@@ -103,53 +104,48 @@ class QosAction:
             stale = [p for p in await asyncio.to_thread(qos.policies.policies)
                      if p.rule is not None and p.host == qos.engine.host]
             for policy in stale:
-                await self._remove_stale(qos, policy.name)
+                await self._delete_owned(qos, policy.name)
                 log.info("hostaware: removed QoS policy %s left by an earlier gateway (rule %s)", policy.name,
                          policy.rule)
             if stale:
                 await qos.engine.sync()
-        except (NetError, DockerError, TimeoutError) as exc:
-            log.warning("hostaware: removing QoS policies left by an earlier gateway: %s",
-                        getattr(exc, "message", None) or exc or type(exc).__name__)
+        except _FAILURES as exc:
+            log.warning("hostaware: removing QoS policies left by an earlier gateway: %s", _reason(exc))
 
     async def close(self) -> None:
         """Remove the policies of the rules that hold (nobody watches them once this gateway stops)."""
         if self._qos is None:
             return
         try:
-            for name in list(self._applied.values()):
-                try:
-                    await asyncio.to_thread(self._qos.policies.delete_policy, name)
-                except NotFound:
-                    pass
+            for name in self._applied.values():
+                await self._delete_owned(self._qos, name)
             if self._applied:
                 await self._qos.engine.sync()
-        except (NetError, DockerError, TimeoutError) as exc:
-            log.warning("hostaware: removing the QoS policies of the rules that hold: %s",
-                        getattr(exc, "message", None) or exc or type(exc).__name__)
+        except _FAILURES as exc:
+            log.warning("hostaware: removing the QoS policies of the rules that hold: %s", _reason(exc))
         finally:
             self._applied.clear()
             await self._qos.networks.docker.close()
 
-    async def _remove_stale(self, qos: Qos, name: str) -> None:
-        """Delete policy ``name`` if a host-aware rule made it (a killed gateway's leftover); an operator's
-        policy of that name stays, and storing ours then fails with the QoS module's message."""
+    async def _delete_owned(self, qos: Qos, name: str, rule: str | None = None) -> bool:
+        """Delete policy ``name`` if a host-aware rule (``rule``, if given) made it for this host; whether
+        it did. An operator's policy of that name is never touched (storing ours then fails, saying so)."""
         found = next((p for p in await asyncio.to_thread(qos.policies.policies) if p.name == name), None)
-        if found is not None and found.rule is not None:
-            try:
-                await asyncio.to_thread(qos.policies.delete_policy, name)
-            except NotFound:
-                pass
+        if found is None or found.rule is None or found.host != qos.engine.host or rule not in (None, found.rule):
+            return False
+        try:
+            await asyncio.to_thread(qos.policies.delete_policy, name)
+        except NotFound:
+            return False  # deleted meanwhile (by hand: powerstrip qos delete)
+        return True
 
     async def _pass(self, rule: Rule, name: str, removed: bool) -> list[Message]:
         """One QoS pass on this host now, and what it did, as a message."""
-        qos = self._open()
         try:
-            applied = await qos.engine.sync()
-        except (NetError, DockerError, TimeoutError) as exc:
-            reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            applied = await self._open().engine.sync()
+        except _FAILURES as exc:
             return [self._message(Level.WARN, rule, f"QoS policy {name} {'deleted' if removed else 'stored'}, "
-                                  f"but this host's pass failed ({reason}): the qos adapter's converger retries")]
+                                  f"but this host's pass failed ({_reason(exc)}): the qos adapter's converger retries")]
         if removed:
             return [self._message(Level.INFO, rule, f"QoS policy {name} removed from this host's containers")]
         states = applied.get(name, {})
@@ -166,3 +162,12 @@ class QosAction:
         if level is Level.WARN:
             log.warning("hostaware: rule %s: %s", rule.name, text)
         return Message(time.time(), level, self.host, text, rule.name, rule.metric, None, str(rule.action))
+
+
+# what a store, the daemon or the kernel can answer instead of doing it (sqlite3 and OS errors of a
+# state directory that cannot be written; TimeoutError: another pass held the host's lock too long)
+_FAILURES = (NetError, DockerError, TimeoutError, sqlite3.Error, OSError)
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "message", None) or str(exc) or type(exc).__name__

@@ -116,7 +116,18 @@ def test_apply_replaces_a_leftover_of_the_same_rule_but_never_an_operators_polic
     qos.policies.add_policy(parse_policy(json.dumps({"name": "hostaware-slow-h1", "dscp": "EF"})))
     (said,) = asyncio.run(QosAction("h1", lambda: qos).apply(rule()))
     assert said.level is Level.WARN and "already exists" in said.text
+    assert asyncio.run(QosAction("h1", lambda: qos).undo(rule())) == []  # the clear leaves it alone too
     assert qos.policies.policies()[0].rule is None
+
+
+def test_a_state_directory_that_cannot_be_used_is_a_warning_not_an_exception(tmp_path: Path) -> None:
+    def broken() -> Qos:
+        raise PermissionError(13, "Permission denied", str(tmp_path))
+
+    action = QosAction("h1", broken)
+    asyncio.run(action.sweep())  # logged
+    (said,) = asyncio.run(action.apply(rule()))
+    assert said.level is Level.WARN and "Permission denied" in said.text
 
 
 def test_policy_names_stay_valid_and_one_per_rule_and_host() -> None:
