@@ -1,5 +1,5 @@
 """The qos:<policy JSON> action across two simulated hosts (tests/harness/multihost.py, real etcd, VXLAN):
-a rule met on host A limits A's containers only, though cluster policies apply on every member.
+a rule met on host A limits A's containers only, though cluster policies apply on every member, until A's load falls back.
 
 As in test_cluster.py, host A reads a gmond that serves a fixed XML document saying it is busy (a
 fake, for what one machine cannot produce: two hosts with different loads); host B uses the built-in
@@ -99,15 +99,18 @@ def test_a_qos_rule_met_on_host_a_limits_as_containers_only(cluster: Cluster, ip
         other = iperf.mbits(ns_b1, ns_a1, a1)
         assert other >= 20 * limited, f"b1 (B) -> a1 (A), B's container unlimited: {other:.1f} Mbit/s"
 
-        b.powerstrip("rules", "delete", "busy")  # deleted on B: A undoes its action
+        busy.answer = gmond_xml(a.address, round(threshold - 2, 1))  # A's load falls back under the threshold
         wait_until(lambda: any(m["level"] == "CLEARED" and m["host"] == a.address for m in messages(b)), 15, 0.5,
                    "CLEARED on A")
+        (cleared,) = [m for m in messages(b) if m["level"] == "CLEARED"]
+        assert "no longer > " in cleared["text"] and cleared["value"] == round(threshold - 2, 1)
         wait_until(lambda: not shaped(ns_a1), 10, 0.2, "the limit gone from a1")
         assert b.powerstrip("qos", "list").stdout.splitlines()[1:] == []
         restored = iperf.mbits(ns_a1, ns_b1, b1)
         assert restored >= 20 * limited, f"a1 -> b1 after the rule cleared: {restored:.1f} Mbit/s"
         print(f"\nMbit/s: a1 (A) -> b1 (B) while held on A {limited:.2f}, b1 -> a1 {other:.1f}, "
               f"a1 -> b1 cleared {restored:.1f}")
+        b.powerstrip("rules", "delete", "busy")
         for host, container in ((a, "a1"), (b, "b1")):
             host.docker("rm", "-f", container)
     finally:
