@@ -7,7 +7,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: all venv deps deps-bench run test fuzz bench bench-quick bench-profile clean distclean
+.PHONY: all venv deps deps-bench run test fuzz bench bench-quick bench-policy bench-profile clean distclean
 
 all: venv
 
@@ -51,6 +51,10 @@ bench: deps-bench venv $(BENCH_STAMP)
 
 bench-quick: deps-bench venv $(BENCH_STAMP)
 	$(VENV)/bin/python -m bench --quick $(BENCH_ARGS)
+
+# What the built-in policy costs (docs/policy.md#speed).
+bench-policy: deps-bench venv $(BENCH_STAMP)
+	$(VENV)/bin/python -m bench.policy $(BENCH_ARGS)
 
 # QoS figures (docs/qos.md): limit accuracy at 1/10/100 Mbit/s, unlimited traffic with QoS present, ~1 min.
 .PHONY: bench-qos

@@ -20,23 +20,23 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import candidates as cands
-from bench import canonical, hooks, hostaware, http_grid, lifecycle, netns, report, streams
+from bench import canonical, hooks, hostaware, http_grid, lifecycle, netns, policy, report, streams
 from bench.candidates import Candidate
 from tests.harness.compare import remove_everything_named
 from tests.harness.dockerd import PrivateDockerd
 from tests.harness.image import build_test_image
 
 DAEMON_TCP_PORT = 2375  # inside the private netns: nothing else listens there
-WORKLOADS = ("http", "streams", "events", "lifecycle", "hooks", "hostaware")
+WORKLOADS = ("http", "streams", "events", "lifecycle", "hooks", "hostaware", "policy")
 
 FULL = dict(concurrencies=(1, 10, 50), seconds=2, repetitions=3, warmup=1, archive_mib=1024, logs_mib=256,
             stream_reps=3, idle_streams=1000, cycles=20, hook_samples=200,
             hook_refused_samples=1000, canonical_samples=5000,
-            hostaware_seconds=60)
+            hostaware_seconds=60, policy_seconds=3, policy_repetitions=5)
 QUICK = dict(concurrencies=(1, 10, 50), seconds=1, repetitions=1, warmup=1, archive_mib=128, logs_mib=32,
              stream_reps=1, idle_streams=1000, cycles=5, hook_samples=40,
              hook_refused_samples=200, canonical_samples=1000,
-             hostaware_seconds=20)
+             hostaware_seconds=20, policy_seconds=1, policy_repetitions=2)
 
 
 def _progress(message: str) -> None:
@@ -173,6 +173,8 @@ def _run(args, settings: dict, workloads: set[str], dockerd: PrivateDockerd, pre
         rows += canonical.run(settings["canonical_samples"], _progress)
     if "hostaware" in workloads:
         rows += hostaware.run(dockerd.url, settings["hostaware_seconds"], 10, _progress)
+    if "policy" in workloads:
+        rows += policy.run(dockerd.url, settings["policy_seconds"], settings["policy_repetitions"], _progress)
 
 
 if __name__ == "__main__":

@@ -88,6 +88,7 @@ def targets(results: dict) -> list[dict]:
         add("ten host-aware rules polling every second: gateway CPU < 1 % of a core (issue 14)",
             f"{row['cpu_percent']:.2f} % ({row['rules_judged']} rules judged, {row['seconds']:g} s)",
             row["cpu_percent"] < 1 and row["rules_judged"] == 10)
+    out += [{"target": t["target"], "figure": t["figure"], "met": t["met"]} for t in policy_targets(results["rows"])]
     return out
 
 
@@ -140,6 +141,23 @@ def markdown(results: dict) -> str:
             lines.append(f"| {r['label']} | {r['source']} | {r['seconds']:g} | {r['cpu_percent']:.3f} | "
                          f"{r['rules_judged']} |")
         lines.append("")
+    pol = {r["workload"]: r for r in results["rows"] if r["workload"].startswith("policy_")}
+    if pol:
+        lines += ["## Built-in policy (issue 12)", "", "| figure | unhooked / allowed | policy / denied |",
+                  "|---|---:|---:|"]
+        if "policy_ping" in pol:
+            r = pol["policy_ping"]
+            lines.append(f"| CPU µs per GET /_ping, c=10 (allowed by path rules) | {r['unhooked_cpu_us']:.0f} | "
+                         f"{r['policy_cpu_us']:.0f} |")
+        if "policy_denied" in pol:
+            r = pol["policy_denied"]
+            lines.append(f"| CPU µs per request, keep-alive loop: allowed /_ping, denied /info | "
+                         f"{r['allowed_cpu_us']:.0f} | {r['denied_cpu_us']:.0f} |")
+        if "policy_create" in pol:
+            r = pol["policy_create"]
+            lines.append(f"| p50 µs of a body-checked create (daemon 404) | {r['unhooked_p50_us']:.0f} | "
+                         f"{r['policy_p50_us']:.0f} |")
+        lines.append("")
     lines += ["## Targets", "", "| target | figure | met |", "|---|---|---|"]
     for t in results["targets"]:
         lines.append(f"| {t['target']} | {t['figure']} | {'met' if t['met'] else 'NOT met'} |")
@@ -169,3 +187,25 @@ def write(results: dict, directory: Path, stamp: str) -> tuple[Path, Path]:
     json_path.write_text(json.dumps(results, indent=2) + "\n")
     md_path.write_text(markdown(results))
     return json_path, md_path
+
+
+def policy_targets(rows: list[dict]) -> list[dict]:
+    """Issue 12's speed targets, each met / not met with its figure (also in ``make bench``'s report)."""
+    found = {row["workload"]: row for row in rows}
+    out = []
+    if "policy_ping" in found:
+        row = found["policy_ping"]
+        out.append({"target": "a request allowed by path rules costs ≤ 1.2x the CPU of an unhooked one (GET /_ping, c=10)",
+                    "figure": f"{row['ratio']:.2f}x ({row['policy_cpu_us']:.0f} vs {row['unhooked_cpu_us']:.0f} µs)",
+                    "met": row["ratio"] <= 1.2})
+    if "policy_denied" in found:
+        row = found["policy_denied"]
+        out.append({"target": "a request denied by the policy costs no more CPU than an allowed one",
+                    "figure": f"denied {row['denied_cpu_us']:.0f} µs vs allowed {row['allowed_cpu_us']:.0f} µs",
+                    "met": row["denied_cpu_us"] <= row["allowed_cpu_us"]})
+    if "policy_create" in found:
+        row = found["policy_create"]
+        out.append({"target": "a body-checked create adds ≤ 0.3 ms at p50 (daemon answers 404 at once)",
+                    "figure": f"{row['added_ms']:+.3f} ms ({row['policy_p50_us']:.0f} vs {row['unhooked_p50_us']:.0f} µs)",
+                    "met": row["added_ms"] <= 0.3})
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import ssl
 from pathlib import Path
@@ -14,6 +15,7 @@ from powerstrip.adapters import BuiltinContext
 from powerstrip.adapters.hostaware.cli import hosts, messages, rules
 from powerstrip.adapters.net.cli import cluster_group, cluster_options, info, network
 from powerstrip.adapters.net.cluster import ClusterSettings
+from powerstrip.adapters.policy.cli import policy_group, socket_proxy_config
 from powerstrip.adapters.net.inventory_cli import inventory_command
 from powerstrip.adapters.qos.cli import qos_group
 from powerstrip.config.loader import ConfigError
@@ -59,6 +61,7 @@ def main() -> None:
 main.add_command(network)
 main.add_command(info)
 main.add_command(cluster_group)
+main.add_command(policy_group)
 main.add_command(hosts)
 main.add_command(rules)
 main.add_command(messages)
@@ -129,18 +132,28 @@ def _metrics_source(value: str | None) -> str | None:
 @click.option("--metrics-listen", callback=lambda ctx, param, value: value and _address(ctx, param, value),
               metavar="ADDRESS", help="Serve /metrics (Prometheus) and /health here, e.g. tcp://127.0.0.1:9323.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
+@click.option("--socket-proxy-env", is_flag=True,
+              help="Enforce docker-socket-proxy's environment variables (CONTAINERS, POST, ALLOW_START, ...) "
+                   "with the built-in policy instead of an adapters.yml; SOCKET_PATH names the daemon. See docs/policy.md.")
 @cluster_options
 @_METRICS_SOURCE
-def serve(listen: list[Address], docker: Address, config_path: str | None, state_dir: str, max_body_size: str,
-          idle_timeout: float, head_timeout: float, body_timeout: float, stream_grace: float, tlscert: str | None, tlskey: str | None,
-          tlscacert: str | None, drain_timeout: float, watch_config: bool, audit_log: str | None,
-          metrics_listen: Address | None, log_level: str, cluster: ClusterSettings | None,
+@click.pass_context
+def serve(ctx: click.Context, listen: list[Address], docker: Address, config_path: str | None, state_dir: str,
+          max_body_size: str, idle_timeout: float, head_timeout: float, body_timeout: float, stream_grace: float,
+          tlscert: str | None, tlskey: str | None, tlscacert: str | None, drain_timeout: float, watch_config: bool,
+          audit_log: str | None, metrics_listen: Address | None, log_level: str, socket_proxy_env: bool,
+          cluster: ClusterSettings | None,
           metrics_source: str | None) -> None:
     """Run the gateway: point DOCKER_HOST at it and use Docker as usual."""
     logtext.configure(log_level)
     tls = _tls_context(tlscert, tlskey, tlscacert)
+    if socket_proxy_env:
+        if config_path:
+            raise click.UsageError("--socket-proxy-env replaces the config: give it or --config, not both")
+        if os.environ.get("SOCKET_PATH") and ctx.get_parameter_source("docker") is click.core.ParameterSource.DEFAULT:
+            docker = parse_address("unix://" + os.environ["SOCKET_PATH"])
     try:
-        config = app.load(config_path)
+        config = socket_proxy_config() if socket_proxy_env else app.load(config_path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     settings = ConnectionSettings(
@@ -157,12 +170,12 @@ def serve(listen: list[Address], docker: Address, config_path: str | None, state
         EXTENSIONS.add_audit_sink(audit.write)  # what adapters audit that is not a request (hostaware's actions)
     listeners = [Listener(address, tls if address.scheme == "tcp" else None)
                  for address in listen or [parse_address("unix://./powerstrip.sock")]]
-    operations = app.Operations(drain_timeout, watch_config, audit, metrics_listen,
-                                lambda: app.find_and_load(config_path))
+    load = socket_proxy_config if socket_proxy_env else lambda: app.find_and_load(config_path)
+    operations = app.Operations(drain_timeout, watch_config, audit, metrics_listen, load)
     try:
         app.run(config, BuiltinContext("", str(docker), Path(state_dir), cluster, metrics_source), settings,
                 listeners, operations)
-    except (ListenerBusy, OSError, AdapterLoadError) as exc:
+    except (ListenerBusy, OSError, AdapterLoadError, ConfigError) as exc:  # ConfigError: a built-in's rules file
         raise click.ClickException(str(exc)) from None
     finally:
         if audit is not None:
@@ -183,9 +196,11 @@ def adapter() -> None:
 @click.option("--state-dir", envvar="POWERSTRIP_STATE_DIR", default=".powerstrip", show_default=True,
               type=click.Path(file_okay=False), help="Where a built-in adapter keeps its state.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
+@click.option("--rules", type=click.Path(exists=True, dir_okay=False),
+              help="A built-in adapter's rules file (builtin:policy), as `rules:` in adapters.yml.")
 @cluster_options
 @_METRICS_SOURCE
-def adapter_run(target: str, listen: Address, docker: Address, state_dir: str, log_level: str,
+def adapter_run(target: str, listen: Address, docker: Address, state_dir: str, log_level: str, rules: str | None,
                 cluster: ClusterSettings | None, metrics_source: str | None) -> None:
     """Serve an adapter over HTTP: protocol v1 and v2 documents on any path, GET /v1/ping answers pong.
 
@@ -210,8 +225,8 @@ def adapter_run(target: str, listen: Address, docker: Address, state_dir: str, l
             return build_app(imported)
         try:  # built-ins may start tasks, so they are made on the running loop
             return build_app(create_builtin(builtin, BuiltinContext(builtin, str(docker), Path(state_dir), cluster,
-                                                                    metrics_source)))
-        except UnknownBuiltin as exc:
+                                                                    metrics_source, rules and os.path.abspath(rules))))
+        except (UnknownBuiltin, ConfigError) as exc:
             raise click.ClickException(str(exc)) from None
 
     def announce(_: str) -> None:

@@ -4,7 +4,8 @@
 #   iproute2 (ip netns), iptables (dockerd's networking, the qos adapter's DSCP marks), etcd-server (cluster
 #   state for the net adapter), iperf3 and tcpdump (the qos tests measure rates and read ToS bytes on the wire),
 #   ganglia-monitor (gmond: a real Ganglia metrics source for the host-aware rules tests),
-#   ansible (the inventory tests drive ansible-inventory and ansible's docker connection), openssl (test certificates).
+#   ansible (the inventory tests drive ansible-inventory and ansible's docker connection), openssl (test certificates),
+#   docker-compose (a client in the policy tests).
 # --bench: also what `make bench` drives (haproxy, wrk, curl).
 # POWERSTRIP_DEPS_DRY_RUN=1: only say what would be installed.
 set -euo pipefail
@@ -21,6 +22,7 @@ need iptables iptables
 need nsenter util-linux
 need etcd etcd-server
 need gmond ganglia-monitor
+need docker-compose docker-compose
 need iperf3 iperf3
 need tcpdump tcpdump
 need ansible ansible

@@ -26,6 +26,7 @@ class BuiltinContext:
     state_dir: Path
     cluster: ClusterSettings | None = None  # multi-host networking (serve --cluster)
     metrics_source: str | None = None  # hostaware: builtin (psutil) or gmond://HOST:PORT (serve --metrics-source)
+    rules: str | None = None  # the adapter's own rules file (adapters.yml ``rules:``), e.g. builtin:policy's
 
 
 class UnknownBuiltin(LookupError):

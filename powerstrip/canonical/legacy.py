@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from powerstrip.canonical.decode import MISSING, StructValue
+from powerstrip.canonical.decode import MISSING, StructValue, struct_value
 from powerstrip.canonical.schema import Struct
 
 COPIED_FROM_TOP_LEVEL = ("Memory", "MemorySwap", "CpuShares", "CpusetCpus", "VolumeDriver")
@@ -27,8 +27,8 @@ COPIED_FROM_TOP_LEVEL = ("Memory", "MemorySwap", "CpuShares", "CpusetCpus", "Vol
 def place(value: StructValue, wrapper: Struct) -> StructValue:
     """The decoded wrapper with its host config where the daemon reads it."""
     promoted = wrapper.promoted_from("HostConfig")
-    out = StructValue()
-    top_level = StructValue()
+    out = struct_value()
+    top_level = struct_value()
     for name, item in value.items():
         if name in promoted:
             top_level[name] = item

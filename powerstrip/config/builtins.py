@@ -11,5 +11,6 @@ BUILTINS: dict[str, str] = {
     "debug": "powerstrip.adapters.debug:create_adapter",
     "hostaware": "powerstrip.adapters.hostaware.adapter:create_adapter",
     "net": "powerstrip.adapters.net.adapter:create_adapter",
+    "policy": "powerstrip.adapters.policy.adapter:create_adapter",
     "qos": "powerstrip.adapters.qos.adapter:create_adapter",
 }

@@ -40,7 +40,7 @@ _FLOAT = "tag:yaml.org,2002:float"
 _CORE_SCALAR_TAGS = (_STR, _INT, _FLOAT, "tag:yaml.org,2002:bool")
 _TOP_KEYS = ("version", "endpoints", "adapters")
 _ENDPOINT_KEYS = ("pre", "post")
-_ADAPTER_KEYS = ("url", "timeout", "failure_policy", "protocol", "kind")
+_ADAPTER_KEYS = ("url", "timeout", "failure_policy", "protocol", "kind", "rules")
 _FAILURE_POLICIES = ("fail", "ignore")
 _KINDS = ("mutating", "validating")
 _PROTOCOLS = (1, 2)
@@ -166,7 +166,7 @@ def _build(root: Node | None, path: Path, report: _Report) -> Config | None:
     for required in ("endpoints", "adapters"):
         if required not in top:
             report.error(root, f"missing required key '{required}' (it may be empty: {required}: {{}})")
-    defined = _adapters(top["adapters"][1], report) if "adapters" in top else {}
+    defined = _adapters(top["adapters"][1], path.resolve().parent, report) if "adapters" in top else {}
     endpoints = _endpoints(top["endpoints"][1], report) if "endpoints" in top else []
     if "adapters" in top:
         _check_references(endpoints, defined, report)
@@ -237,14 +237,16 @@ def _check_version(node: Node, report: _Report) -> None:
 # --- adapters -------------------------------------------------------------------------
 
 
-def _adapters(node: Node, report: _Report) -> dict[str, AdapterSpec | None]:
+def _adapters(node: Node, directory: Path, report: _Report) -> dict[str, AdapterSpec | None]:
     """Every adapter defined, None for an invalid one (reported, but still a defined name)."""
     entries = _mapping(node, "'adapters'", None, report) or {}
-    return {name: _adapter(name, _line(key), value, report) for name, (key, value) in entries.items()}
+    return {name: _adapter(name, _line(key), value, directory, report) for name, (key, value) in entries.items()}
 
 
-def _adapter(name: str, line: int, node: Node, report: _Report) -> AdapterSpec | None:
-    """One adapter: a URL string (the ClusterHQ form) or ``{url, timeout, failure_policy, protocol, kind}``."""
+def _adapter(name: str, line: int, node: Node, directory: Path, report: _Report) -> AdapterSpec | None:
+    """One adapter: a URL string (the ClusterHQ form) or ``{url, timeout, failure_policy, protocol, kind, rules}``.
+
+    ``rules`` names a built-in's own rules file, relative to this file's directory."""
     if isinstance(node, ScalarNode):
         url = _url(name, node, report)
         return AdapterSpec(name, url, line=line) if url else None
@@ -262,9 +264,27 @@ def _adapter(name: str, line: int, node: Node, report: _Report) -> AdapterSpec |
     policy = _policy(name, entries["failure_policy"][1], report) if "failure_policy" in entries else "fail"
     protocol = _protocol(name, url, entries["protocol"][1], report) if "protocol" in entries else 1
     kind = _kind(name, entries["kind"][1], report) if "kind" in entries else "mutating"
+    rules = _rules(name, url, entries["rules"][1], directory, report) if "rules" in entries else None
     if url is None or timeout is None or policy is None or protocol is None or kind is None:
         return None
-    return AdapterSpec(name, url, timeout=timeout, failure_policy=policy, protocol=protocol, kind=kind, line=line)
+    return AdapterSpec(name, url, timeout=timeout, failure_policy=policy, protocol=protocol, kind=kind, line=line,
+                       rules=rules)
+
+
+def _rules(name: str, url: str | None, node: Node, directory: Path, report: _Report) -> str | None:
+    """A built-in's rules file: it must exist now (its own contents are the built-in's to check)."""
+    rules = _string(node)
+    if not rules:
+        report.error(node, f"adapter {name!r}: rules must name a file, not {_describe(node)}")
+        return None
+    if url is not None and not url.startswith("builtin:"):
+        report.error(node, f"adapter {name!r}: rules applies to built-in adapters only (builtin:policy)")
+        return None
+    path = directory / rules
+    if not path.is_file():
+        report.error(node, f"adapter {name!r}: rules file not found: {path}")
+        return None
+    return str(path)
 
 
 def _url(name: str, node: Node, report: _Report) -> str | None:

@@ -29,6 +29,7 @@ class AdapterSpec:
     protocol: int = 1
     kind: AdapterKind = "mutating"
     line: int = 0
+    rules: str | None = None  # a built-in's own rules file (absolute), e.g. builtin:policy's
 
     @property
     def builtin(self) -> str | None:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from powerstrip.config.model import AdapterSpec, Config
-from powerstrip.http.paths import Pattern, normalize_path
+from powerstrip.http.paths import ANY_METHOD, Pattern, normalize_path
 
 ROUTE_CACHE_SIZE = 4096
 
@@ -36,7 +36,7 @@ class RouteTable:
     """All endpoint patterns of a config, compiled once; ``match`` answers per request."""
 
     def __init__(self, config: Config, cache_size: int = ROUTE_CACHE_SIZE) -> None:
-        by_method: dict[str, list[_Entry]] = {}
+        ordered: list[tuple[str, _Entry]] = []
         for endpoint in config.endpoints:
             pattern = Pattern.compile(endpoint.pattern)
             entry = _Entry(
@@ -44,22 +44,31 @@ class RouteTable:
                 tuple(config.adapters[name] for name in endpoint.pre),
                 tuple(config.adapters[name] for name in endpoint.post),
             )
-            by_method.setdefault(pattern.method, []).append(entry)
-        self._by_method = {method: tuple(entries) for method, entries in by_method.items()}
+            ordered.append((pattern.method, entry))
+        methods = {method for method, _ in ordered} - {ANY_METHOD}
+        # "* /glob" entries join every method's list, in config order; other methods get only them
+        self._by_method = {method: tuple(e for m, e in ordered if m in (method, ANY_METHOD)) for method in methods}
+        self._any_method = tuple(e for m, e in ordered if m == ANY_METHOD)
         self._resolve = functools.lru_cache(maxsize=cache_size)(self._resolve_uncached)
+        # in front, keyed by the raw target: a repeated request (a "* /*" route sees all) skips normalize_path
+        self._by_target = functools.lru_cache(maxsize=cache_size)(self._by_target_uncached)
 
     def match(self, method: str, target: str) -> Route | None:
         """The hooks for ``method`` on request target ``target``, or None to pass through.
 
         ``target`` is the request target as the client sent it (path, optional query).
         """
-        if method not in self._by_method:
+        if method not in self._by_method and not self._any_method:
             return None
+        return self._by_target(method, target)
+
+    def _by_target_uncached(self, method: str, target: str) -> Route | None:
         return self._resolve(method, normalize_path(target))
 
     def _resolve_uncached(self, method: str, path: str) -> Route | None:
         """The chains of every matching pattern, concatenated in config order (see ``_phase``)."""
-        matching = [entry for entry in self._by_method[method] if entry.regex.match(path)]
+        entries = self._by_method.get(method, self._any_method)
+        matching = [entry for entry in entries if entry.regex.match(path)]
         if not matching:
             return None
         return Route(_phase(entry.pre for entry in matching), _phase(entry.post for entry in matching))

@@ -18,13 +18,19 @@ class Peer:
     """Who is on the other end of the client connection, as far as the gateway can tell.
 
     On a unix socket the kernel vouches for ``uid``/``gid``/``pid`` (SO_PEERCRED); on TCP only
-    ``address`` is known.
+    ``address`` is known. ``listener`` is the gateway's own address the client came in on
+    (``unix:///path``, ``tcp://host:port``); over TLS with a client certificate, ``cert_subject``
+    (``O=example,CN=alice``), ``cert_cn`` and ``cert_sans`` (``DNS:x``, ``IP:x``, ...) say whose it is.
     """
 
     uid: int | None = None
     gid: int | None = None
     pid: int | None = None
     address: str | None = None
+    listener: str | None = None
+    cert_subject: str | None = None
+    cert_cn: str | None = None
+    cert_sans: tuple[str, ...] = ()
 
 
 UNKNOWN_PEER = Peer()
@@ -54,6 +60,18 @@ class ServerResponse:
     code: int
     content_type: str | None
     body: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PathVerdict:
+    """An adapter's decision from the method, target and client alone (no body, no hook call): relay the
+    request without hooks (``status`` 0), or refuse it with ``status`` and ``message``."""
+
+    status: int = 0
+    message: str = ""
+
+
+RELAY = PathVerdict()
 
 
 class HookRejected(Exception):
@@ -95,3 +113,11 @@ class Adapter(Protocol):
     async def post_hook(self, request: ClientRequest, response: ServerResponse) -> ServerResponse: ...
 
     async def close(self) -> None: ...
+
+
+class PathJudge(Protocol):
+    """Optional, for an adapter that is a route's only hook: ``judge_path`` may decide a request before its
+    body is read, so a path-only decision costs no hook round trip (the built-in policy's rules). ``None``:
+    no decision, run the hook as usual. It must be quick and must not block."""
+
+    def judge_path(self, method: str, target: str, peer: Peer) -> PathVerdict | None: ...

@@ -65,7 +65,9 @@ def call_document(request: ClientRequest, response: ServerResponse | None = None
         "phase": "pre" if response is None else "post",
         "dryRun": request.dry_run,
         "peer": {"uid": request.peer.uid, "gid": request.peer.gid, "pid": request.peer.pid,
-                 "address": request.peer.address},
+                 "address": request.peer.address, "listener": request.peer.listener,
+                 "certSubject": request.peer.cert_subject, "certCN": request.peer.cert_cn,
+                 "certSANs": list(request.peer.cert_sans)},
         "request": {
             "method": request.method,
             "target": request.request,
@@ -143,8 +145,13 @@ def _peer(section: Any) -> Peer:
         value = section.get(key)
         return value if isinstance(value, int) and not isinstance(value, bool) else None
 
-    address = section.get("address")
-    return Peer(number("uid"), number("gid"), number("pid"), address if isinstance(address, str) else None)
+    def text(key: str) -> str | None:
+        value = section.get(key)
+        return value if isinstance(value, str) else None
+
+    sans = section.get("certSANs")
+    return Peer(number("uid"), number("gid"), number("pid"), text("address"), text("listener"), text("certSubject"),
+                text("certCN"), tuple(san for san in sans if isinstance(san, str)) if isinstance(sans, list) else ())
 
 
 def read_call(document: Any) -> tuple[ClientRequest, ServerResponse | None]:

@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-_PATTERN_SYNTAX = re.compile(r"([A-Z]+) (/\S*)")
+_PATTERN_SYNTAX = re.compile(r"([A-Z]+|\*) (/\S*)")
+ANY_METHOD = "*"
 _ANY_VERSION = "/*/"
 
 
@@ -46,7 +47,7 @@ def _clean(path: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Pattern:
-    """A compiled ``"METHOD /path-glob"`` endpoint pattern.
+    """A compiled ``"METHOD /path-glob"`` endpoint pattern; ``*`` as the method matches every method.
 
     The glob has ``fnmatch`` semantics, case-sensitive, ``*`` crossing ``/``. A glob that
     starts with ``/*/`` (any API version) also matches the unversioned path, because
@@ -62,7 +63,7 @@ class Pattern:
         syntax = _PATTERN_SYNTAX.fullmatch(pattern)
         if syntax is None:
             raise ValueError(f"endpoint pattern {pattern!r} is not \"METHOD /path-glob\" "
-                             "(uppercase method, one space, a path starting with '/')")
+                             "(uppercase method or *, one space, a path starting with '/')")
         method, glob = syntax.groups()
         regex = fnmatch.translate(glob)
         if glob.startswith(_ANY_VERSION):
@@ -71,4 +72,4 @@ class Pattern:
 
     def matches(self, method: str, path: str) -> bool:
         """Whether a request with ``method`` on the already normalized ``path`` matches."""
-        return method == self.method and self.regex.match(path) is not None
+        return (method == self.method or self.method == ANY_METHOD) and self.regex.match(path) is not None

@@ -67,6 +67,11 @@ class Extensions:
         if sink in self._sinks:
             self._sinks.remove(sink)
 
+    @property
+    def auditing(self) -> bool:
+        """Whether an audit log listens: an adapter can skip building entries nobody writes."""
+        return bool(self._sinks)
+
     def audit(self, entry: dict[str, Any]) -> None:
         for sink in self._sinks:
             try:

@@ -1,14 +1,10 @@
-"""The audit log's ``client``: the connection's peer (``proxy.peer``), plus its TLS client certificate."""
+"""The audit log's ``client``: the connection's peer (``proxy.peer``), with its TLS client certificate."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from powerstrip.proxy.connection import ClientConnection
-
-# Python names the attributes in full; logs and other tools (openssl, Go) use the short forms
-_SHORT = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU", "countryName": "C",
-          "stateOrProvinceName": "ST", "localityName": "L", "domainComponent": "DC"}
 
 
 def client_identity(client: ClientConnection) -> dict[str, Any]:
@@ -24,12 +20,6 @@ def client_identity(client: ClientConnection) -> dict[str, Any]:
         identity = {"transport": "unknown"}
     if client.extra_info("sslcontext") is not None:
         identity["tls"] = True
-        cert = client.extra_info("peercert")
-        if cert:
-            identity["cert_subject"] = _subject(cert)
+        if peer.cert_subject:
+            identity["cert_subject"] = peer.cert_subject
     return identity
-
-
-def _subject(cert: dict[str, Any]) -> str:
-    """``O=example,CN=alice``: the certificate subject as one string, in the certificate's order."""
-    return ",".join(f"{_SHORT.get(key, key)}={value}" for rdn in cert.get("subject", ()) for key, value in rdn)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from powerstrip.http.head import MAX_HEAD_SIZE, MalformedMessage, RequestHead
 from powerstrip.http.machine import ConnectionMachine, Phase, Timeouts, error_response
+from powerstrip.hooks.model import PathVerdict
 from powerstrip.http.outcome import Outcome, Side
 from powerstrip.proxy import exchange
 from powerstrip.proxy.addresses import Address
@@ -169,6 +170,7 @@ class ClientSide(asyncio.Protocol):
         self._connecting: asyncio.Task[DaemonSide] | None = None
         self._started = 0.0
         self._generation = 0
+        self._routed = False  # the exchange in progress matched a route (even one relayed unhooked)
         self._paused_by_machine = False
         self._paused_by_daemon = False
         self._reading_paused = False
@@ -278,12 +280,20 @@ class ClientSide(asyncio.Protocol):
     def dispatch(self, head: RequestHead) -> bool:
         self._started = time.perf_counter()
         generation = self.hub.generations.current
+        self._generation = generation.number
         route = generation.runtime.routes.match(head.method, head.target)
         if route is None and exchange.is_dry_run(head):
             route = exchange.NO_HOOKS  # a dry run never reaches the daemon, hooked or not
+        self._routed = route is not None
         if route is None:
-            self._generation = generation.number
             return False
+        refusal = None
+        if len(route.pre) == 1 and not route.post:  # its one hook may decide from the path alone
+            assert self.identity is not None
+            judged, refusal = exchange.judged_by_path(route, generation.runtime.adapters[route.pre[0].name],
+                                                      head, self.identity.peer)
+            if judged is None:
+                return False  # relayed as if unhooked (recorded as routed)
         generation = self.hub.generations.lease()  # the same one: nothing ran in between
         assert self.transport is not None
         reader = BridgeReader(limit=MAX_HEAD_SIZE)
@@ -294,11 +304,13 @@ class ClientSide(asyncio.Protocol):
         if self.machine.client_eof_seen:
             reader.feed_eof()
         self._bridge = Stream(reader, TransportWriter(self.transport))
-        self.hooked_task = asyncio.get_running_loop().create_task(self._run_hooked(head, route, generation))
+        self.hooked_task = asyncio.get_running_loop().create_task(
+            self._run_hooked(head, route, generation, refusal))
         return True
 
     def finished(self, head: RequestHead, outcome: Outcome) -> None:
-        self._record(head.method, head.target, outcome, False, self._generation, time.perf_counter() - self._started)
+        self._record(head.method, head.target, outcome, self._routed, self._generation,
+                     time.perf_counter() - self._started)
 
     def refused(self, raw: bytes, outcome: Outcome) -> None:
         method, target = request_line_parts(raw)
@@ -345,13 +357,19 @@ class ClientSide(asyncio.Protocol):
 
     # ---- the hook path -------------------------------------------------------------------------
 
-    async def _run_hooked(self, head: RequestHead, route: exchange.Route, generation: Generation) -> None:
+    async def _run_hooked(self, head: RequestHead, route: exchange.Route, generation: Generation,
+                          refusal: PathVerdict | None) -> None:
+        """The hook path as a task: the exchange (or a refusal its one hook made from the path alone)."""
         bridge = self._bridge
         assert bridge is not None and self.identity is not None
         outcome = Outcome(note="the exchange did not finish")
         try:
-            outcome = await exchange.hooked(bridge, self.identity.peer, DaemonLink(self), head, route,
-                                            generation.runtime.adapters, self.hub.settings.limits)
+            if refusal is not None:
+                outcome = await exchange.send_error(bridge, refusal.status, refusal.message, head.keep_alive,
+                                                    Outcome())
+            else:
+                outcome = await exchange.hooked(bridge, self.identity.peer, DaemonLink(self), head, route,
+                                                generation.runtime.adapters, self.hub.settings.limits)
         except MalformedMessage as exc:
             outcome = self._error(bridge, exc.status, f"powerstrip: {exc}", Side.CLIENT)
         except TimeoutError:

@@ -20,7 +20,7 @@ from typing import Protocol
 from powerstrip.canonical import BodyRefused, judged_body
 from powerstrip.config.routes import Route
 from powerstrip.hooks.chain import ChainRun, ChainStopped, HookRecord
-from powerstrip.hooks.model import Adapter, ClientRequest, Peer, ServerResponse
+from powerstrip.hooks.model import Adapter, ClientRequest, PathVerdict, Peer, ServerResponse
 from powerstrip.http.head import (
     Framing,
     MalformedMessage,
@@ -165,6 +165,22 @@ async def _finish(
     if not reusable:
         link.discard()
     return outcome
+
+
+def judged_by_path(route: Route, adapter: Adapter, head: RequestHead, peer: Peer) -> tuple[Route | None, PathVerdict | None]:
+    """A route whose only hook can decide by path (``PathJudge``): relayed unhooked (None, None), refused
+    (route, verdict), or hooked as usual (route, None)."""
+    judge = getattr(adapter, "judge_path", None)
+    verdict = judge(head.method, head.target, peer) if judge is not None else None
+    if verdict is None or (verdict.status == 0 and is_dry_run(head)):
+        return route, None
+    if verdict.status == 0:
+        return None, None
+    if head.framing is not Framing.NONE:
+        # a refusal must leave the connection usable (a "Connection: close" 403 to an Upgrade request reads
+        # as a hijack to the docker CLI), so a request with a body goes the hooked way, which reads it first
+        return route, None
+    return route, PathVerdict(verdict.status, f"adapter {route.pre[0].name}: {verdict.message}")
 
 
 def is_dry_run(head: RequestHead) -> bool:

@@ -14,7 +14,9 @@ import logging
 import ssl
 from typing import Any
 
+from powerstrip.proxy.connection import ClientConnection
 from powerstrip.proxy.driver import ClientSide, Hub
+from powerstrip.proxy.peer import peer_of
 
 log = logging.getLogger("powerstrip.proxy")
 
@@ -127,6 +129,8 @@ class TlsClientSide(ClientSide):
                 return
             self._handshaken = True
             transport.flush()
+            # who the client is includes its certificate, known only now
+            self.identity = ClientConnection(transport, peer_of(transport))  # type: ignore[arg-type]
         while not self._closed_by_peer:
             try:
                 chunk = tls.read(READ_SIZE)

@@ -55,7 +55,7 @@ class AdapterRegistry:
 
     def _create(self, spec: AdapterSpec) -> Adapter:
         if spec.builtin is not None:
-            return create_builtin(spec.builtin, dataclasses.replace(self._context, name=spec.name))
+            return create_builtin(spec.builtin, dataclasses.replace(self._context, name=spec.name, rules=spec.rules))
         if spec.python is not None:
             return InProcessAdapter(spec, import_adapter(spec.python, self._search_path))
         if self._session is None:

@@ -15,8 +15,9 @@ from .util import HarnessError, tail, terminate, wait_until
 class AdapterService:
     """One adapter service on 127.0.0.1; ``url`` is where the gateway's config points."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, extra_args: tuple[str, ...] = ()) -> None:
         self.target = target
+        self.extra_args = extra_args
         self.port = free_tcp_port()
         self.url = f"http://127.0.0.1:{self.port}/hook"
         self._log = Path(tempfile.mkstemp(prefix="ps-adapter-", suffix=".log")[1])
@@ -33,7 +34,7 @@ class AdapterService:
         with self._log.open("wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "powerstrip", "adapter", "run", self.target,
-                 "--listen", f"tcp://127.0.0.1:{self.port}"],
+                 "--listen", f"tcp://127.0.0.1:{self.port}", *self.extra_args],
                 cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
             wait_until(lambda: self._pings() or self.proc.poll() is not None, timeout=20, what=self.target)

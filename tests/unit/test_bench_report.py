@@ -90,3 +90,13 @@ def test_hostaware_cpu_target_needs_every_rule_judged():
     (target,) = [t for t in report.targets(results([{**row, "rules_judged": 3}])) if "host-aware" in t["target"]]
     assert not target["met"]
     assert "Host-aware rules" in report.markdown({**results([row]), "targets": []})
+
+
+def test_policy_targets() -> None:
+    from bench.report import policy_targets
+
+    rows = [{"workload": "policy_ping", "unhooked_cpu_us": 60.0, "policy_cpu_us": 66.0, "ratio": 1.1},
+            {"workload": "policy_denied", "allowed_cpu_us": 150.0, "denied_cpu_us": 160.0},
+            {"workload": "policy_create", "unhooked_p50_us": 700.0, "policy_p50_us": 900.0, "added_ms": 0.2}]
+    assert [t["met"] for t in policy_targets(rows)] == [True, False, True]
+    assert policy_targets([]) == []

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from powerstrip.adapters import BUILTINS
 from powerstrip.config.loader import (
     ConfigError,
     find_config_path,
@@ -256,7 +257,8 @@ def test_references_are_not_checked_when_adapters_section_is_missing(tmp_path: P
 )
 def test_bad_url(tmp_path: Path, url: str) -> None:
     found = problems(tmp_path, f"endpoints:\n  'GET /x': {{pre: a}}\nadapters:\n  z: http://z/\n  a: {url}\n")
-    expected = "unknown built-in adapter 'nope' (known: debug, hostaware, net, qos)" if url == "builtin:nope" else "invalid url"
+    known = ", ".join(sorted(BUILTINS))
+    expected = f"unknown built-in adapter 'nope' (known: {known})" if url == "builtin:nope" else "invalid url"
     assert len(found) == 1 and found[0].startswith(f"5: adapter 'a': {expected}"), found
 
 
@@ -272,7 +274,7 @@ def test_adapter_mapping_needs_url(tmp_path: Path) -> None:
 
 def test_unknown_key_in_adapter(tmp_path: Path) -> None:
     found = problems(tmp_path, "endpoints: {}\nadapters:\n  a:\n    url: http://a/\n    timout: 2\n")
-    assert found == ["5: unknown key 'timout' in adapter 'a' (allowed: url, timeout, failure_policy, protocol, kind)"]
+    assert found == ["5: unknown key 'timout' in adapter 'a' (allowed: url, timeout, failure_policy, protocol, kind, rules)"]
 
 
 def test_protocol_and_kind(tmp_path: Path) -> None:
@@ -329,7 +331,7 @@ def test_all_problems_are_reported_together_in_line_order(tmp_path: Path) -> Non
     assert problems(tmp_path, text) == [
         "1: unsupported version '2': only version 1 exists",
         "3: endpoint 'GET /x' uses undefined adapter 'nobody'",
-        "4: endpoint pattern 'get /y' is not \"METHOD /path-glob\" (uppercase method, one space, "
+        "4: endpoint pattern 'get /y' is not \"METHOD /path-glob\" (uppercase method or *, one space, "
         "a path starting with '/')",
         "6: adapter 'a': invalid url 'ftp://a/': expected http://HOST/..., https://HOST/..., builtin:NAME or python:MODULE:ATTR",
         "7: duplicate key 'a' (first at line 6)",

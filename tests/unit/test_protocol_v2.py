@@ -25,7 +25,8 @@ def test_pre_hook_call_document() -> None:
     document = v2.call_document(REQUEST)
     assert document == {
         "apiVersion": "powerstrip/v2", "kind": "HookReview", "uid": "u-1", "phase": "pre", "dryRun": True,
-        "peer": {"uid": 0, "gid": 0, "pid": 7, "address": None},
+        "peer": {"uid": 0, "gid": 0, "pid": 7, "address": None, "listener": None, "certSubject": None, "certCN": None,
+                 "certSANs": []},
         "request": {
             "method": "POST", "target": "/v1.41/containers/create?name=web&x=", "path": "/v1.41/containers/create",
             "query": {"name": ["web"], "x": [""]},
@@ -33,6 +34,13 @@ def test_pre_hook_call_document() -> None:
             "object": {"Image": "busybox"}, "body": None,
         },
     }
+
+
+def test_the_peer_round_trips_with_listener_and_certificate() -> None:
+    peer = Peer(address="10.0.0.5:4242", listener="tcp://0.0.0.0:2376", cert_subject="O=builds,CN=ci-1", cert_cn="ci-1",
+                cert_sans=("DNS:ci-1.example",))
+    request, _ = v2.read_call(v2.call_document(ClientRequest("GET", "/_ping", None, (), "u", False, peer)))
+    assert request.peer == peer
 
 
 def test_post_hook_call_document_carries_the_response_and_text_bodies_as_body() -> None:

@@ -95,10 +95,25 @@ def test_pattern_glob_classes() -> None:
     assert not pattern.matches("DELETE", "/v1.39/containers/a")
 
 
-@pytest.mark.parametrize("bad", ["post /x", "POST  /x", "POST x", "POST /x y", "* /x", "POST"])
+@pytest.mark.parametrize("bad", ["post /x", "POST  /x", "POST x", "POST /x y", "*GET /x", "POST"])
 def test_pattern_syntax(bad: str) -> None:
     with pytest.raises(ValueError, match="METHOD /path-glob"):
         Pattern.compile(bad)
+
+
+def test_any_method_pattern() -> None:
+    pattern = Pattern.compile("* /*/containers/*")
+    assert pattern.matches("PATCH", "/v1.41/containers/x") and pattern.matches("GET", "/containers/x")
+    assert not pattern.matches("GET", "/v1.41/images/x")
+
+
+def test_any_method_entries_join_every_method_in_config_order() -> None:
+    a, b = AdapterSpec("a", "http://a/"), AdapterSpec("b", "http://b/")
+    table = RouteTable(Config(path=None, endpoints=(EndpointSpec("* /*", pre=("a",)), EndpointSpec("POST /*/x", pre=("b",))),
+                              adapters={"a": a, "b": b}))
+    assert names(table.match("POST", "/v1.41/x")) == (("a", "b"), ())
+    assert names(table.match("FOO", "/v1.41/x")) == (("a",), ())  # a method no pattern names still gets "*"
+    assert names(table.match("GET", "/_ping")) == (("a",), ())
 
 
 # --- RouteTable ---------------------------------------------------------------------------------

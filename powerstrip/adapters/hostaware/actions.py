@@ -2,6 +2,8 @@
 
 - ``refuse-create`` needs nothing done here: while the rule acts, the adapter's create pre-hook
   answers 503 (``adapter.HostAwareAdapter``).
+- ``qos:<policy JSON>`` stores a QoS policy for this host's containers and applies it
+  (``qos_action.QosAction``), deleted on clear.
 - ``isolate:<network>`` drops the network's traffic on this host: iptables DROP rules on its
   bridge (in FORWARD, both directions, and INPUT, so neither its containers nor the host reach
   each other), tagged with a comment naming the rule, deleted on clear. The network is a Docker
@@ -26,6 +28,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 
 from powerstrip.adapters.hostaware.model import ActionKind, Level, Message, Rule
+from powerstrip.adapters.hostaware.qos_action import QosAction
 from powerstrip.adapters.net.docker_api import DockerAPI, DockerError
 
 log = logging.getLogger(__name__)
@@ -59,9 +62,10 @@ def isolation_rules(bridge: str, rule: str) -> list[list[str]]:
 
 
 class Actions:
-    def __init__(self, docker: DockerAPI, host: str, runner: Runner = run_command) -> None:
+    def __init__(self, docker: DockerAPI, host: str, qos: QosAction, runner: Runner = run_command) -> None:
         self.docker = docker
         self.host = host
+        self.qos = qos
         self.runner = runner
         self._isolated: dict[str, str] = {}  # rule name → bridge
         self._webhooks: set[asyncio.Task[None]] = set()
@@ -69,8 +73,9 @@ class Actions:
         self.late: list[Message] = []  # what a webhook's failure said after the fact; the monitor records it
 
     async def sweep(self) -> None:
-        """Remove isolation rules left by a powerstrip that was killed: at start nothing is isolated yet,
-        and a rule that still holds isolates again after its ``times`` polls."""
+        """Remove isolation rules and QoS policies left by a powerstrip that was killed: at start nothing
+        acts yet, and a rule that still holds acts again after its ``times`` polls."""
+        await self.qos.sweep()
         if shutil.which("iptables") is None:
             return
         for chain in ("FORWARD", "INPUT"):
@@ -85,6 +90,8 @@ class Actions:
 
     async def apply(self, rule: Rule, message: Message) -> list[Message]:
         kind = rule.action.kind
+        if kind is ActionKind.QOS:
+            return await self.qos.apply(rule)
         if kind is ActionKind.ISOLATE:
             return await self._isolate(rule)
         if kind is ActionKind.WEBHOOK:
@@ -93,6 +100,8 @@ class Actions:
 
     async def undo(self, rule: Rule, message: Message) -> list[Message]:
         kind = rule.action.kind
+        if kind is ActionKind.QOS:
+            return await self.qos.undo(rule)
         if kind is ActionKind.ISOLATE:
             return await self._unisolate(rule)
         if kind is ActionKind.WEBHOOK:
@@ -100,10 +109,12 @@ class Actions:
         return []
 
     async def close(self) -> None:
-        """Undo the isolations (a stopped powerstrip must not leave a network cut off) and end the webhooks."""
+        """Undo the isolations (a stopped powerstrip must not leave a network cut off) and the QoS policies
+        (nobody watches their rules any more), and end the webhooks."""
         for name, bridge in list(self._isolated.items()):
             await self._delete_rules(bridge, name)
         self._isolated.clear()
+        await self.qos.close()
         for task in self._webhooks:
             task.cancel()
         await asyncio.gather(*self._webhooks, return_exceptions=True)

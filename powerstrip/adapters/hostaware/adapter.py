@@ -17,6 +17,7 @@ The adapter also registers its views (``/hosts``, ``/messages``) and gauges on t
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -29,9 +30,11 @@ from powerstrip.adapters import BuiltinContext
 from powerstrip.adapters.hostaware.actions import Actions
 from powerstrip.adapters.hostaware.model import HostRecord, Rule, RuleStatus
 from powerstrip.adapters.hostaware.monitor import Monitor
+from powerstrip.adapters.hostaware.qos_action import QosAction
 from powerstrip.adapters.hostaware.sources import open_source
 from powerstrip.adapters.hostaware.store import host_name, open_store
 from powerstrip.adapters.net.docker_api import DockerAPI
+from powerstrip.adapters.qos.service import open_qos
 from powerstrip.hooks.model import ClientRequest, HookRejected, ServerResponse
 from powerstrip.observability.extensions import EXTENSIONS, View
 
@@ -42,8 +45,9 @@ MESSAGES_LIMIT = 1000
 def create_adapter(context: BuiltinContext) -> HostAwareAdapter:
     host = host_name(context.cluster)
     store = open_store(context.state_dir, context.cluster, host)
-    monitor = Monitor(host, open_source(context.metrics_source, host), store, Actions(DockerAPI(context.docker_url), host),
-                      EXTENSIONS.audit)
+    qos = QosAction(host, functools.partial(open_qos, context.docker_url, context.state_dir, context.cluster))
+    monitor = Monitor(host, open_source(context.metrics_source, host), store,
+                      Actions(DockerAPI(context.docker_url), host, qos), EXTENSIONS.audit)
     adapter = HostAwareAdapter(context.name or "hostaware", monitor)
     try:
         asyncio.get_running_loop()

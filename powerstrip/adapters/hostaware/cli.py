@@ -16,22 +16,26 @@ from typing import Any, TypeVar
 
 import click
 
-from powerstrip.adapters.hostaware.model import HostAwareError, HostRecord, Message, RuleStatus, parse_rule
+from powerstrip.adapters.hostaware.model import ActionKind, HostAwareError, HostRecord, Message, RuleStatus, parse_rule
+from powerstrip.adapters.hostaware.qos_action import check_rule_policy
 from powerstrip.adapters.hostaware.store import HostStore, host_name, open_store
 from powerstrip.adapters.net.cli import cluster_options, fail
 from powerstrip.adapters.net.cluster import ClusterSettings
+from powerstrip.adapters.qos.service import Qos, open_qos
 
 T = TypeVar("T")
 FOLLOW_EVERY = 1.0
 SHOWN_METRICS = ("load_one", "cpu_idle", "mem_free", "bytes_in")
 
 
-def _options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--docker``, ``--state-dir`` and ``--cluster`` as ``powerstrip network`` has them; a ``store`` for ``command``."""
+def _options(command: Callable[..., Any], qos: bool = False) -> Callable[..., Any]:
+    """``--docker``, ``--state-dir`` and ``--cluster`` as ``powerstrip network`` has them; a ``store`` for
+    ``command`` (and with ``qos``, a ``qos`` opener of the QoS stores those options name)."""
 
     @functools.wraps(command)
     def with_store(*args: Any, docker: str, state_dir: Path, cluster: ClusterSettings | None, **kwargs: Any) -> Any:
-        del docker  # accepted like ``powerstrip network``'s; rules and messages are in the store only
+        if qos:  # rules and messages are in the store only; --docker serves the QoS stores' opener
+            kwargs["qos"] = functools.partial(open_qos, docker, state_dir, cluster)
         return command(*args, store=open_store(state_dir, cluster, host_name(cluster)), **kwargs)
 
     with_store = cluster_options(with_store)
@@ -62,11 +66,16 @@ def rules() -> None:
 
 @rules.command("add")
 @click.argument("document", metavar="JSON")
-@_options
-def rules_add(document: str, store: HostStore) -> None:
+@functools.partial(_options, qos=True)
+def rules_add(document: str, store: HostStore, qos: Callable[[], Qos]) -> None:
     """Add a rule, e.g. '{"name": "busy", "metric": "load_one", "op": ">", "threshold": 4,
-    "polling": 5, "times": 3, "action": "refuse-create"}'."""
+    "polling": 5, "times": 3, "action": "refuse-create"}'.
+
+    Actions: refuse-create, qos:<policy JSON> (a QoS policy without "name", e.g. qos:{"rate": "2mbit"},
+    on the host's containers while the rule holds), isolate:<network>, webhook:<url>."""
     rule = _call(lambda: parse_rule(document))
+    if rule.action.kind is ActionKind.QOS:
+        _call(lambda: check_rule_policy(qos(), rule))
     _call(lambda: store.add_rule(rule))
     click.echo(rule.name)
 

@@ -21,6 +21,9 @@ from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
 
+from powerstrip.adapters.net.model import InvalidInput
+from powerstrip.adapters.qos.policy import Policy, parse_document
+
 OPS: dict[str, Callable[[float, float], bool]] = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _METRIC = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,127}$")
@@ -55,13 +58,19 @@ class StoreUnavailable(HostAwareError):
 
 class ActionKind(str, Enum):
     REFUSE_CREATE = "refuse-create"
+    QOS = "qos"
     ISOLATE = "isolate"
     WEBHOOK = "webhook"
 
 
+ACTIONS_HELP = "refuse-create, qos:<policy JSON>, isolate:<network> or webhook:<url>"
+QOS_UNNAMED = "hostaware-rule"  # the name a qos: action's policy is checked under (the action names it)
+
+
 @dataclass(frozen=True, slots=True)
 class Action:
-    """What a rule does while it holds: ``refuse-create``, ``isolate:<network>`` or ``webhook:<url>``."""
+    """What a rule does while it holds: ``refuse-create``, ``qos:<policy JSON>``, ``isolate:<network>``
+    or ``webhook:<url>``."""
 
     kind: ActionKind
     argument: str = ""
@@ -72,13 +81,13 @@ class Action:
 
 def parse_action(text: Any) -> Action:
     if not isinstance(text, str) or not text:
-        raise InvalidRule('"action" must be a string: refuse-create, isolate:<network> or webhook:<url>')
+        raise InvalidRule(f'"action" must be a string: {ACTIONS_HELP}')
     if text == ActionKind.REFUSE_CREATE.value:
         return Action(ActionKind.REFUSE_CREATE)
     kind, sep, argument = text.partition(":")
-    if kind == "qos" and sep:
-        raise InvalidRule('"action" qos:<policy> needs the QoS module (issue 13), which this build does not have; '
-                          "use refuse-create, isolate:<network> or webhook:<url>")
+    if kind == ActionKind.QOS.value and sep:
+        qos_policy(argument)
+        return Action(ActionKind.QOS, argument.strip())
     if kind == ActionKind.ISOLATE.value and sep:
         if not _NAME.match(argument):
             raise InvalidRule(f'"action" isolate:<network>: invalid network name {argument!r}')
@@ -88,7 +97,29 @@ def parse_action(text: Any) -> Action:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InvalidRule(f'"action" webhook:<url>: expected an http:// or https:// URL, not {argument!r}')
         return Action(ActionKind.WEBHOOK, argument)
-    raise InvalidRule(f'unknown "action" {text!r}: expected refuse-create, isolate:<network> or webhook:<url>')
+    raise InvalidRule(f'unknown "action" {text!r}: expected {ACTIONS_HELP}')
+
+
+def qos_policy(argument: str) -> Policy:
+    """The policy of a ``qos:<policy JSON>`` action, checked by the QoS module's own rules (issue 13's
+    fields, units and actions) under the placeholder name ``QOS_UNNAMED``: the action names the
+    policy it stores after the rule and the host (``qos_action.policy_name``), so the JSON has no ``name``.
+    Its addresses and network are checked against the networks by ``rules add``, which can read them."""
+    what = '"action" qos:<policy JSON>'
+    try:
+        document = json.loads(argument)
+    except ValueError as exc:
+        raise InvalidRule(f'{what}: not JSON ({exc}), e.g. qos:{{"rate": "2mbit"}}') from None
+    if not isinstance(document, dict):
+        raise InvalidRule(f'{what}: expected a JSON object, e.g. qos:{{"rate": "2mbit"}}')
+    if "name" in document:
+        raise InvalidRule(f'{what}: leave out "name": the policy is named after the rule and the host '
+                          "(hostaware-RULE-HOST)")
+    try:
+        return parse_document({"name": QOS_UNNAMED, **document})
+    except InvalidInput as exc:
+        detail = exc.message.replace(f"invalid policy {QOS_UNNAMED}: ", "").replace("invalid policy: ", "")
+        raise InvalidRule(f"{what}: {detail}") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,9 +22,9 @@ from powerstrip.adapters.net.docker_api import DockerError
 from powerstrip.adapters.net.model import Allocation, NetError
 from powerstrip.adapters.qos.engine import endpoint_of
 from powerstrip.adapters.qos.plan import plan
-from powerstrip.adapters.qos.policy import Policy, describe_action, describe_match, parse_policy
+from powerstrip.adapters.qos.policy import LOCAL_HOST, Policy, describe_action, describe_match, parse_policy
 from powerstrip.adapters.qos.service import Qos, add_policy, open_qos
-from powerstrip.adapters.qos.store import LOCAL_HOST, Applied
+from powerstrip.adapters.qos.store import Applied
 
 T = TypeVar("T")
 
@@ -103,7 +103,8 @@ def delete(name: str, docker: str, state_dir: Path, cluster: ClusterSettings | N
 @state_options
 def list_(docker: str, state_dir: Path, cluster: ClusterSettings | None) -> None:
     """List the policies: match, action, where they act (container: what it sends; host: what it
-    receives) and their state as the hosts last applied them."""
+    receives), their state as the hosts last applied them, and who made them (``-``: an operator;
+    a host-aware rule's qos: action; a container's SP_QOS_RATE)."""
 
     async def read(qos: Qos) -> tuple[list[Policy], list[Allocation], dict[str, Applied]]:
         return await asyncio.gather(asyncio.to_thread(qos.policies.policies),
@@ -111,9 +112,9 @@ def list_(docker: str, state_dir: Path, cluster: ClusterSettings | None) -> None
                                     asyncio.to_thread(qos.policies.applied))
 
     policies, allocations, applied = _run(docker, state_dir, cluster, read)
-    rows = [(p.name, describe_match(p.match), describe_action(p), *_where(p, allocations, applied, cluster is not None))
-            for p in policies]
-    click.echo(_table(("NAME", "MATCH", "ACTION", "APPLIED TO", "STATE"), rows))
+    rows = [(p.name, describe_match(p.match), describe_action(p), *_where(p, allocations, applied, cluster is not None),
+             p.describe_owner()) for p in policies]
+    click.echo(_table(("NAME", "MATCH", "ACTION", "APPLIED TO", "STATE", "OWNER"), rows))
 
 
 def _where(policy: Policy, allocations: list[Allocation], applied: dict[str, Applied], clustered: bool) -> tuple[str, str]:

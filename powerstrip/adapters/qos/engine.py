@@ -28,8 +28,8 @@ from powerstrip.adapters.net.networks import VirtualNetworks
 from powerstrip.adapters.qos import marks, tc
 from powerstrip.adapters.qos.netns import run_in
 from powerstrip.adapters.qos.plan import Endpoint, EndpointPlan, plan
-from powerstrip.adapters.qos.policy import Policy
-from powerstrip.adapters.qos.store import LOCAL_HOST, Applied, PolicyStore
+from powerstrip.adapters.qos.policy import LOCAL_HOST, Policy
+from powerstrip.adapters.qos.store import Applied, PolicyStore
 
 log = logging.getLogger(__name__)
 
@@ -155,9 +155,9 @@ def host_end(here: IPRoute, peer: int) -> int:
 
 
 def endpoint_of(allocation: Allocation) -> Endpoint:
-    """The endpoint of a bound allocation, named as users know the container."""
+    """The endpoint of a bound allocation, named as users know the container, on the host that runs it."""
     name = allocation.container_name or (allocation.container or allocation.owner)[:12]
-    return Endpoint(allocation.owner, name, allocation.network, allocation.address)
+    return Endpoint(allocation.owner, name, allocation.network, allocation.address, allocation.host or LOCAL_HOST)
 
 
 @asynccontextmanager

@@ -45,10 +45,14 @@ def installed(netns: str) -> list[str] | None:
 def program(netns: str, marks: tuple[Mark, ...], known: list[str] | None = None) -> bool:
     """Make the chain in ``netns`` (a path such as /proc/PID/ns/net) hold ``marks``; returns whether it changed.
 
-    ``known`` is what the chain held when last looked at (saves a read), if the caller knows."""
+    ``known`` is what the chain held when this caller last looked (saves a read when nothing changed).
+    Another pass (the CLI's, a host-aware rule's) may have changed the chain since, so a change is
+    made from what the chain holds now, never from ``known``."""
     rules = [rule(m) for m in marks]
     wanted = [comment(m) for m in marks]
-    present = installed(netns) if known is None else known
+    if known is not None and known == (wanted or None):
+        return False
+    present = installed(netns)
     if present == (wanted or None):
         return False
     if present is None:

@@ -8,6 +8,8 @@ Where a policy acts:
 - ``dscp``: on what each matching container sends (an iptables ``DSCP`` rule in its namespace), so
   the mark is on the wire from the first hop.
 A rate is per container: every container a policy matches gets a bucket of that rate of its own.
+A policy restricted to one host (``Policy.host``: a host-aware rule's ``qos:`` action) matches
+only the containers that host runs.
 Packets that no policy matches are not classified and leave unshaped (HTB's direct queue).
 """
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
-from powerstrip.adapters.qos.policy import CONTAINER, HOST, MIN_BURST, PROTOCOLS, Match, Policy, rate_side
+from powerstrip.adapters.qos.policy import CONTAINER, HOST, LOCAL_HOST, MIN_BURST, PROTOCOLS, Match, Policy, rate_side
 
 BURST_SECONDS = 0.01  # default burst: 10 ms at the rate, plus one full frame (as tc's own default)
 FRAME = 1514
@@ -24,13 +26,14 @@ FRAME = 1514
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """A container on a powerstrip network on this host: ``owner`` is the network-only container
-    whose network namespace it shares; ``container`` the name users know it by."""
+    """A container on a powerstrip network: ``owner`` is the network-only container whose network
+    namespace it shares; ``container`` the name users know it by; ``host`` the host that runs it."""
 
     owner: str
     container: str
     network: str
     address: IPv4Address
+    host: str = LOCAL_HOST
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +84,7 @@ def plan(endpoint: Endpoint, policies: list[Policy]) -> EndpointPlan:
     marks: list[Mark] = []
     for policy in sorted(policies, key=lambda p: p.name):
         m = policy.match
-        if m.network not in (None, endpoint.network):
+        if m.network not in (None, endpoint.network) or not policy.applies_on(endpoint.host):
             continue
         sends = _within(endpoint.address, m.ip_src)
         if policy.rate is not None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
 from typing import Any
 
 from powerstrip.adapters.net.model import Conflict, InvalidInput
 
 CONTAINER, HOST = "container", "host"  # where an action acts: in the container's namespace, or the host's
+LOCAL_HOST = "local"  # the single-host store's only host (a cluster's hosts are named by their underlay address)
 FIELDS = ("name", "ip-src", "ip-dst", "protocol", "tp-src", "tp-dst", "network", "rate", "burst", "dscp")
 PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17}
 _PROTOCOL_NAMES = {number: name for name, number in PROTOCOLS.items()}
@@ -81,8 +82,15 @@ class Rate:
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """A named policy. ``owner`` is set for the policies the gateway made from ``SP_QOS_RATE``:
-    the network-only container whose container asked for it (the policy goes with that container)."""
+    """A named policy. Users set none of the last three fields; the gateway does, for what it makes:
+
+    - ``owner``: for a policy made from ``SP_QOS_RATE``, the network-only container whose container
+      asked for it (the policy goes with that container);
+    - ``host``: the one host it applies on (as the QoS engine names hosts: a cluster member's
+      underlay address, or ``local``); ``None`` for every host. A host-aware rule's ``qos:`` action
+      acts on the host where the rule holds only, while cluster policies otherwise apply everywhere;
+    - ``rule``: the host-aware rule whose ``qos:`` action made it (the policy goes when the rule clears).
+    """
 
     name: str
     match: Match
@@ -90,6 +98,11 @@ class Policy:
     burst: int | None = None
     dscp: int | None = None
     owner: str | None = None
+    host: str | None = None
+    rule: str | None = None
+
+    def applies_on(self, host: str) -> bool:
+        return self.host is None or self.host == host
 
     def conflicts_with(self, other: Policy) -> str | None:
         """What makes the two impossible to honour together (``None`` if nothing), for overlapping matches.
@@ -97,7 +110,10 @@ class Policy:
         Two rates acting on the same side (what containers send, or what they receive) conflict even
         when equal: a packet goes to one bucket only, so a policy whose match is partly taken by the
         other could let more through than its rate. A rate on what is sent and one on what is
-        received act one after the other: both hold. Two DSCP values conflict when they differ."""
+        received act one after the other: both hold. Two DSCP values conflict when they differ.
+        Policies restricted to two different hosts never meet."""
+        if self.host is not None and other.host is not None and self.host != other.host:
+            return None
         if not self.match.overlaps(other.match):
             return None
         if self.rate is not None and other.rate is not None and rate_side(self) == rate_side(other):
@@ -118,16 +134,28 @@ class Policy:
         return doc
 
     def to_json(self) -> str:
-        """Stored form: the document plus the owner (which users cannot set)."""
-        return json.dumps({**self.document(), "owner": self.owner} if self.owner else self.document(), sort_keys=True)
+        """Stored form: the document plus the internal fields that are set (which users cannot set)."""
+        internal = {key: value for key, value in (("owner", self.owner), ("host", self.host), ("rule", self.rule))
+                    if value is not None}
+        return json.dumps({**self.document(), **internal}, sort_keys=True)
+
+    def describe_owner(self) -> str:
+        """Who made it, as ``qos list`` shows it: ``-`` for the operator's own policies."""
+        if self.rule is not None:
+            return f"rule {self.rule}" + (f" on {self.host}" if self.host not in (None, LOCAL_HOST) else "")
+        if self.owner is not None:
+            return f"container {self.name} (SP_QOS_RATE)"  # such a policy is named after its container
+        return "-"
+
+
+INTERNAL = ("owner", "host", "rule")
 
 
 def from_json(text: str) -> Policy:
     """A stored policy (``Policy.to_json``) back."""
     doc = json.loads(text)
-    owner = doc.pop("owner", None)
-    policy = parse_document(doc)
-    return Policy(policy.name, policy.match, policy.rate, policy.burst, policy.dscp, owner)
+    internal = {key: doc.pop(key, None) for key in INTERNAL}
+    return replace(parse_document(doc), **internal)
 
 
 def parse_policy(text: str) -> Policy:

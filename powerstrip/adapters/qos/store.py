@@ -28,7 +28,6 @@ from powerstrip.adapters.qos.policy import Policy, check_conflicts, from_json
 
 # policy -> container -> state ("applied", "error: ..."), as one host last applied them
 Applied = dict[str, dict[str, str]]
-LOCAL_HOST = "local"  # the single-host store's only host
 
 PREFIX = "/powerstrip/qos/"
 POLICIES = PREFIX + "policies/"

@@ -26,7 +26,14 @@ def test_rules_add_list_delete_and_errors(powerstrip):
     again = powerstrip("rules", "add", json.dumps(BUSY), ok=False)
     assert again.returncode == 1 and again.stderr == "Error: rule 'busy' exists (delete it first to change it)\n"
     bad = powerstrip("rules", "add", json.dumps({**BUSY, "name": "q", "action": "qos:{}"}), ok=False)
-    assert "needs the QoS module" in bad.stderr
+    assert bad.stderr == 'Error: "action" qos:<policy JSON>: no action: give "rate" (e.g. "2mbit") and/or "dscp" (e.g. "EF")\n'
+    bad = powerstrip("rules", "add", json.dumps({**BUSY, "name": "q", "action": 'qos:{"network": "nowhere", "dscp": 1}'}),
+                     ok=False)
+    assert "network nowhere not found" in bad.stderr  # checked against the networks: nothing stored
+    slow = {**BUSY, "name": "slow", "action": 'qos:{"rate": "2mbit"}'}
+    assert powerstrip("rules", "add", json.dumps(slow)).stdout == "slow\n"
+    assert powerstrip("rules", "list").stdout.splitlines()[2].endswith('qos:{"rate": "2mbit"}')
+    assert powerstrip("rules", "delete", "slow").stdout == "slow\n"
     assert powerstrip("rules", "add", "not json", ok=False).stderr.startswith("Error: a rule is a JSON object")
     assert powerstrip("rules", "delete", "busy").stdout == "busy\n"
     assert powerstrip("rules", "delete", "busy", ok=False).stderr == "Error: no rule 'busy'\n"

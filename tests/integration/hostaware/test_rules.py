@@ -111,7 +111,7 @@ def test_builtin_cpu_idle_rule_clears_when_the_metric_falls_back(dockerd, client
     status, message, _ = create(gw.url, "ha-idle")
     assert status == 503 and "rule idle holds: cpu_idle" in message
     burn.stop()
-    cleared = powerstrip.wait_message("CLEARED", "idle", 20)
+    cleared = powerstrip.wait_message("CLEARED", "idle", 60)  # others' load may keep idle down a while
     assert "no longer" in cleared["text"] and cleared["value"] >= threshold and cleared["time"] > met["time"]
     assert create(gw.url, "ha-idle-after")[0] == 201
     hosts = powerstrip("hosts", "list").stdout

@@ -179,7 +179,7 @@ def test_a_daemon_restart_keeps_containers_on_their_network(own_dockerd, make_ga
     docker_cli(gw, "run", "-d", "--name", "always", "--restart", "always", "-e", "SOCKETPLANE_CIDR=10.0.30.0/24", "ubuntu", "sleep", "1000")
     docker_cli(gw, "run", "-d", "--name", "manual", "-e", "SOCKETPLANE_CIDR=10.0.30.0/24", "ubuntu", "sleep", "1000")
     restart_dockerd(own_dockerd)
-    wait_until(lambda: "inet addr:10.0.30.2" in docker_cli(gw, "exec", "always", "ifconfig", "eth0", ok=None), 30, 0.5,
+    wait_until(lambda: "inet addr:10.0.30.2" in docker_cli(gw, "exec", "always", "ifconfig", "eth0", ok=None), 60, 0.5,
                "the restart policy to bring 'always' back on its address")
     docker_cli(gw, "start", "manual")
     assert "inet addr:10.0.30.3" in docker_cli(gw, "exec", "manual", "ifconfig", "eth0")

@@ -66,7 +66,7 @@ def test_rate_limit_on_ip_src_and_delete_restores(qos_gateway, client, powerstri
     doc = json.dumps({"name": "limit-h1", "ip-src": a1, "rate": "2mbit"})
     assert powerstrip("qos", "add", "policy", doc).stdout.strip() == "limit-h1"
     listed = powerstrip("qos", "list").stdout
-    assert re.search(rf"^limit-h1\s+ip-src={a1}\s+rate=2mbit\s+h1 \(container\)\s+applied$", listed, re.M), listed
+    assert re.search(rf"^limit-h1\s+ip-src={a1}\s+rate=2mbit\s+h1 \(container\)\s+applied\s+-$", listed, re.M), listed
 
     limited = iperf.mbits(h1, h2, a2)
     assert 1.6 <= limited <= 2.4, f"h1 -> h2 under a 2mbit policy: {limited:.2f} Mbit/s"
@@ -89,7 +89,7 @@ def test_ip_dst_limits_what_a_container_receives_on_the_host_side(qos_gateway, c
     r1, r2 = netns(client, "r1"), netns(client, "r2")
     a2 = address(client, "r2")
     powerstrip("qos", "add", "policy", json.dumps({"name": "to-r2", "ip-dst": a2, "rate": "2mbit"}))
-    assert re.search(r"^to-r2\s.*r2 \(host\)\s+applied$", powerstrip("qos", "list").stdout, re.M)
+    assert re.search(r"^to-r2\s.*r2 \(host\)\s+applied\s+-$", powerstrip("qos", "list").stdout, re.M)
     assert not shaped(r2)  # the container's own eth0 is untouched: the host end of its veth shapes
     received = iperf.mbits(r1, r2, a2)
     sent = iperf.mbits(r1, r2, a2, reverse=True)
@@ -125,7 +125,7 @@ def test_policy_for_an_address_nobody_has_yet_applies_when_a_container_gets_it(q
                                                                                powerstrip: Powerstrip) -> None:
     powerstrip("network", "create", "later", "10.0.9.0/24")
     powerstrip("qos", "add", "policy", json.dumps({"name": "later", "ip-src": "10.0.9.2", "rate": "3mbit"}))
-    assert re.search(r"^later\s.*-\s+waiting: no container matches yet$", powerstrip("qos", "list").stdout, re.M)
+    assert re.search(r"^later\s.*-\s+waiting: no container matches yet\s+-$", powerstrip("qos", "list").stdout, re.M)
     docker_cli(qos_gateway, "run", "-d", "--name", "l1", "-e", "SP_NETWORK=later", "ubuntu", "sleep", "600")
     l1 = netns(client, "l1")
     wait_until(lambda: "rate 3Mbit" in tc_show(l1, "class"), BOUND, 0.2, "the waiting policy on the new container")
@@ -199,7 +199,7 @@ def test_sp_qos_rate_at_create_time(qos_gateway, client, powerstrip: Powerstrip,
     run(qos_gateway, "q1", "SP_QOS_RATE=2mbit")
     a1, a2 = address(client, "q1"), address(client, "q2")
     listed = powerstrip("qos", "list").stdout
-    assert re.search(rf"^q1\s+ip-src={a1} network=\S+\s+rate=2mbit\s+q1 \(container\)\s+applied$", listed, re.M), listed
+    assert re.search(rf"^q1\s+ip-src={a1} network=\S+\s+rate=2mbit\s+q1 \(container\)\s+applied\s+container q1 \(SP_QOS_RATE\)$", listed, re.M), listed
     limited = iperf.mbits(netns(client, "q1"), netns(client, "q2"), a2)
     assert 1.6 <= limited <= 2.4, limited
     docker_cli(qos_gateway, "rm", "-f", "q1")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from powerstrip.adapters.hostaware.model import ActionKind, InvalidRule, parse_rule
+from powerstrip.adapters.hostaware.model import ActionKind, InvalidRule, parse_rule, qos_policy
 
 GOOD = {"name": "busy", "metric": "load_one", "op": ">", "threshold": 4, "polling": 5, "times": 3,
         "action": "refuse-create"}
@@ -40,7 +40,13 @@ def test_actions():
     ({"action": "reboot"}, 'unknown "action"'),
     ({"action": "isolate:"}, "invalid network name"),
     ({"action": "webhook:ftp://x"}, "http:// or https://"),
-    ({"action": 'qos:{"max-rate": 2}'}, "needs the QoS module"),
+    ({"action": 'qos:{"max-rate": 2}'}, 'qos:<policy JSON>: unknown field(s) max-rate'),
+    ({"action": 'qos:{"rate": "2mb"}'}, "qos:<policy JSON>: invalid rate '2mb'"),
+    ({"action": 'qos:{"ip-src": "10.0.6.2"}'}, 'qos:<policy JSON>: no action: give "rate"'),
+    ({"action": 'qos:{"name": "x", "rate": "2mbit"}'}, 'leave out "name"'),
+    ({"action": "qos:2mbit"}, "qos:<policy JSON>: not JSON"),
+    ({"action": 'qos:["rate"]'}, "qos:<policy JSON>: expected a JSON object"),
+    ({"action": "qos"}, 'unknown "action"'),
     ({"extra": 1}, "unknown field(s) 'extra'"),
 ])
 def test_invalid_rules_are_refused_with_a_message(change, words):
@@ -56,3 +62,12 @@ def test_missing_fields_and_non_objects():
         parse_rule("[1, 2]")
     with pytest.raises(InvalidRule, match="JSON object"):
         parse_rule("{not json")
+
+
+def test_a_qos_action_keeps_its_policy_json_and_round_trips() -> None:
+    text = 'qos:{"ip-src": "10.0.6.0/24", "rate": "2mbit", "dscp": "AF41"}'
+    rule = parse_rule({**GOOD, "action": text})
+    assert rule.action.kind is ActionKind.QOS and str(rule.action) == text
+    assert parse_rule(rule.document()) == rule
+    policy = qos_policy(rule.action.argument)
+    assert policy.rate is not None and policy.rate.bits == 2_000_000 and policy.dscp == 34

@@ -77,3 +77,16 @@ def test_what_tc_compares_is_byte_exact() -> None:
     want = tc.wanted(plan(H1, [LIMIT]).egress)
     assert want.ours and {c[:2] for c in want.classes} == {(1, 250_000)} and {f[:2] for f in want.filters} == {(1, tc.ROOT | 1)}
     assert tc.wanted(()) == tc.Tree(False, None, frozenset(), frozenset())
+
+
+def test_a_policy_restricted_to_a_host_matches_only_that_hosts_containers() -> None:
+    from dataclasses import replace
+
+    on_a = replace(policy(name="hostaware-slow-a", rate="2mbit"), host="198.18.0.2", rule="slow")
+    a = Endpoint("ps-net-1", "h1", "web", IPv4Address("10.0.6.2"), "198.18.0.2")
+    b = Endpoint("ps-net-2", "h2", "web", IPv4Address("10.0.6.3"), "198.18.0.3")
+    assert plan(a, [on_a]).placements() == {"hostaware-slow-a": "container"}
+    assert plan(b, [on_a]).placements() == {}
+    on_b = replace(on_a, name="hostaware-slow-b", host="198.18.0.3")
+    assert on_a.conflicts_with(on_b) is None  # the same rule on two hosts: never on one container
+    assert on_a.conflicts_with(policy(name="all", rate="5mbit")) is not None

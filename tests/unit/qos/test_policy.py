@@ -131,3 +131,13 @@ def test_stored_form_round_trips_with_the_owner() -> None:
     owned = replace(owned, owner="ps-net-abc")
     assert from_json(owned.to_json()).owner == "ps-net-abc"
     assert "owner" not in owned.document()
+
+
+def test_internal_fields_survive_the_store_and_users_cannot_set_them() -> None:
+    from dataclasses import replace
+
+    made = replace(parse_policy('{"name": "hostaware-slow-h1", "rate": "2mbit"}'), host="198.18.0.2", rule="slow")
+    assert from_json(made.to_json()) == made and made.describe_owner() == "rule slow on 198.18.0.2"
+    for field in ("host", "rule", "owner"):
+        with pytest.raises(InvalidInput, match="unknown field"):
+            parse_policy(json.dumps({"name": "x", "rate": "2mbit", field: "y"}))

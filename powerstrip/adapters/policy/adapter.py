@@ -1,0 +1,193 @@
+"""The ``policy`` built-in, written with the SDK users get (``powerstrip.sdk``): one pre-hook judges every
+request, a few more stamp ownership and filter lists, a post-hook redacts and adds warn-mode warnings.
+
+adapters.yml::
+
+    endpoints:
+      "* /*": {pre: [policy]}
+      "POST /*/containers/create": {post: [policy]}     # warn-mode warnings in the answer
+      "GET /*/containers/*/json": {post: [policy]}      # redaction
+    adapters:
+      policy: {url: "builtin:policy", rules: policy.yml}
+
+It rewrites requests (owner labels, list filters), so it is a ``mutating`` adapter; name it first in a chain
+so that later adapters see the stamped request. See docs/policy.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import OrderedDict
+from datetime import datetime, timezone
+from typing import Any
+
+from powerstrip.adapters import BuiltinContext
+from powerstrip.adapters.net.docker_api import DockerAPI
+from powerstrip.adapters.policy.clients import profile_for
+from powerstrip.adapters.policy.engine import UNREADABLE, decide, decide_for, path_decision
+from powerstrip.adapters.policy.loader import PolicyError
+from powerstrip.adapters.policy.model import Decision, Policy, Profile
+from powerstrip.adapters.policy.mutations import mutate_create, redacted
+from powerstrip.adapters.policy.ownership import (
+    CREATES,
+    check_owner,
+    check_references,
+    scope_lists,
+    stamp_build,
+    stamp_owner,
+)
+from powerstrip.adapters.policy.paths import policy_path
+from powerstrip.adapters.policy.ratelimit import RateLimiter
+from powerstrip.adapters.policy.source import PolicySource
+from powerstrip.hooks.model import RELAY, PathVerdict, Peer
+from powerstrip.observability.extensions import EXTENSIONS
+from powerstrip.sdk import Adapter, Reject, Request, Response
+
+audit = logging.getLogger("powerstrip.policy.audit")
+
+REMEMBERED_WARNINGS = 1024
+FAST_DECISIONS = 4096  # cached peers and path decisions, each; cleared when full (new connections, queries)
+_INSPECT = re.compile(r"/containers/[^/]+/json")
+
+
+def create_adapter(context: BuiltinContext) -> Adapter:
+    if not context.rules:
+        raise PolicyError([f"adapter {context.name!r}: builtin:policy needs 'rules: FILE' in adapters.yml"])
+    return PolicyAdapter(context.name, PolicySource(context.rules), DockerAPI(context.docker_url, timeout=10.0))
+
+
+class PolicyAdapter(Adapter):
+    """An SDK adapter with the policy's state: the source, the rate buckets, the warnings owed to responses."""
+
+    def __init__(self, name: str, source: PolicySource, docker: DockerAPI | None) -> None:
+        super().__init__(name)
+        self.source = source
+        self.docker = docker
+        self.limiter = RateLimiter()
+        self._warnings: OrderedDict[str, str] = OrderedDict()
+        self._fast_policy: Policy | None = None  # the policy the fast-path caches below were made for
+        self._fast_profiles: dict[Peer, Profile | None] = {}
+        self._fast_decisions: dict[tuple[str, str, str], Decision | None] = {}
+        self.pre("* /*")(self.judge)
+        self.post("POST /*/containers/create", "GET /*/containers/*/json")(self.answer)
+
+    def judge_path(self, method: str, target: str, peer: Peer) -> PathVerdict | None:
+        """The gateway's fast path (hooks.model.PathJudge): a decision the path alone makes — an allowed
+        request whose endpoint carries no powers, or a denial by rule — is taken here, cached per profile,
+        method and target, and the request is relayed without a hook call (or refused before its body is
+        read). Whatever needs the body, ownership, mutations, a rate limit or a warn/audit mode goes to ``judge``."""
+        policy = self.source.current()
+        if policy is not self._fast_policy:
+            self._fast_policy, self._fast_profiles, self._fast_decisions = policy, {}, {}
+        try:
+            profile = self._fast_profiles[peer]
+        except KeyError:
+            if len(self._fast_profiles) >= FAST_DECISIONS:  # every TCP connection is a peer of its own
+                self._fast_profiles.clear()
+            profile = self._fast_profiles[peer] = profile_for(policy, peer)
+        if profile is None or profile.owner is not None or profile.rate_limit is not None or profile.labels \
+                or profile.env or profile.image_remap:
+            return None
+        key = (profile.name, method, target)
+        try:
+            decision = self._fast_decisions[key]
+        except KeyError:
+            if len(self._fast_decisions) >= FAST_DECISIONS:
+                self._fast_decisions.clear()
+            decision = self._fast_decisions[key] = path_decision(profile, method, target)
+        if decision is None:
+            return None
+        self._record(None, method, target, decision)
+        return RELAY if decision.allowed else PathVerdict(403, _message(decision))
+
+    async def judge(self, request: Request) -> None:
+        """The full decision, with the body: mutations first (the judged body is the one that runs), then the
+        rules and powers, the rate limit, ownership."""
+        policy = self.source.current()
+        path = policy_path(request.target)
+        profile = profile_for(policy, request.peer)
+        body: Any = None
+        if request.body:
+            body = request.json if isinstance(request.json, (dict, list)) else UNREADABLE
+        if profile is not None and isinstance(body, dict) and request.method == "POST":
+            mutated = mutate_create(profile, path, body)
+            if mutated is not body:
+                request.json = body = mutated
+        query = request.query if path == "/build" else {}  # the only powers in a query: build's networkmode
+        if profile is None:
+            decision = decide(policy, request.peer, request.method, request.target, body, query)
+        else:
+            decision = decide_for(profile, request.method, request.target, body, query)
+        self._record(request.uid, request.method, request.target, decision)
+        if decision.refused:
+            raise Reject(403, _message(decision))
+        if not decision.allowed and decision.mode == "warn" and path == "/containers/create":
+            self._remember_warning(request.uid, _message(decision))  # the create's answer carries it
+        if profile is None:
+            return
+        if profile.rate_limit is not None and not request.dry_run and \
+                not self.limiter.take(profile.name, profile.rate_limit):
+            raise Reject(429, f"policy: profile {profile.name!r} is over its rate limit "
+                              f"({profile.rate_limit.rate:g}/s, burst {profile.rate_limit.burst}); try again shortly")
+        if profile.owner is not None:
+            if self.docker is not None:
+                await check_owner(self.docker, policy, profile, request.method, path)
+                if isinstance(body, dict):
+                    await check_references(self.docker, policy, profile, path, body)
+            scope_lists(policy, profile, request, path)
+            if request.method == "POST" and path in CREATES and isinstance(body, dict):
+                request.json = stamp_owner(policy, profile, body)
+            elif request.method == "POST" and path == "/build":
+                stamp_build(policy, profile, request)
+
+    async def answer(self, request: Request, response: Response) -> None:
+        """Warn-mode warnings into a create's answer; redaction of a container inspect."""
+        warning = self._warnings.pop(request.uid, None)
+        if warning and response.code < 300 and isinstance(response.json, dict):
+            response.json = {**response.json, "Warnings": [*(response.json.get("Warnings") or []), warning]}
+        if request.method == "GET" and response.code == 200 and _INSPECT.fullmatch(policy_path(request.target)):
+            profile = profile_for(self.source.current(), request.peer)
+            if profile is not None and (profile.redact.env or profile.redact.mounts):
+                response.json = redacted(response.json, profile)
+
+    def _record(self, uid: str | None, method: str, target: str, decision: Decision) -> None:
+        """Every decision, with the rule that made it: a line in ``--audit-log`` (``"event": "policy"``) when the
+        gateway has one, and on the ``powerstrip.policy.audit`` logger (denials at WARNING, audit-mode ones at
+        INFO, allowed requests at DEBUG). ``uid`` is None on the fast path (no exchange uid is made there)."""
+        if decision.allowed:
+            level = logging.DEBUG
+        else:
+            level = logging.WARNING if decision.mode != "audit" else logging.INFO
+        to_log, to_audit = audit.isEnabledFor(level), EXTENSIONS.auditing
+        if not (to_log or to_audit):
+            return
+        entry = {
+            "uid": uid, "method": method, "path": policy_path(target),
+            "profile": decision.profile.name if decision.profile else None,
+            "rule": decision.rule.where if decision.rule else "default deny",
+            "decision": "allow" if decision.allowed else "deny", "mode": decision.mode,
+            "enforced": decision.refused, "reason": decision.reason,
+        }
+        if decision.violations:
+            entry["violations"] = list(decision.violations)
+        if to_log:
+            audit.log(level, "%s", json.dumps(entry, separators=(",", ":")))
+        if to_audit:
+            EXTENSIONS.audit({"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                              "event": "policy", **entry})
+
+    def _remember_warning(self, uid: str, warning: str) -> None:
+        self._warnings[uid] = f"powerstrip policy (warn mode, not enforced): {warning}"
+        while len(self._warnings) > REMEMBERED_WARNINGS:
+            self._warnings.popitem(last=False)
+
+    async def close(self) -> None:
+        if self.docker is not None:
+            await self.docker.close()
+
+
+def _message(decision: Decision) -> str:
+    who = f"profile {decision.profile.name!r}" if decision.profile else "no profile"
+    return f"policy ({who}): {decision.reason}"

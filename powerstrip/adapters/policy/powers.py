@@ -1,0 +1,346 @@
+"""Body rules: does a request ask the daemon for a host power its profile does not have?
+
+The bodies are the canonical objects the gateway hands every hook (dockerd's field names, legacy placement
+resolved, see powerstrip/canonical), so only canonical keys are read here. What this module must get right
+is every *value* spelling dockerd accepts for the same power: root as ``0``, ``00``, ``+0``, ``0:0`` or
+``root``; ``seccomp=unconfined`` and ``seccomp:unconfined``; ``CAP_SYS_ADMIN``, ``sys_admin`` and ``ALL``;
+a bind as ``Binds`` ``src:dst:opts``, as a ``Mounts`` bind, or as a local volume with ``o=bind``.
+Each check returns the violations as sentences the client reads in the 403.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import os
+import posixpath
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from powerstrip.adapters.policy.model import Powers
+
+Body = Mapping[str, Any]
+Query = Mapping[str, list[str]]
+Checker = Callable[[Body, Query, Powers], list[str]]
+
+_NAMESPACE_FIELDS = (("NetworkMode", "network"), ("PidMode", "pid"), ("IpcMode", "ipc"), ("UTSMode", "uts"),
+                     ("UsernsMode", "userns"), ("CgroupnsMode", "cgroup"))
+_JOINABLE = ("NetworkMode", "PidMode", "IpcMode", "Cgroup")
+_TRUE = ("1", "t", "true")  # Go's strconv.ParseBool, lowered
+
+
+def _dict(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+# --- the powers, each over a HostConfig-shaped mapping -------------------------------------------
+
+
+def host_config_violations(host: Mapping[str, Any], powers: Powers) -> list[str]:
+    """Every power ``host`` (a HostConfig, or the Resources of an update) asks for that ``powers`` lacks."""
+    found: list[str] = []
+    if host.get("Privileged") is True and not powers.privileged:
+        found.append("privileged containers are not allowed")
+    found += _namespaces(host, powers)
+    found += _capabilities(host, powers)
+    if not powers.devices:
+        if _list(host.get("Devices")):
+            found.append("host devices (Devices) are not allowed")
+        if _list(host.get("DeviceCgroupRules")):
+            found.append("device cgroup rules (DeviceCgroupRules) are not allowed")
+    if _list(host.get("DeviceRequests")) and not powers.device_requests:
+        found.append("device requests (DeviceRequests, --gpus) are not allowed")
+    found += [f"bind mount of {source!r} is not allowed ({_allowed_sources(powers)})"
+              for source in _bind_sources(host) if not _source_allowed(source, powers)]
+    if _list(host.get("VolumesFrom")) and not powers.volumes_from:
+        found.append("VolumesFrom (another container's mounts) is not allowed")
+    found += _security(host, powers)
+    runtime = _text(host.get("Runtime"))
+    if runtime not in powers.runtimes:
+        found.append(f"runtime {runtime!r} is not allowed (allowed: {', '.join(map(repr, powers.runtimes))})")
+    for name in _dict(host.get("Sysctls")):
+        if not any(fnmatch.fnmatchcase(str(name), glob) for glob in powers.sysctls):
+            found.append(f"sysctl {name!r} is not allowed")
+    found += _limits(host, powers)
+    return found
+
+
+def _namespaces(host: Mapping[str, Any], powers: Powers) -> Iterator[str]:
+    for field_name, namespace in _NAMESPACE_FIELDS:
+        value = _text(host.get(field_name)).lower()
+        if value == "host" and namespace not in powers.host_namespaces:
+            yield f"the host's {namespace} namespace ({field_name}=host) is not allowed"
+    for field_name in _JOINABLE:
+        value = _text(host.get(field_name))
+        if value.lower().startswith("container:") and not powers.join_containers:
+            yield f"joining another container's namespace ({field_name}={value}) is not allowed"
+
+
+def capability(name: str) -> str:
+    """``cap_sys_admin``, ``CAP_SYS_ADMIN``, ``sys_admin`` → ``SYS_ADMIN`` (dockerd's normalisation); ``ALL``."""
+    upper = name.strip().upper()
+    return upper.removeprefix("CAP_")
+
+
+def _capabilities(host: Mapping[str, Any], powers: Powers) -> Iterator[str]:
+    for field_name in ("CapAdd", "Capabilities"):  # Capabilities (API 1.40) replaces the default set
+        for item in _list(host.get(field_name)):
+            cap = capability(_text(item))
+            if cap not in powers.capabilities:
+                yield f"capability {item!r} ({field_name}) is not allowed"
+    dropped = {capability(_text(item)) for item in _list(host.get("CapDrop"))}
+    missing = sorted(cap for cap in powers.require_drop if cap not in dropped and "ALL" not in dropped)
+    if missing:
+        yield f"CapDrop must include {', '.join(missing)}"
+
+
+def _bind_sources(host: Mapping[str, Any]) -> Iterator[str]:
+    """Every host path the container would see: ``Binds`` with a path source, ``Mounts`` of type bind, and
+    ``Mounts`` of type volume whose local driver options bind a host directory (``o=bind``, ``device=``)."""
+    for bind in _list(host.get("Binds")):
+        source = _text(bind).split(":", 1)[0]
+        if source.startswith("/") or not source:
+            yield source or _text(bind)
+    for mount in _list(host.get("Mounts")):
+        mount = _dict(mount)
+        kind = _text(mount.get("Type")).lower()
+        if kind == "bind":
+            yield _text(mount.get("Source"))
+        elif kind == "volume":
+            driver = _dict(_dict(mount.get("VolumeOptions")).get("DriverConfig"))
+            device = bind_device(_text(driver.get("Name")), _dict(driver.get("Options")))
+            if device is not None:
+                yield device
+
+
+def bind_device(driver: str, options: Mapping[str, Any]) -> str | None:
+    """The host path a ``local`` volume binds (``o=bind``/``rbind``, ``device=PATH``), else None."""
+    if driver not in ("", "local"):
+        return None
+    flags = {flag.strip().lower() for flag in _text(options.get("o")).split(",")}
+    if flags & {"bind", "rbind"}:
+        return _text(options.get("device")) or "(no device)"
+    return None
+
+
+def _source_allowed(source: str, powers: Powers) -> bool:
+    """Under an allowed prefix, both as written (cleaned) and, when the gateway sees the same file system,
+    with symlinks resolved: a link inside an allowed directory must not lead out of it."""
+    if not source.startswith("/"):
+        return False
+    candidates = {posixpath.normpath(source)}
+    if os.path.lexists(source):
+        candidates.add(os.path.realpath(source))
+    return all(any(path == prefix or path.startswith(prefix.rstrip("/") + "/") for prefix in powers.bind_sources)
+               for path in candidates)
+
+
+def _allowed_sources(powers: Powers) -> str:
+    return f"allowed sources: {', '.join(powers.bind_sources)}" if powers.bind_sources else "no bind sources are allowed"
+
+
+def _security(host: Mapping[str, Any], powers: Powers) -> Iterator[str]:
+    no_new_privileges = False
+    for option in _list(host.get("SecurityOpt")):
+        text = _text(option)
+        key, value = _split_option(text)
+        if key == "no-new-privileges":
+            no_new_privileges = value == "" or value.lower() in _TRUE
+            continue
+        if powers.unconfined:
+            continue
+        if key == "seccomp" or (key == "apparmor" and value != "docker-default") or \
+                (key == "label" and (value == "disable" or "spc_t" in value)):
+            yield f"security option {text!r} is not allowed"
+    if not powers.unconfined:
+        for field_name in ("MaskedPaths", "ReadonlyPaths"):
+            if field_name in host and host[field_name] is not None:
+                yield f"{field_name} (changing the /proc paths masked from containers) is not allowed"
+    if powers.require_no_new_privileges and not no_new_privileges:
+        yield "SecurityOpt must include no-new-privileges"
+
+
+def _split_option(option: str) -> tuple[str, str]:
+    """dockerd splits on ``=``, and on ``:`` for the legacy spelling (``seccomp:unconfined``)."""
+    separator = "=" if "=" in option else ":"
+    key, _, value = option.partition(separator)
+    return key.strip().lower(), value.strip()
+
+
+def _limits(host: Mapping[str, Any], powers: Powers) -> Iterator[str]:
+    if "memory" in powers.require_limits and not _positive(host.get("Memory")):
+        yield "a memory limit (HostConfig.Memory) is required"
+    if "cpu" in powers.require_limits and not (_positive(host.get("NanoCpus")) or _positive(host.get("CpuQuota"))):
+        yield "a CPU limit (HostConfig.NanoCpus or CpuQuota) is required"
+    if "pids" in powers.require_limits and not _positive(host.get("PidsLimit")):
+        yield "a pids limit (HostConfig.PidsLimit) is required"
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+# --- users and images ----------------------------------------------------------------------------
+
+
+def is_root(user: str) -> bool | None:
+    """Whether ``user`` (``uid[:gid]`` or ``name[:group]``) runs as uid 0: True, False, or None when it
+    cannot be told here (a name other than root resolves in the image's /etc/passwd; empty means the
+    image's own user). Numbers parse like Go's ``strconv.Atoi``: ``00``, ``+0`` and ``-0`` are 0."""
+    name = user.split(":", 1)[0]
+    if name == "root":
+        return True
+    if re.fullmatch(r"[+-]?[0-9]+", name):
+        return int(name) == 0
+    return None
+
+
+def user_violation(user: Any, powers: Powers, field_name: str) -> list[str]:
+    if powers.root:
+        return []
+    text = _text(user)
+    root = is_root(text)
+    if root:
+        return [f"running as root ({field_name}={text!r}) is not allowed"]
+    if root is None:
+        shown = f"{field_name}={text!r}" if text else f"no {field_name} (the image's user)"
+        return [f"{shown} may be root; give a numeric non-zero uid"]
+    return []
+
+
+def normalise_image(reference: str) -> str:
+    """``busybox`` → ``docker.io/library/busybox:latest``, as the daemon resolves it."""
+    name, digest = reference.partition("@")[::2]
+    first, slash, rest = name.partition("/")
+    if not slash:
+        name = f"docker.io/library/{name}"
+    elif "." not in first and ":" not in first and first != "localhost":
+        name = f"docker.io/{name}"
+    if not digest and ":" not in name.rsplit("/", 1)[-1]:
+        name += ":latest"
+    return f"{name}@{digest}" if digest else name
+
+
+def image_violation(image: Any, powers: Powers) -> list[str]:
+    if powers.images is None:
+        return []
+    text = _text(image)
+    if re.fullmatch(r"(sha256:)?[0-9a-f]{6,64}", text):
+        return [f"image {text!r} looks like an image ID; name the image so the allowed patterns can judge it"]
+    full = normalise_image(text)
+    forms = {text, full, full.removeprefix("docker.io/"), full.removeprefix("docker.io/library/")}
+    if any(fnmatch.fnmatchcase(form, glob) for form in forms for glob in powers.images):
+        return []
+    return [f"image {text!r} is not allowed (allowed: {', '.join(powers.images)})"]
+
+
+# --- the endpoints -------------------------------------------------------------------------------
+
+
+def container_create(body: Body, _query: Query, powers: Powers) -> list[str]:
+    return (image_violation(body.get("Image"), powers) + user_violation(body.get("User"), powers, "User")
+            + host_config_violations(_dict(body.get("HostConfig")), powers))
+
+
+def container_start(body: Body, _query: Query, powers: Powers) -> list[str]:
+    """API < 1.24 still takes a HostConfig as the start body (dockerd 20.10 applies it)."""
+    return host_config_violations(body, powers) if body else []
+
+
+def container_update(body: Body, _query: Query, powers: Powers) -> list[str]:
+    """An update's Resources may add devices; limits it does not name stay as they were, so none is required."""
+    return host_config_violations(body, dataclasses.replace(powers, require_limits=frozenset()))
+
+
+def exec_create(body: Body, _query: Query, powers: Powers) -> list[str]:
+    found = ["privileged exec is not allowed"] if body.get("Privileged") is True and not powers.privileged else []
+    if _text(body.get("User")):  # without one, the exec runs as the container's user, judged at create
+        found += user_violation(body.get("User"), powers, "User")
+    return found
+
+
+def service_spec(body: Body, _query: Query, powers: Powers) -> list[str]:
+    """A swarm service's ContainerSpec: the same powers under other names."""
+    template = _dict(body.get("TaskTemplate"))
+    spec = _dict(template.get("ContainerSpec"))
+    host: dict[str, Any] = {
+        "Mounts": spec.get("Mounts"), "Sysctls": spec.get("Sysctls"), "CapAdd": spec.get("CapabilityAdd"),
+        "CapDrop": spec.get("CapabilityDrop"), "Runtime": "",
+        "Memory": _dict(_dict(template.get("Resources")).get("Limits")).get("MemoryBytes"),
+        "NanoCpus": _dict(_dict(template.get("Resources")).get("Limits")).get("NanoCPUs"),
+        "PidsLimit": _dict(_dict(template.get("Resources")).get("Limits")).get("Pids"),
+    }
+    found = image_violation(spec.get("Image"), powers) + user_violation(spec.get("User"), powers, "User")
+    found += host_config_violations(host, powers)
+    privileges = _dict(spec.get("Privileges"))
+    if not powers.unconfined:
+        if _dict(privileges.get("Seccomp")).get("Mode") in ("unconfined", "custom"):
+            found.append("an unconfined or custom seccomp profile is not allowed")
+        if _dict(privileges.get("AppArmor")).get("Mode") == "disabled":
+            found.append("disabling AppArmor is not allowed")
+        if _dict(privileges.get("SELinuxContext")).get("Disable") is True:
+            found.append("disabling SELinux labels is not allowed")
+    for network in _list(template.get("Networks")):
+        if _text(_dict(network).get("Target")).lower() == "host" and "network" not in powers.host_namespaces:
+            found.append("the host network (Networks host) is not allowed")
+    return found
+
+
+def build(_body: Body, query: Query, powers: Powers) -> list[str]:
+    """``docker build --network host`` is a query parameter, not a body."""
+    mode = (query.get("networkmode") or [""])[-1]
+    host = {"NetworkMode": mode}
+    return list(_namespaces(host, powers))
+
+
+def volume_create(body: Body, _query: Query, powers: Powers) -> list[str]:
+    device = bind_device(_text(body.get("Driver")), _dict(body.get("DriverOpts")))
+    if device is None or _source_allowed(device, powers):
+        return []
+    return [f"a volume binding {device!r} (DriverOpts o=bind) is not allowed ({_allowed_sources(powers)})"]
+
+
+def network_create(body: Body, _query: Query, powers: Powers) -> list[str]:
+    """macvlan, ipvlan and the like put containers on the host's own links: drivers are allowed by name."""
+    driver = _text(body.get("Driver")) or "bridge"
+    if driver in powers.network_drivers:
+        return []
+    return [f"network driver {driver!r} is not allowed (allowed: {', '.join(powers.network_drivers)})"]
+
+
+@dataclass(frozen=True, slots=True)
+class BodyCheck:
+    """The powers check of one endpoint; ``reads_body`` False when it judges the query only (a build's body
+    is its context archive)."""
+
+    check: Checker
+    reads_body: bool = True
+
+
+_ENDPOINTS: tuple[tuple[str, re.Pattern[str], BodyCheck], ...] = (
+    ("POST", re.compile(r"/containers/create"), BodyCheck(container_create)),
+    ("POST", re.compile(r"/containers/[^/]+/start"), BodyCheck(container_start)),
+    ("POST", re.compile(r"/containers/[^/]+/update"), BodyCheck(container_update)),
+    ("POST", re.compile(r"/containers/[^/]+/exec"), BodyCheck(exec_create)),
+    ("POST", re.compile(r"/services/create"), BodyCheck(service_spec)),
+    ("POST", re.compile(r"/services/[^/]+/update"), BodyCheck(service_spec)),
+    ("POST", re.compile(r"/build"), BodyCheck(build, reads_body=False)),
+    ("POST", re.compile(r"/volumes/create"), BodyCheck(volume_create)),
+    ("POST", re.compile(r"/networks/create"), BodyCheck(network_create)),
+)
+
+
+def checker_for(method: str, path: str) -> BodyCheck | None:
+    """The powers check of the endpoint ``method path`` (version-stripped), or None for one without powers."""
+    method = method.upper()  # dockerd's router would not route "post", but a check must not hinge on that
+    return next((check for m, regex, check in _ENDPOINTS if m == method and regex.fullmatch(path)), None)

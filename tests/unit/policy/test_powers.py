@@ -1,0 +1,169 @@
+"""Body rules: every spelling of every power is refused by a profile without it, allowed by one with it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from powerstrip.adapters.policy.model import Powers
+from powerstrip.adapters.policy.powers import (
+    build,
+    container_create,
+    exec_create,
+    is_root,
+    normalise_image,
+    service_spec,
+    volume_create,
+)
+from tests.unit.policy.spellings import SPELLINGS
+
+NONE = Powers(root=False)
+
+GRANTING = {
+    "privileged": Powers(privileged=True), "join": Powers(join_containers=True),
+    "cap-add": Powers(capabilities=frozenset({"SYS_ADMIN", "ALL"})),
+    "devices": Powers(devices=True), "device-requests": Powers(device_requests=True),
+    "bind": Powers(bind_sources=("/etc",)), "volumes-from": Powers(volumes_from=True),
+    "unconfined": Powers(unconfined=True), "runtime": Powers(runtimes=("", "runc", "io.containerd.runc.v2")),
+    "sysctl": Powers(sysctls=("net.ipv4.*",)), "root": Powers(root=True),
+    **{f"host-{ns}": Powers(host_namespaces=frozenset({ns})) for ns in ("network", "pid", "ipc", "uts", "userns", "cgroup")},
+}
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS, ids=lambda s: s.id)
+def test_every_spelling_is_refused_without_the_power(spelling):
+    body = json.loads(json.dumps(spelling.body("ps-busybox")).replace("{victim}", "other"))
+    assert container_create(body, {}, NONE if spelling.power == "root" else Powers())
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS, ids=lambda s: s.id)
+def test_every_spelling_is_allowed_with_the_power(spelling):
+    body = json.loads(json.dumps(spelling.body("ps-busybox")).replace("{victim}", "other"))
+    assert container_create(body, {}, GRANTING[spelling.power]) == []
+
+
+def test_capabilities_field_of_api_1_40_daemons():
+    """19.03 daemons read HostConfig.Capabilities (the whole set); 20.10's schema has no such field."""
+    assert container_create({"HostConfig": {"Capabilities": ["CAP_SYS_ADMIN"]}}, {}, Powers())
+
+
+def test_bind_prefixes_are_whole_segments_and_cleaned():
+    powers = Powers(bind_sources=("/srv/app",))
+    ok = {"HostConfig": {"Binds": ["/srv/app:/a", "/srv/app/data:/b:ro", "named-volume:/c"]}}
+    assert container_create(ok, {}, powers) == []
+    for source in ("/srv/apple", "/srv/app/../../etc", "/srv", "/"):
+        assert container_create({"HostConfig": {"Binds": [f"{source}:/x"]}}, {}, powers), source
+
+
+def test_bind_through_a_symlink_is_judged_where_it_leads(tmp_path):
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "escape").symlink_to("/etc")
+    powers = Powers(bind_sources=(str(allowed),))
+    assert container_create({"HostConfig": {"Binds": [f"{allowed}/escape:/x"]}}, {}, powers)
+
+
+def test_required_drop_limits_and_no_new_privileges():
+    powers = Powers(require_drop=frozenset({"NET_RAW"}), require_limits=frozenset({"memory", "cpu", "pids"}),
+                    require_no_new_privileges=True)
+    assert len(container_create({"HostConfig": {}}, {}, powers)) == 5
+    good = {"HostConfig": {"CapDrop": ["cap_net_raw"], "Memory": 1 << 26, "NanoCpus": 10**9, "PidsLimit": 10,
+                           "SecurityOpt": ["no-new-privileges:true"]}}
+    assert container_create(good, {}, powers) == []
+    all_dropped = {**good, "HostConfig": {**good["HostConfig"], "CapDrop": ["ALL"], "SecurityOpt": ["no-new-privileges"]}}
+    assert container_create(all_dropped, {}, powers) == []
+    assert container_create({"HostConfig": {**good["HostConfig"], "SecurityOpt": ["no-new-privileges=false"]}}, {},
+                            powers)
+
+
+@pytest.mark.parametrize(("user", "root"), [("0", True), ("00", True), ("+0", True), ("-0", True), ("0:0", True),
+                                            ("root", True), ("root:1000", True), ("1000", False), ("1000:0", False),
+                                            ("nobody", None), ("", None), (" 0", None)])
+def test_root_spellings(user, root):
+    assert is_root(user) is root
+
+
+def test_user_names_and_image_default_are_refused_when_root_is():
+    assert container_create({"User": "nobody"}, {}, NONE)
+    assert container_create({}, {}, NONE)
+    assert container_create({"User": "1000:1000"}, {}, NONE) == []
+
+
+def test_images():
+    powers = Powers(images=("docker.io/library/busybox:*", "registry.local/team/*"))
+    assert normalise_image("busybox") == "docker.io/library/busybox:latest"
+    assert normalise_image("team/app@sha256:ab") == "docker.io/team/app@sha256:ab"
+    for ok in ("busybox", "busybox:1.36", "docker.io/library/busybox", "registry.local/team/app:1"):
+        assert container_create({"Image": ok}, {}, powers) == [], ok
+    for bad in ("ubuntu", "evil/busybox", "registry.local/other/app", "sha256:" + "a" * 64, "abcdef123456"):
+        assert container_create({"Image": bad}, {}, powers), bad
+
+
+def test_exec_service_build_volume():
+    assert exec_create({"Privileged": True, "Cmd": ["sh"]}, {}, Powers())
+    assert exec_create({"User": "0"}, {}, NONE) and exec_create({"User": "root"}, {}, NONE)
+    assert exec_create({"Cmd": ["sh"]}, {}, NONE) == []
+    service = {"TaskTemplate": {"ContainerSpec": {"Image": "busybox", "CapabilityAdd": ["CAP_SYS_ADMIN"],
+                                                  "Mounts": [{"Type": "bind", "Source": "/", "Target": "/h"}],
+                                                  "Privileges": {"Seccomp": {"Mode": "unconfined"}}},
+                                "Networks": [{"Target": "host"}]}}
+    assert len(service_spec(service, {}, Powers())) == 4
+    assert build({}, {"networkmode": ["host"]}, Powers()) and build({}, {"networkmode": ["default"]}, Powers()) == []
+    assert volume_create({"Driver": "local", "DriverOpts": {"type": "none", "o": "bind", "device": "/"}}, {}, Powers())
+    assert volume_create({"DriverOpts": {"o": "BIND", "device": "/etc"}}, {}, Powers())
+    assert volume_create({"Driver": "local"}, {}, Powers()) == []
+
+
+def test_legacy_start_body_and_update():
+    from powerstrip.adapters.policy.powers import checker_for
+
+    start = checker_for("POST", "/containers/abc/start").check
+    assert start({"Privileged": True}, {}, Powers()) and start({}, {}, Powers()) == []
+    update = checker_for("POST", "/containers/abc/update").check
+    assert update({"Devices": [{"PathOnHost": "/dev/sda"}]}, {}, Powers())
+    assert update({"Memory": 1 << 20}, {}, Powers(require_limits=frozenset({"cpu"}))) == []
+
+
+def test_mutations_labels_env_and_image_remap():
+    from powerstrip.adapters.policy.model import ClientMatch, Profile
+    from powerstrip.adapters.policy.mutations import mutate_create, remap_image
+
+    remap = (("docker.io/library/", "mirror.local/library/"), ("ghcr.io/", "mirror.local/ghcr/"))
+    assert remap_image("busybox", remap) == "mirror.local/library/busybox:latest"
+    assert remap_image("ghcr.io/x/y:1", remap) == "mirror.local/ghcr/x/y:1"
+    assert remap_image("quay.io/x/y", remap) == "quay.io/x/y"
+    profile = Profile("p", ClientMatch(), (), labels=(("tier", "web"),), env=(("HTTP_PROXY", "http://proxy:3128"),),
+                      image_remap=remap)
+    body = mutate_create(profile, "/containers/create", {"Image": "busybox", "Env": ["HTTP_PROXY=evil", "A=1"],
+                                                         "Labels": {"x": "y"}})
+    assert body == {"Image": "mirror.local/library/busybox:latest", "Env": ["A=1", "HTTP_PROXY=http://proxy:3128"],
+                    "Labels": {"x": "y", "tier": "web"}}
+    assert mutate_create(profile, "/volumes/create", {"Name": "v"}) == {"Name": "v", "Labels": {"tier": "web"}}
+
+
+def test_network_drivers_and_method_case():
+    from powerstrip.adapters.policy.powers import checker_for, network_create
+
+    assert network_create({"Name": "n"}, {}, Powers()) == []
+    assert network_create({"Name": "n", "Driver": "macvlan", "Options": {"parent": "eth0"}}, {}, Powers())
+    assert network_create({"Driver": "macvlan"}, {}, Powers(network_drivers=("bridge", "macvlan"))) == []
+    assert checker_for("post", "/containers/create") is checker_for("POST", "/containers/create")
+
+
+def test_referenced_containers():
+    from powerstrip.adapters.policy.ownership import referenced_containers
+
+    body = {"HostConfig": {"VolumesFrom": ["a:ro", "b"], "NetworkMode": "container:c", "PidMode": "host",
+                           "IpcMode": "container:d", "Links": ["/e:alias"]}}
+    assert referenced_containers(body) == ["a", "b", "c", "d", "e"]
+    assert referenced_containers({"HostConfig": None}) == []
+
+
+def test_referenced_networks():
+    from powerstrip.adapters.policy.ownership import referenced_networks
+
+    body = {"HostConfig": {"NetworkMode": "team-net"}, "NetworkingConfig": {"EndpointsConfig": {"other": {}, "bridge": {}}}}
+    assert referenced_networks(body) == ["team-net", "other"]
+    assert referenced_networks({"HostConfig": {"NetworkMode": "container:x"}}) == []
+    assert referenced_networks({"HostConfig": {"NetworkMode": "host"}}) == []
