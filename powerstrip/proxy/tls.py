@@ -87,7 +87,10 @@ class TlsTransport:
         if name == "sslcontext":
             return self._context
         if name == "peercert":
-            return self._tls.getpeercert()
+            try:
+                return self._tls.getpeercert()
+            except ValueError:  # before the handshake: no certificate yet (the peer is read again after it)
+                return default
         if name == "ssl_object":
             return self._tls
         if name == "raw_transport":
