@@ -124,9 +124,9 @@ def _run(args, settings: dict, workloads: set[str], dockerd: PrivateDockerd, pre
     haproxy = start(cands.haproxy(dockerd.socket_path))
     plain = start(cands.powerstrip(dockerd.url, "powerstrip", "powerstrip, no matching hook", log_level=args.log_level))
     baseline = [direct, haproxy, plain]
-    policy: list[Candidate] = []
+    routes: list[Candidate] = []
     if "http" in workloads:
-        policy = [start(cands.powerstrip(dockerd.url, "powerstrip-routes",
+        routes = [start(cands.powerstrip(dockerd.url, "powerstrip-routes",
                                          "powerstrip, 315 policy patterns, none matching",
                                          log_level=args.log_level,
                                          config_text=cands.policy_config(f"python:{cands.NOOP_ADAPTER}")))]
@@ -153,7 +153,7 @@ def _run(args, settings: dict, workloads: set[str], dockerd: PrivateDockerd, pre
     if "http" in workloads:
         grid = http_grid.GridSettings(settings["concurrencies"], settings["seconds"], settings["repetitions"],
                                       settings["warmup"])
-        rows += http_grid.run(baseline + policy + hooked, grid, _progress)
+        rows += http_grid.run(baseline + routes + hooked, grid, _progress)
     stream_settings = streams.StreamSettings(settings["archive_mib"], settings["logs_mib"], settings["stream_reps"],
                                              settings["idle_streams"])
     if "streams" in workloads:
