@@ -12,10 +12,10 @@ import asyncio
 import json
 import logging
 import re
-from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote
 
 from powerstrip.adapters import BuiltinContext
+from powerstrip.adapters.messages import json_or_none, target_parts
 from powerstrip.adapters.net import create_body
 from powerstrip.adapters.net.attachments import Attachments, new_owner
 from powerstrip.adapters.net.converger import Converger
@@ -77,7 +77,7 @@ class NetAdapter:
 
     async def pre_hook(self, request: ClientRequest) -> ClientRequest:
         self.start()
-        path, query = _target(request)
+        path, query = target_parts(request)
         try:
             if request.method == "POST" and _CREATE.fullmatch(path):
                 return await self._before_create(request, query)
@@ -91,7 +91,7 @@ class NetAdapter:
 
     async def post_hook(self, request: ClientRequest, response: ServerResponse) -> ServerResponse:
         self.start()
-        path, query = _target(request)
+        path, query = target_parts(request)
         # The container exists (or is gone) whatever happens here: never turn its answer into an
         # error; what cannot be recorded now is repaired by the watcher's reconcile.
         try:
@@ -111,7 +111,7 @@ class NetAdapter:
         await self.networks.docker.close()
 
     async def _before_create(self, request: ClientRequest, query: dict[str, list[str]]) -> ClientRequest:
-        body = _json(request.body)
+        body = json_or_none(request.body)
         wanted = create_body.wanted(body) if isinstance(body, dict) else None
         if wanted is None:
             return request  # not ours: forwarded byte for byte
@@ -122,7 +122,7 @@ class NetAdapter:
         return ClientRequest(request.method, request.request, json.dumps(split.body))
 
     async def _after_create(self, request: ClientRequest, response: ServerResponse, query: dict[str, list[str]]) -> None:
-        body = _json(request.body)
+        body = json_or_none(request.body)
         mode = ((body.get("HostConfig") or {}).get("NetworkMode") or "") if isinstance(body, dict) else ""
         if not mode.startswith(_JOINED):
             return
@@ -130,20 +130,8 @@ class NetAdapter:
         pending = [a for a in await asyncio.to_thread(self.networks.store.allocations) if a.owner == owner and a.container is None]
         if not pending:
             return  # a container the user joined to an existing network-only container himself
-        created = _json(response.body) if 200 <= response.code < 300 else None
+        created = json_or_none(response.body) if 200 <= response.code < 300 else None
         if isinstance(created, dict) and created.get("Id"):
             await self.attachments.bind(owner, created["Id"], query.get("name", [None])[0])
         else:
             await self.attachments.detach(owner)
-
-
-def _target(request: ClientRequest) -> tuple[str, dict[str, list[str]]]:
-    parts = urlsplit(request.request)
-    return parts.path, parse_qs(parts.query)
-
-
-def _json(text: str | None) -> Any:
-    try:
-        return json.loads(text) if text else None
-    except ValueError:
-        return None

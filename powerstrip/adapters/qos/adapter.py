@@ -10,14 +10,13 @@ policy goes with the container. Runs after ``net`` (which gives the address) in 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from ipaddress import IPv4Network
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from powerstrip.adapters import BuiltinContext
+from powerstrip.adapters.messages import json_or_none, target_parts
 from powerstrip.adapters.net.create_body import CIDR_VAR, NETWORK_VAR
 from powerstrip.adapters.net.model import Conflict, InvalidInput, NetError
 from powerstrip.adapters.qos.converger import QosConverger
@@ -56,8 +55,8 @@ class QosAdapter:
 
     async def pre_hook(self, request: ClientRequest) -> ClientRequest:
         self.start()
-        path, query = _target(request)
-        body = _json(request.body)
+        path, query = target_parts(request)
+        body = json_or_none(request.body)
         if request.method != "POST" or not _CREATE.fullmatch(path) or not isinstance(body, dict):
             return request
         env = _env(body)
@@ -82,12 +81,12 @@ class QosAdapter:
 
     async def post_hook(self, request: ClientRequest, response: ServerResponse) -> ServerResponse:
         self.start()
-        path, query = _target(request)
-        body = _json(request.body)
+        path, query = target_parts(request)
+        body = json_or_none(request.body)
         if request.method != "POST" or not _CREATE.fullmatch(path) or not isinstance(body, dict):
             return response
         mode = (body.get("HostConfig") or {}).get("NetworkMode") or ""
-        created = _json(response.body) if 200 <= response.code < 300 else None
+        created = json_or_none(response.body) if 200 <= response.code < 300 else None
         if not mode.startswith(_JOINED) or not isinstance(created, dict) or not created.get("Id"):
             return response
         rate = _env(body).get(RATE_VAR)
@@ -128,15 +127,3 @@ def _env(body: dict[str, Any]) -> dict[str, str]:
         if sep:
             found[key] = value
     return found
-
-
-def _target(request: ClientRequest) -> tuple[str, dict[str, list[str]]]:
-    parts = urlsplit(request.request)
-    return parts.path, parse_qs(parts.query)
-
-
-def _json(text: str | None) -> Any:
-    try:
-        return json.loads(text) if text else None
-    except ValueError:
-        return None
