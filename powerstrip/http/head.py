@@ -15,6 +15,7 @@ import httptools
 HEAD_END = b"\r\n\r\n"
 MAX_HEAD_SIZE = 64 * 1024
 _BARE_LF = re.compile(rb"(?<!\r)\n")
+_BLANK_LINE = re.compile(rb"\n\r?\n")  # the first one ends the head
 
 
 def find_head_end(buffer: bytes | bytearray) -> int:
@@ -23,12 +24,8 @@ def find_head_end(buffer: bytes | bytearray) -> int:
     Lines may end with CRLF or, as Go's server (dockerd) accepts, a bare LF: a head sent with bare
     LFs is answered like any other, not left waiting for a CRLF that never comes.
     """
-    crlf = buffer.find(b"\n\r\n", 0, MAX_HEAD_SIZE + 3)  # also the end of a CRLF CRLF
-    bound = crlf + 3 if crlf >= 0 else MAX_HEAD_SIZE + 2
-    lf = buffer.find(b"\n\n", 0, bound)
-    if lf >= 0:
-        return lf + 2
-    return crlf + 3 if crlf >= 0 else -1
+    match = _BLANK_LINE.search(buffer, 0, MAX_HEAD_SIZE + 3)
+    return match.end() if match is not None else -1
 
 
 def with_crlf(raw: bytes) -> bytes:
@@ -181,56 +178,112 @@ class _FramingHeaders:
 
 # The fast path: heads made only of the common forms (a known method, a printable target, token header
 # names, printable values, at most one Content-Length, Transfer-Encoding or Connection field, a final
-# status) are read
-# with two C-level regex passes; every other head goes to llhttp, which decides. The hypothesis tests
-# (tests/unit/test_http_heads.py) check that both paths agree on every head the fast one takes.
-_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_FIELDS = rb"(?:" + _TOKEN + rb":[\t\x20-\x7e\x80-\xff]*\r\n)*\r\n"
-_FAST_REQUEST = re.compile(rb"(GET|POST|PUT|DELETE|HEAD|OPTIONS|PATCH) ([\x21-\x7e]+) HTTP/1\.([01])\r\n" + _FIELDS)
-_FAST_RESPONSE = re.compile(rb"HTTP/1\.([01]) ([2-5][0-9][0-9]) ([\t\x20-\x7e\x80-\xff]*)\r\n" + _FIELDS)
-_CONTENT_LENGTH, _TRANSFER_ENCODING = b"\ncontent-length:", b"\ntransfer-encoding:"
-_FRAMING_NAMES = (_CONTENT_LENGTH, _TRANSFER_ENCODING, b"\nconnection:")
+# status) are read with two C-level regex passes; every other head goes to llhttp, which decides. The
+# hypothesis tests (tests/unit/test_http_heads.py) check that both paths agree on every head the fast one
+# takes. The quantifiers are possessive: a head either matches in one pass or goes to llhttp.
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]++"
+_FIELDS = rb"(?:" + _TOKEN + rb":[\t\x20-\x7e\x80-\xff]*+\r\n)*+\r\n"
+_FAST_REQUEST = re.compile(rb"(GET|POST|PUT|DELETE|HEAD|OPTIONS|PATCH) ([\x21-\x7e]++) HTTP/1\.([01])\r\n" + _FIELDS)
+_FAST_RESPONSE = re.compile(rb"HTTP/1\.([01]) ([2-5][0-9][0-9]) ([\t\x20-\x7e\x80-\xff]*+)\r\n" + _FIELDS)
+# Tier one, the heads most clients send: no Transfer-Encoding or Connection field and at most one
+# Content-Length, whose digits the same pass captures (a negative lookahead keeps the framing names out of
+# the other fields). Tier two reads the framing fields of the other common heads; llhttp the rest.
+_OTHER_FIELDS = rb"(?:(?!(?i:content-length|transfer-encoding|connection):)" + _TOKEN + rb":[\t\x20-\x7e\x80-\xff]*+\r\n)*+"
+_PLAIN_FIELDS = (_OTHER_FIELDS + rb"(?:(?i:content-length):[\t ]*+([0-9]{1,18})[\t ]*+\r\n" + _OTHER_FIELDS
+                 + rb")?\r\n")
+_PLAIN_REQUEST = re.compile(rb"(GET|POST|PUT|DELETE|HEAD|OPTIONS|PATCH) ([\x21-\x7e]++) HTTP/1\.([01])\r\n"
+                            + _PLAIN_FIELDS)
+_PLAIN_RESPONSE = re.compile(rb"HTTP/1\.([01]) ([2-5][0-9][0-9]) ([\t\x20-\x7e\x80-\xff]*+)\r\n" + _PLAIN_FIELDS)
+_FRAMING_FIELD = re.compile(rb"\n(content-length|transfer-encoding|connection):[\t ]*+([^\r]*)\r")  # on lowered
 _HEADER_FIELD = re.compile(rb"\n(" + _TOKEN + rb"):[\t ]*([^\r]*)\r(?=\n)")  # values as llhttp gives them
+_METHODS = {name.encode(): name for name in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH")}
 
 
-def _fast_framing(raw: bytes) -> _FramingHeaders | None:
+@dataclass(slots=True)
+class _Fields:
+    """The framing fields of a head the fast path may read (each at most once)."""
+
+    length: int = -1          # Content-Length, -1 if absent
+    chunked: bool = False     # Transfer-Encoding: chunked
+    close: bool = False       # Connection: close
+    keep_alive: bool = False  # Connection: keep-alive
+
+
+_NO_FIELDS = _Fields()
+
+
+def _fast_fields(raw: bytes) -> _Fields | None:
     """The framing fields of a head the fast path may read, or None (llhttp must)."""
-    lowered = raw.lower()
-    found = _FramingHeaders([], set(), set())
-    for name in _FRAMING_NAMES:
-        at = lowered.find(name)
-        if at < 0:
-            continue
-        if lowered.find(name, at + len(name)) >= 0:
+    found = _FRAMING_FIELD.findall(raw.lower())
+    if not found:
+        return _NO_FIELDS  # most requests: no body, persistence by version
+    length, chunked, connection = -1, False, b""
+    seen = set()
+    for name, value in found:
+        if name in seen:
             return None  # a repeated framing field: llhttp's rules apply
-        start = at + len(name)
-        value = raw[start : raw.index(b"\r", start)].strip(b" \t")
-        if name is _CONTENT_LENGTH:
-            if not value.isdigit():
-                return None  # lists, signs, garbage: llhttp's errors
-            found.lengths.add(value)
-        elif name is _TRANSFER_ENCODING:
-            if value.lower() != b"chunked":
+        seen.add(name)
+        value = value.rstrip(b" \t")
+        if name == b"content-length":
+            if not value.isdigit() or len(value) > 18:
+                return None  # lists, signs, garbage, overflow: llhttp's errors
+            length = int(value)
+        elif name == b"transfer-encoding":
+            if value != b"chunked":
                 return None  # codings other than a plain chunked: llhttp decides
-            found.encodings.append(b"chunked")
+            chunked = True
         else:
-            found.connection.update(token.strip().lower() for token in value.lower().split(b","))
-    if found.lengths and found.encodings:
+            connection = value
+    if chunked and length >= 0:
         return None  # both: refused, in llhttp's words
-    return found
+    if not connection:
+        return _Fields(length, chunked)
+    tokens = {token.strip() for token in connection.split(b",")}
+    return _Fields(length, chunked, b"close" in tokens, b"keep-alive" in tokens)
+
+
+def _persists(http11: bool, fields: _Fields) -> bool:
+    """``_keeps_alive`` for a head the fast path read."""
+    return not fields.close and (http11 or fields.keep_alive)
+
+
+def plain_request_head(data: bytes) -> RequestHead | None:
+    """The request head at the start of ``data`` if it is of tier one's form, found and read in one pass
+    (it ends at ``len(head.raw)``); None when ``data`` does not start with such a complete head."""
+    match = _PLAIN_REQUEST.match(data)
+    if match is None:
+        return None
+    end = match.end()
+    return _plain_request(match, data if end == len(data) else data[:end])
+
+
+def _plain_request(match: re.Match[bytes], raw: bytes) -> RequestHead:
+    length = int(match[4]) if match[4] is not None else 0
+    http11 = match[3] == b"1"
+    return RequestHead(
+        method=_METHODS[match[1]], target=match[2].decode("latin-1"), version="1.1" if http11 else "1.0",
+        raw=raw, framing=Framing.LENGTH if length else Framing.NONE, length=length, keep_alive=http11)
 
 
 def parse_request_head(raw: bytes) -> RequestHead:
     """Parse a request head (``raw`` ends with the blank line)."""
+    match = _PLAIN_REQUEST.fullmatch(raw)
+    if match is not None:
+        return _plain_request(match, raw)
     match = _FAST_REQUEST.fullmatch(raw)
     if match is not None:
-        scanned = _fast_framing(raw)
-        if scanned is not None:
-            framing = scanned.body_framing() or (Framing.NONE, 0)
-            version = "1.1" if match[3] == b"1" else "1.0"
+        fields = _fast_fields(raw)
+        if fields is not None:
+            http11 = match[3] == b"1"
+            if fields.chunked:
+                framing, length = Framing.CHUNKED, 0
+            elif fields.length > 0:
+                framing, length = Framing.LENGTH, fields.length
+            else:
+                framing, length = Framing.NONE, 0
             return RequestHead(
-                method=match[1].decode(), target=match[2].decode("latin-1"), version=version, raw=raw,
-                framing=framing[0], length=framing[1], keep_alive=_keeps_alive(version, scanned.connection))
+                method=_METHODS[match[1]], target=match[2].decode("latin-1"), version="1.1" if http11 else "1.0",
+                raw=raw, framing=framing, length=length, keep_alive=_persists(http11, fields))
     return parse_request_head_llhttp(with_crlf(raw))
 
 
@@ -258,15 +311,55 @@ def parse_request_head_llhttp(raw: bytes) -> RequestHead:
     )
 
 
+def plain_response_head(data: bytes, request_method: str) -> ResponseHead | None:
+    """``plain_request_head`` for a response (``request_method``: a HEAD response has no body)."""
+    match = _PLAIN_RESPONSE.match(data)
+    if match is None:
+        return None
+    end = match.end()
+    return _plain_response(match, data if end == len(data) else data[:end], request_method)
+
+
+def _plain_response(match: re.Match[bytes], raw: bytes, request_method: str) -> ResponseHead:
+    status = int(match[2])
+    http11 = match[1] == b"1"
+    declared = match[4]
+    if declared is None:
+        framing, length = Framing.UNTIL_CLOSE, 0
+    else:
+        length = int(declared)
+        framing = Framing.LENGTH if length else Framing.NONE
+    if framing is not Framing.NONE and (status in (204, 304) or request_method == "HEAD"):
+        framing, length = Framing.NONE, 0
+    return ResponseHead(
+        status=status, reason=match[3], version="1.1" if http11 else "1.0", raw=raw, framing=framing,
+        length=length, keep_alive=http11 and framing is not Framing.UNTIL_CLOSE)
+
+
 def parse_response_head(raw: bytes, request_method: str) -> ResponseHead:
     """Parse a response head; ``request_method`` matters because a HEAD response has no body."""
+    match = _PLAIN_RESPONSE.fullmatch(raw)
+    if match is not None:
+        return _plain_response(match, raw, request_method)
     match = _FAST_RESPONSE.fullmatch(raw)
     if match is not None:
-        scanned = _fast_framing(raw)
-        if scanned is not None:
+        fields = _fast_fields(raw)
+        if fields is not None:
             status = int(match[2])
-            return _response(status, match[3], "1.1" if match[1] == b"1" else "1.0", None, raw, scanned,
-                             request_method)
+            http11 = match[1] == b"1"
+            if status in (204, 304) or request_method == "HEAD":
+                framing, length = Framing.NONE, 0
+            elif fields.chunked:
+                framing, length = Framing.CHUNKED, 0
+            elif fields.length > 0:
+                framing, length = Framing.LENGTH, fields.length
+            elif fields.length == 0:
+                framing, length = Framing.NONE, 0
+            else:
+                framing, length = Framing.UNTIL_CLOSE, 0
+            return ResponseHead(
+                status=status, reason=match[3], version="1.1" if http11 else "1.0", raw=raw, framing=framing,
+                length=length, keep_alive=_persists(http11, fields) and framing is not Framing.UNTIL_CLOSE)
     return parse_response_head_llhttp(with_crlf(raw), request_method)
 
 

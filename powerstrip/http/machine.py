@@ -44,6 +44,8 @@ from powerstrip.http.head import (
     find_head_end,
     parse_request_head,
     parse_response_head,
+    plain_request_head,
+    plain_response_head,
     serialize_head,
 )
 from powerstrip.http.outcome import Outcome, Side
@@ -389,30 +391,35 @@ class ConnectionMachine:
 
     def _next_request(self, data: bytes) -> None:
         """Read the request head at the start of ``data`` (all the client bytes not yet used)."""
-        end = find_head_end(data)
-        if end < 0:
-            self._buffer += data
-            if len(data) > MAX_HEAD_SIZE:
-                self._answer_and_close(431, "request head larger than 64 KiB", data[:4096])
-            elif self._client_eof:
-                self._close()
-            elif self.phase is Phase.IDLE and data.strip():
-                self.phase = Phase.REQUEST_HEAD
-                self._set_timer(Timer.HEAD, self._timeouts.head)
-            return
-        if end == len(data):
-            raw, rest = data, b""
+        head = plain_request_head(data)  # most heads: found and read in one pass
+        if head is not None:
+            end = len(head.raw)
+            rest = data[end:] if end < len(data) else b""
         else:
-            raw, rest = data[:end], data[end:]
-        if raw[:1] in b"\r\n" and not raw.strip():  # blank lines before a request are ignored (RFC 9112 2.2)
-            if rest:
-                self._next_request(rest)
-            return
-        try:
-            head = parse_request_head(raw)
-        except MalformedMessage as exc:
-            self._answer_and_close(exc.status, f"powerstrip: {exc}", raw)
-            return
+            end = find_head_end(data)
+            if end < 0:
+                self._buffer += data
+                if len(data) > MAX_HEAD_SIZE:
+                    self._answer_and_close(431, "request head larger than 64 KiB", data[:4096])
+                elif self._client_eof:
+                    self._close()
+                elif self.phase is Phase.IDLE and data.strip():
+                    self.phase = Phase.REQUEST_HEAD
+                    self._set_timer(Timer.HEAD, self._timeouts.head)
+                return
+            if end == len(data):
+                raw, rest = data, b""
+            else:
+                raw, rest = data[:end], data[end:]
+            if raw[:1] in b"\r\n" and not raw.strip():  # blank lines before a request are ignored (RFC 9112 2.2)
+                if rest:
+                    self._next_request(rest)
+                return
+            try:
+                head = parse_request_head(raw)
+            except MalformedMessage as exc:
+                self._answer_and_close(exc.status, f"powerstrip: {exc}", raw)
+                return
         self._head = head
         self._outcome = Outcome()
         self._keep.request(head)
@@ -478,6 +485,11 @@ class ConnectionMachine:
         head = self._head
         assert head is not None
         while True:
+            response = plain_response_head(data, head.method)  # most heads: found and read in one pass
+            if response is not None:
+                end = len(response.raw)
+                raw, rest = response.raw, (data[end:] if end < len(data) else b"")
+                break
             end = find_head_end(data)
             if end < 0:
                 self._daemon_buffer += data

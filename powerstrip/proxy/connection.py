@@ -56,9 +56,12 @@ def log_exchange(method: str, target: str, outcome: Outcome, seconds: float) -> 
     """The access line of one exchange (the access log escapes what the client wrote)."""
     if not ACCESS_LOG.enabled:
         return
+    if not outcome.hooks and not outcome.note:
+        ACCESS_LOG.exchange(method, target, outcome.status, seconds)
+        return
     hooks = f" uid={outcome.uid} hooks=" + ",".join(map(str, outcome.hooks)) if outcome.hooks else ""
     note = f" ({outcome.note})" if outcome.note and outcome.status >= 400 else ""
-    ACCESS_LOG.write(f"{method} {target} -> {outcome.status or '-'} {seconds * 1000:.1f}ms{hooks}{note}")
+    ACCESS_LOG.exchange(method, target, outcome.status, seconds, hooks + note)
 
 
 def request_line_parts(raw: bytes) -> tuple[str, str]:

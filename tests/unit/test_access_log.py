@@ -26,7 +26,7 @@ def test_lines_of_a_burst_go_out_in_one_write_after_the_delay() -> None:
 
     async def burst() -> None:
         for _ in range(100):
-            access.write("GET /_ping -> 200 0.4ms")
+            access.exchange("GET", "/_ping", 200, 0.0004)
         assert stream.getvalue() == ""
         await asyncio.sleep(FLUSH_DELAY * 3)
 
@@ -39,7 +39,7 @@ def test_lines_of_a_burst_go_out_in_one_write_after_the_delay() -> None:
 def test_without_a_loop_a_line_is_written_at_once_and_flush_is_idempotent() -> None:
     stream = io.StringIO()
     access = AccessLog(stream)
-    access.write("GET /_ping -> 200 0.4ms")
+    access.exchange("GET", "/_ping", 200, 0.0004)
     assert LINE.match(stream.getvalue().strip())
     access.flush()
     assert len(stream.getvalue().splitlines()) == 1
@@ -64,7 +64,7 @@ def test_control_characters_are_escaped_so_lines_cannot_be_forged() -> None:
 
     stream = io.StringIO()
     access = AccessLog(stream)
-    access.write("POST /x -> 403 (adapter p: no\r\nINFO powerstrip.access: GET /forged -> 200 \x1b[2J \\x0a)")
+    access.exchange("POST", "/x\x1b[2J", 403, 0.001, " (adapter p: no\r\nINFO powerstrip.access: GET /forged -> 200 \\x0a)")
     access.flush()
     lines = stream.getvalue().splitlines()
     assert len(lines) == 1

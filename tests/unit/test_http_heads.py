@@ -21,6 +21,8 @@ FRAMING = st.sampled_from([
     b"Content-Length: 5", b"content-length: 0", b"Content-Length:  12 ", b"Content-Length: 5, 5",
     b"Content-Length: x", b"Transfer-Encoding: chunked", b"transfer-encoding: gzip, chunked",
     b"Transfer-Encoding: gzip", b"Connection: close", b"connection: keep-alive", b"Connection: Upgrade",
+    b"CONTENT-LENGTH:7", b"Content-Length: 0012", b"Content-Length: 1234567890123456789", b"Content-Length: -1",
+    b"Content-Lengthy: 3", b"X-Content-Length: 3",
 ])
 FIELD = st.one_of(st.tuples(TOKEN, VALUE).map(lambda nv: nv[0] + b": " + nv[1]), FRAMING)
 
