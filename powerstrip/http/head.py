@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from typing import TypeVar
 
 import httptools
 
@@ -106,6 +107,9 @@ class RequestHead(MessageHead):
 class ResponseHead(MessageHead):
     status: int
     reason: bytes
+
+
+_H = TypeVar("_H", RequestHead, ResponseHead)
 
 
 def find_header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
@@ -247,16 +251,6 @@ def _persists(http11: bool, fields: _Fields) -> bool:
     return not fields.close and (http11 or fields.keep_alive)
 
 
-def plain_request_head(data: bytes) -> RequestHead | None:
-    """The request head at the start of ``data`` if it is of tier one's form, found and read in one pass
-    (it ends at ``len(head.raw)``); None when ``data`` does not start with such a complete head."""
-    match = _PLAIN_REQUEST.match(data)
-    if match is None:
-        return None
-    end = match.end()
-    return _plain_request(match, data if end == len(data) else data[:end])
-
-
 def _plain_request(match: re.Match[bytes], raw: bytes) -> RequestHead:
     length = int(match[4]) if match[4] is not None else 0
     http11 = match[3] == b"1"
@@ -265,8 +259,32 @@ def _plain_request(match: re.Match[bytes], raw: bytes) -> RequestHead:
         raw=raw, framing=Framing.LENGTH if length else Framing.NONE, length=length, keep_alive=http11)
 
 
+# Heads already read, by their exact bytes. A client polling an endpoint sends the same head again and
+# again, and the daemon answers with the same head within the second of its Date; a head is a pure
+# function of its bytes, so a remembered one is what a fresh parse gives (heads are never changed once
+# made). Bounded: emptied when full, and long heads (auth headers) are not kept.
+_MEMO_ENTRIES = 512
+_MEMO_HEAD_SIZE = 2048
+_REQUESTS: dict[bytes, RequestHead] = {}
+_RESPONSES: dict[bytes, ResponseHead] = {}
+_HEAD_RESPONSES: dict[bytes, ResponseHead] = {}  # answers to HEAD: no body, whatever the framing says
+
+
+def _remember(memo: dict[bytes, _H], raw: bytes, head: _H) -> _H:
+    if len(raw) <= _MEMO_HEAD_SIZE and type(raw) is bytes:
+        if len(memo) >= _MEMO_ENTRIES:
+            memo.clear()
+        memo[raw] = head
+    return head
+
+
 def parse_request_head(raw: bytes) -> RequestHead:
     """Parse a request head (``raw`` ends with the blank line)."""
+    head = _REQUESTS.get(raw)
+    return head if head is not None else _remember(_REQUESTS, raw, _parse_request_head(raw))
+
+
+def _parse_request_head(raw: bytes) -> RequestHead:
     match = _PLAIN_REQUEST.fullmatch(raw)
     if match is not None:
         return _plain_request(match, raw)
@@ -311,15 +329,6 @@ def parse_request_head_llhttp(raw: bytes) -> RequestHead:
     )
 
 
-def plain_response_head(data: bytes, request_method: str) -> ResponseHead | None:
-    """``plain_request_head`` for a response (``request_method``: a HEAD response has no body)."""
-    match = _PLAIN_RESPONSE.match(data)
-    if match is None:
-        return None
-    end = match.end()
-    return _plain_response(match, data if end == len(data) else data[:end], request_method)
-
-
 def _plain_response(match: re.Match[bytes], raw: bytes, request_method: str) -> ResponseHead:
     status = int(match[2])
     http11 = match[1] == b"1"
@@ -338,6 +347,12 @@ def _plain_response(match: re.Match[bytes], raw: bytes, request_method: str) -> 
 
 def parse_response_head(raw: bytes, request_method: str) -> ResponseHead:
     """Parse a response head; ``request_method`` matters because a HEAD response has no body."""
+    memo = _HEAD_RESPONSES if request_method == "HEAD" else _RESPONSES
+    head = memo.get(raw)
+    return head if head is not None else _remember(memo, raw, _parse_response_head(raw, request_method))
+
+
+def _parse_response_head(raw: bytes, request_method: str) -> ResponseHead:
     match = _PLAIN_RESPONSE.fullmatch(raw)
     if match is not None:
         return _plain_response(match, raw, request_method)

@@ -44,8 +44,6 @@ from powerstrip.http.head import (
     find_head_end,
     parse_request_head,
     parse_response_head,
-    plain_request_head,
-    plain_response_head,
     serialize_head,
 )
 from powerstrip.http.outcome import Outcome, Side
@@ -98,8 +96,9 @@ class Commands(Protocol):
         """Close the client connection once what was sent to it is flushed."""
         ...
     def pause_client(self, paused: bool) -> None: ...
-    def dispatch(self, head: RequestHead) -> bool:
-        """True if the exchange is hooked: the driver runs it and calls ``hooked_done`` after."""
+    def dispatch(self, head: RequestHead) -> bool | Refusal:
+        """True if the exchange is hooked: the driver runs it and calls ``hooked_done`` after; a
+        ``Refusal`` if the driver refused it from its head alone; False to relay it."""
         ...
     def finished(self, head: RequestHead, outcome: Outcome) -> None:
         """One exchange ended."""
@@ -107,6 +106,15 @@ class Commands(Protocol):
     def refused(self, raw: bytes, outcome: Outcome) -> None:
         """A request head that could not be read (``raw``: what arrived of it) was answered with an error."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A request without a body that the driver refused from its head alone (a path rule): the machine
+    answers it at once, nothing is forwarded, and the connection stays usable."""
+
+    status: int
+    message: str
 
 
 def error_response(status: int, message: str, keep_alive: bool) -> bytes:
@@ -391,35 +399,30 @@ class ConnectionMachine:
 
     def _next_request(self, data: bytes) -> None:
         """Read the request head at the start of ``data`` (all the client bytes not yet used)."""
-        head = plain_request_head(data)  # most heads: found and read in one pass
-        if head is not None:
-            end = len(head.raw)
-            rest = data[end:] if end < len(data) else b""
+        end = find_head_end(data)
+        if end < 0:
+            self._buffer += data
+            if len(data) > MAX_HEAD_SIZE:
+                self._answer_and_close(431, "request head larger than 64 KiB", data[:4096])
+            elif self._client_eof:
+                self._close()
+            elif self.phase is Phase.IDLE and data.strip():
+                self.phase = Phase.REQUEST_HEAD
+                self._set_timer(Timer.HEAD, self._timeouts.head)
+            return
+        if end == len(data):
+            raw, rest = data, b""
         else:
-            end = find_head_end(data)
-            if end < 0:
-                self._buffer += data
-                if len(data) > MAX_HEAD_SIZE:
-                    self._answer_and_close(431, "request head larger than 64 KiB", data[:4096])
-                elif self._client_eof:
-                    self._close()
-                elif self.phase is Phase.IDLE and data.strip():
-                    self.phase = Phase.REQUEST_HEAD
-                    self._set_timer(Timer.HEAD, self._timeouts.head)
-                return
-            if end == len(data):
-                raw, rest = data, b""
-            else:
-                raw, rest = data[:end], data[end:]
-            if raw[:1] in b"\r\n" and not raw.strip():  # blank lines before a request are ignored (RFC 9112 2.2)
-                if rest:
-                    self._next_request(rest)
-                return
-            try:
-                head = parse_request_head(raw)
-            except MalformedMessage as exc:
-                self._answer_and_close(exc.status, f"powerstrip: {exc}", raw)
-                return
+            raw, rest = data[:end], data[end:]
+        if raw[:1] in b"\r\n" and not raw.strip():  # blank lines before a request are ignored (RFC 9112 2.2)
+            if rest:
+                self._next_request(rest)
+            return
+        try:
+            head = parse_request_head(raw)
+        except MalformedMessage as exc:
+            self._answer_and_close(exc.status, f"powerstrip: {exc}", raw)
+            return
         self._head = head
         self._outcome = Outcome()
         self._keep.request(head)
@@ -427,8 +430,12 @@ class ConnectionMachine:
         self.deadline = 0.0
         if rest:
             self._buffer += rest
-        if self._do.dispatch(head):
-            self.phase = Phase.HOOKED
+        decision = self._do.dispatch(head)
+        if decision is not False:
+            if decision is True:
+                self.phase = Phase.HOOKED
+            else:
+                self._refuse(decision)
             return
         self.phase = Phase.WAIT_RESPONSE
         self._request_body = _Body(head) if head.framing is not Framing.NONE else None
@@ -485,11 +492,6 @@ class ConnectionMachine:
         head = self._head
         assert head is not None
         while True:
-            response = plain_response_head(data, head.method)  # most heads: found and read in one pass
-            if response is not None:
-                end = len(response.raw)
-                raw, rest = response.raw, (data[end:] if end < len(data) else b"")
-                break
             end = find_head_end(data)
             if end < 0:
                 self._daemon_buffer += data
@@ -516,6 +518,7 @@ class ConnectionMachine:
         self._outcome.status = response.status
         self._keep.response(response)
         self._response_started = True
+        as_sent = len(response.raw) == len(raw)  # else bare LFs were made CRLF: the head goes out rewritten
         raw = response.raw
         if response.status == 101 or response.framing is Framing.UNTIL_CLOSE:
             self._splice(raw + rest)
@@ -526,7 +529,7 @@ class ConnectionMachine:
                 self._keep.spent()
             self._response_done()
             return
-        if response.framing is Framing.LENGTH and len(rest) == response.length and raw is response.raw:
+        if response.framing is Framing.LENGTH and len(rest) == response.length and as_sent:
             self._do.send_client(data)  # most API answers: head and whole body in one read, sent as they came
             self._response_done()
             return
@@ -568,6 +571,19 @@ class ConnectionMachine:
         self._request_body = None
         self._do.finished(self._head, self._outcome)
         if not self._outcome.keep_alive:
+            self._close()
+            return
+        self._idle()
+
+    def _refuse(self, refusal: Refusal) -> None:
+        outcome = self._outcome
+        outcome.status, outcome.note, outcome.fault = refusal.status, refusal.message, Side.CLIENT
+        outcome.keep_alive = self._keep.client and not self.closing and self._head is not None \
+            and self._head.framing is Framing.NONE
+        self._response_started = True
+        self._do.send_client(error_response(refusal.status, refusal.message, outcome.keep_alive))
+        self._do.finished(self._head, outcome)
+        if not outcome.keep_alive:
             self._close()
             return
         self._idle()

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from powerstrip.http.head import MAX_HEAD_SIZE, MalformedMessage, RequestHead
-from powerstrip.http.machine import ConnectionMachine, Phase, Timeouts, error_response
-from powerstrip.hooks.model import PathVerdict
+from powerstrip.http.machine import ConnectionMachine, Phase, Refusal, Timeouts, error_response
 from powerstrip.http.outcome import Outcome, Side
 from powerstrip.proxy import exchange
 from powerstrip.proxy.addresses import Address
@@ -277,7 +276,7 @@ class ClientSide(asyncio.Protocol):
     def pause_client(self, paused: bool) -> None:
         self.pause_reason(machine=paused)
 
-    def dispatch(self, head: RequestHead) -> bool:
+    def dispatch(self, head: RequestHead) -> bool | Refusal:
         self._started = time.perf_counter()
         generation = self.hub.generations.current
         self._generation = generation.number
@@ -287,13 +286,14 @@ class ClientSide(asyncio.Protocol):
         self._routed = route is not None
         if route is None:
             return False
-        refusal = None
         if len(route.pre) == 1 and not route.post:  # its one hook may decide from the path alone
             assert self.identity is not None
             judged, refusal = exchange.judged_by_path(route, generation.runtime.adapters[route.pre[0].name],
                                                       head, self.identity.peer)
             if judged is None:
                 return False  # relayed as if unhooked (recorded as routed)
+            if refusal is not None:
+                return Refusal(refusal.status, refusal.message)  # answered by the machine: no task, no bridge
         generation = self.hub.generations.lease()  # the same one: nothing ran in between
         assert self.transport is not None
         reader = BridgeReader(limit=MAX_HEAD_SIZE)
@@ -304,8 +304,7 @@ class ClientSide(asyncio.Protocol):
         if self.machine.client_eof_seen:
             reader.feed_eof()
         self._bridge = Stream(reader, TransportWriter(self.transport))
-        self.hooked_task = asyncio.get_running_loop().create_task(
-            self._run_hooked(head, route, generation, refusal))
+        self.hooked_task = asyncio.get_running_loop().create_task(self._run_hooked(head, route, generation))
         return True
 
     def finished(self, head: RequestHead, outcome: Outcome) -> None:
@@ -357,19 +356,14 @@ class ClientSide(asyncio.Protocol):
 
     # ---- the hook path -------------------------------------------------------------------------
 
-    async def _run_hooked(self, head: RequestHead, route: exchange.Route, generation: Generation,
-                          refusal: PathVerdict | None) -> None:
-        """The hook path as a task: the exchange (or a refusal its one hook made from the path alone)."""
+    async def _run_hooked(self, head: RequestHead, route: exchange.Route, generation: Generation) -> None:
+        """The hook path as a task."""
         bridge = self._bridge
         assert bridge is not None and self.identity is not None
         outcome = Outcome(note="the exchange did not finish")
         try:
-            if refusal is not None:
-                outcome = await exchange.send_error(bridge, refusal.status, refusal.message, head.keep_alive,
-                                                    Outcome())
-            else:
-                outcome = await exchange.hooked(bridge, self.identity.peer, DaemonLink(self), head, route,
-                                                generation.runtime.adapters, self.hub.settings.limits)
+            outcome = await exchange.hooked(bridge, self.identity.peer, DaemonLink(self), head, route,
+                                            generation.runtime.adapters, self.hub.settings.limits)
         except MalformedMessage as exc:
             outcome = self._error(bridge, exc.status, f"powerstrip: {exc}", Side.CLIENT)
         except TimeoutError:

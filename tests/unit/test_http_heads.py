@@ -68,3 +68,21 @@ def test_the_head_ends_at_the_first_blank_line_whatever_the_line_endings():
     for raw in (b"GET / HTTP/1.1\r\nA: b\r\n\r\n", b"GET / HTTP/1.1\nA: b\n\n", b"GET / HTTP/1.1\r\nA: b\n\r\n"):
         assert find_head_end(raw + b"body") == len(raw)
     assert find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n") == -1
+
+
+def test_the_parse_memo_is_bounded_and_keeps_no_long_heads():
+    from powerstrip.http import head as heads
+
+    for n in range(heads._MEMO_ENTRIES * 2):
+        parse_request_head(b"GET /containers/%d/json HTTP/1.1\r\nHost: docker\r\n\r\n" % n)
+    assert 0 < len(heads._REQUESTS) <= heads._MEMO_ENTRIES
+    long_head = b"GET /_ping HTTP/1.1\r\nX-Registry-Auth: " + b"a" * heads._MEMO_HEAD_SIZE + b"\r\n\r\n"
+    assert parse_request_head(long_head).target == "/_ping"
+    assert long_head not in heads._REQUESTS
+
+
+def test_a_remembered_response_head_depends_on_the_request_method():
+    raw = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+    assert parse_response_head(raw, "GET").length == 5
+    assert parse_response_head(raw, "HEAD").framing.value == "none"
+    assert parse_response_head(raw, "GET").length == 5

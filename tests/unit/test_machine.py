@@ -11,7 +11,7 @@ import json
 import pytest
 
 from powerstrip.http.head import RequestHead
-from powerstrip.http.machine import MAX_PIPELINED, ConnectionMachine, Phase, Timeouts, Timer
+from powerstrip.http.machine import MAX_PIPELINED, ConnectionMachine, Phase, Refusal, Timeouts, Timer
 from powerstrip.http.outcome import Outcome, Side
 
 PING = b"GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n"
@@ -63,7 +63,7 @@ class Recorder:
     def pause_client(self, paused: bool) -> None:
         self.commands.append(("pause client", paused))
 
-    def dispatch(self, head: RequestHead) -> bool:
+    def dispatch(self, head: RequestHead) -> bool | Refusal:
         self.commands.append(("dispatch", head.method, head.target))
         return self.hooked
 
@@ -233,6 +233,22 @@ def test_a_bare_lf_head_is_answered_and_forwarded_with_crlf():
     m, rec, _ = machine()
     m.client_data(b"GET /_ping HTTP/1.1\nHost: docker\n\n")
     assert rec.take() == [("dispatch", "GET", "/_ping"), ("daemon", b"GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")]
+
+
+def test_a_bare_lf_response_head_is_passed_on_with_crlf_also_when_its_body_came_with_it():
+    m, rec, _ = machine()
+    m.client_data(PING)
+    rec.take()
+    m.daemon_data(b"HTTP/1.1 200 OK\nContent-Length: 2\n\nOK")
+    assert rec.take()[0] == ("client", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK")
+
+
+def test_a_remembered_head_is_relayed_like_a_fresh_one():
+    m, rec, _ = machine()
+    for _ in range(3):  # the second and third heads come from the parse memo
+        m.client_data(PING)
+        m.daemon_data(OK)
+        assert rec.take()[:3] == [("dispatch", "GET", "/_ping"), ("daemon", PING), ("client", OK)]
 
 
 def test_a_malformed_head_is_a_400_with_a_message_and_the_connection_closes():
@@ -421,3 +437,29 @@ def test_heads_split_anywhere_are_read_the_same(split):
     m.daemon_data(OK[split:])
     assert sent_to_client(rec) == OK
     assert rec.commands[-1] == ("finished", 200, True)
+
+
+# ---- refusals from the head alone (a path rule) ---------------------------------------------------
+
+def test_a_refused_request_is_answered_at_once_and_the_next_one_on_the_connection_is_relayed():
+    m, rec, _ = machine(hooked=Refusal(403, "adapter policy: denied by rule 2"))
+    m.client_data(PING + PING)  # two pipelined requests; the driver refuses both
+    commands = rec.take()
+    answers = [c for c in commands if c[0] == "client"]
+    assert len(answers) == 2 and all(a[1].startswith(b"HTTP/1.1 403 Forbidden\r\n") for a in answers)
+    assert error_body(answers[0][1]) == {"message": "adapter policy: denied by rule 2"}
+    assert b"Connection: close" not in answers[0][1]
+    assert not [c for c in commands if c[0] in ("daemon", "connect")]  # nothing forwarded
+    assert [o.status for _, o in rec.outcomes] == [403, 403] and rec.outcomes[0][1].keep_alive
+    assert m.phase is Phase.IDLE
+    rec.hooked = False
+    m.client_data(PING)
+    assert ("daemon", PING) in rec.take()
+
+
+def test_a_refusal_to_a_client_that_asked_for_close_closes_after_the_answer():
+    m, rec, _ = machine(hooked=Refusal(403, "no"))
+    m.client_data(b"GET /_ping HTTP/1.1\r\nConnection: close\r\n\r\n")
+    commands = rec.take()
+    assert commands[1][1].startswith(b"HTTP/1.1 403 ") and b"Connection: close" in commands[1][1]
+    assert commands[-1] == ("close client",) and m.phase is Phase.CLOSED
