@@ -78,6 +78,14 @@ class Timeouts:
     linger: float    # after the daemon ended a spliced stream, client input still gets this long
 
 
+# The members as module globals for the hot path: ``Phase.IDLE`` is looked up through EnumType's
+# ``__getattr__`` hook (about 60 ns, three times a global's), and an exchange makes dozens of them.
+_IDLE, _REQUEST_HEAD, _HOOKED, _WAIT_RESPONSE = Phase.IDLE, Phase.REQUEST_HEAD, Phase.HOOKED, Phase.WAIT_RESPONSE
+_RESPONSE_BODY, _SPLICED, _CLOSED = Phase.RESPONSE_BODY, Phase.SPLICED, Phase.CLOSED
+_T_IDLE, _T_HEAD, _T_BODY, _T_LINGER = Timer.IDLE, Timer.HEAD, Timer.BODY, Timer.LINGER
+_F_NONE, _F_LENGTH, _F_CHUNKED, _F_UNTIL_CLOSE = Framing.NONE, Framing.LENGTH, Framing.CHUNKED, Framing.UNTIL_CLOSE
+
+
 class Commands(Protocol):
     """What the machine asks of its driver."""
 
@@ -146,8 +154,8 @@ class _Body:
     __slots__ = ("remaining", "scanner")
 
     def __init__(self, head: MessageHead) -> None:
-        self.remaining = head.length if head.framing is Framing.LENGTH else 0
-        self.scanner = ChunkedScanner() if head.framing is Framing.CHUNKED else None
+        self.remaining = head.length if head.framing is _F_LENGTH else 0
+        self.scanner = ChunkedScanner() if head.framing is _F_CHUNKED else None
 
     def take(self, data: bytes) -> int:
         """How many bytes of ``data`` belong to the body; raises MalformedMessage for a bad chunked body."""
@@ -204,9 +212,9 @@ class ConnectionMachine:
         self._do = commands
         self._clock = clock
         self._timeouts = timeouts
-        self.phase = Phase.IDLE
+        self.phase = _IDLE
         self.deadline = clock() + timeouts.idle
-        self.timer = Timer.IDLE
+        self.timer = _T_IDLE
         self.closing = False  # the gateway stops: no exchange after the one in progress
         self._buffer = bytearray()         # client bytes not yet part of a forwarded message
         self._daemon_buffer = bytearray()  # a response head still arriving
@@ -228,17 +236,17 @@ class ConnectionMachine:
 
     def client_data(self, data: bytes) -> None:
         phase = self.phase
-        if phase is Phase.SPLICED:
+        if phase is _SPLICED:
             self._to_daemon(data)
             return
-        if phase is Phase.CLOSED:
+        if phase is _CLOSED:
             return
         buffer = self._buffer
         if self._request_body is not None and not buffer:
             data = self._body_bytes(data)
-            if self.phase is Phase.CLOSED or not data:
+            if self.phase is _CLOSED or not data:
                 return
-        if phase is Phase.IDLE or phase is Phase.REQUEST_HEAD:
+        if phase is _IDLE or phase is _REQUEST_HEAD:
             if buffer:
                 buffer += data
                 data = bytes(buffer)
@@ -254,16 +262,16 @@ class ConnectionMachine:
         """The client closed its sending side (it may still read)."""
         self._client_eof = True
         phase = self.phase
-        if phase is Phase.SPLICED:
+        if phase is _SPLICED:
             self._do.half_close_daemon()
             if self._daemon_eof:
                 self._end_splice()
-        elif phase is Phase.IDLE:
+        elif phase is _IDLE:
             if not self._buffer:
                 self._close()
-        elif phase is Phase.REQUEST_HEAD:
+        elif phase is _REQUEST_HEAD:
             self._close()  # a head cut short: nothing to answer (as Go's server)
-        elif phase is Phase.WAIT_RESPONSE or phase is Phase.RESPONSE_BODY:
+        elif phase is _WAIT_RESPONSE or phase is _RESPONSE_BODY:
             if self._request_body is not None:
                 self._fail(Side.CLIENT, 400, "the client closed its connection inside the request body")
             elif not self._buffer:
@@ -274,13 +282,13 @@ class ConnectionMachine:
 
     def client_lost(self) -> None:
         """The client connection is gone (closed or reset): nothing can be sent to it any more."""
-        if self.phase is Phase.CLOSED:
+        if self.phase is _CLOSED:
             return
-        if self.phase is not Phase.IDLE and self.phase is not Phase.HOOKED and self._head is not None:
+        if self.phase is not _IDLE and self.phase is not _HOOKED and self._head is not None:
             self._outcome.note = self._outcome.note or "the client went away"
             self._outcome.keep_alive = False
             self._do.finished(self._head, self._outcome)
-        self.phase = Phase.CLOSED
+        self.phase = _CLOSED
         self.deadline = 0.0
         self._do.close_daemon()
         self._daemon_ready = False
@@ -302,18 +310,18 @@ class ConnectionMachine:
 
     def daemon_data(self, data: bytes) -> None:
         phase = self.phase
-        if phase is Phase.SPLICED:
+        if phase is _SPLICED:
             self._do.send_client(data)
-        elif phase is Phase.RESPONSE_BODY:
+        elif phase is _RESPONSE_BODY:
             self._response_bytes(data)
-        elif phase is Phase.WAIT_RESPONSE:
+        elif phase is _WAIT_RESPONSE:
             buffer = self._daemon_buffer
             if buffer:
                 buffer += data
                 data = bytes(buffer)
                 buffer.clear()
             self._response_head(data)
-        elif phase is not Phase.CLOSED:
+        elif phase is not _CLOSED:
             # bytes nobody asked for (between exchanges): the connection is out of step, drop it
             self._daemon_ready = False
             self._do.close_daemon()
@@ -322,24 +330,24 @@ class ConnectionMachine:
         self._daemon_eof = True
         self._daemon_ready = False
         phase = self.phase
-        if phase is Phase.SPLICED:
+        if phase is _SPLICED:
             self._do.half_close_client()
             if self._client_eof:
                 self._end_splice()
             else:
-                self._set_timer(Timer.LINGER, self._timeouts.linger)
-        elif phase is Phase.WAIT_RESPONSE:
+                self._set_timer(_T_LINGER, self._timeouts.linger)
+        elif phase is _WAIT_RESPONSE:
             self._fail(Side.DAEMON, 502, "the daemon closed the connection without answering")
-        elif phase is Phase.RESPONSE_BODY:
+        elif phase is _RESPONSE_BODY:
             self._fail(Side.DAEMON, 502, "the daemon closed the connection inside the response body")
-        elif phase is not Phase.CLOSED:
+        elif phase is not _CLOSED:
             self._do.close_daemon()  # an idle kept-alive connection the daemon closed: reopened when needed
 
     def daemon_flow(self, paused: bool) -> None:
         """The daemon connection stopped (or resumed) taking bytes: a request body that waits for it is
         not stalled by the client, so its timer stops meanwhile."""
         self._daemon_paused = paused
-        if self._request_body is not None and self.timer is Timer.BODY:
+        if self._request_body is not None and self.timer is _T_BODY:
             self.deadline = 0.0 if paused else self._clock() + self._timeouts.body
 
     # ---- events from the driver ----------------------------------------------------------------
@@ -348,14 +356,14 @@ class ConnectionMachine:
         """The deadline passed."""
         timer = self.timer
         self.deadline = 0.0
-        if timer is Timer.IDLE and self.phase is Phase.IDLE:
+        if timer is _T_IDLE and self.phase is _IDLE:
             self._close()
-        elif timer is Timer.HEAD and self.phase is Phase.REQUEST_HEAD:
+        elif timer is _T_HEAD and self.phase is _REQUEST_HEAD:
             self._answer_and_close(408, f"request head not complete within {self._timeouts.head:g}s",
                                    bytes(self._buffer[:4096]))
-        elif timer is Timer.BODY and self._request_body is not None:
+        elif timer is _T_BODY and self._request_body is not None:
             self._fail(Side.CLIENT, 408, f"request body stopped arriving for {self._timeouts.body:g}s")
-        elif timer is Timer.LINGER and self.phase is Phase.SPLICED:
+        elif timer is _T_LINGER and self.phase is _SPLICED:
             self._end_splice()
 
     def take_buffered(self) -> bytes:
@@ -372,7 +380,7 @@ class ConnectionMachine:
         """The hooked exchange ended; ``leftover`` is what the client sent past its request."""
         self._head = None
         self._daemon_ready = daemon_open
-        if not keep_alive or self.closing or self.phase is Phase.CLOSED:
+        if not keep_alive or self.closing or self.phase is _CLOSED:
             self._close()
             return
         self._buffer += leftover
@@ -381,19 +389,19 @@ class ConnectionMachine:
     def stop(self) -> None:
         """The gateway stops: an idle connection closes now, a busy one after its exchange."""
         self.closing = True
-        if self.phase is Phase.IDLE:
+        if self.phase is _IDLE:
             self._close()
 
     @property
     def streaming(self) -> bool:
         """Relaying a stream now: spliced, or a chunked response (events, logs -f)."""
-        return self.phase is Phase.SPLICED or (
-            self.phase is Phase.RESPONSE_BODY and self._response is not None
-            and self._response.framing is Framing.CHUNKED)
+        return self.phase is _SPLICED or (
+            self.phase is _RESPONSE_BODY and self._response is not None
+            and self._response.framing is _F_CHUNKED)
 
     @property
     def busy(self) -> bool:
-        return self.phase is not Phase.IDLE and self.phase is not Phase.CLOSED
+        return self.phase is not _IDLE and self.phase is not _CLOSED
 
     # ---- requests ------------------------------------------------------------------------------
 
@@ -406,9 +414,9 @@ class ConnectionMachine:
                 self._answer_and_close(431, "request head larger than 64 KiB", data[:4096])
             elif self._client_eof:
                 self._close()
-            elif self.phase is Phase.IDLE and data.strip():
-                self.phase = Phase.REQUEST_HEAD
-                self._set_timer(Timer.HEAD, self._timeouts.head)
+            elif self.phase is _IDLE and data.strip():
+                self.phase = _REQUEST_HEAD
+                self._set_timer(_T_HEAD, self._timeouts.head)
             return
         if end == len(data):
             raw, rest = data, b""
@@ -433,12 +441,12 @@ class ConnectionMachine:
         decision = self._do.dispatch(head)
         if decision is not False:
             if decision is True:
-                self.phase = Phase.HOOKED
+                self.phase = _HOOKED
             else:
                 self._refuse(decision)
             return
-        self.phase = Phase.WAIT_RESPONSE
-        self._request_body = _Body(head) if head.framing is not Framing.NONE else None
+        self.phase = _WAIT_RESPONSE
+        self._request_body = _Body(head) if head.framing is not _F_NONE else None
         if self._daemon_ready or self._do.open_daemon():
             self._daemon_ready = True
             self._do.send_daemon(head.raw)
@@ -446,7 +454,7 @@ class ConnectionMachine:
             self._pending.append(head.raw)
         buffer = self._buffer
         if self._request_body is not None:
-            self._set_timer(Timer.BODY, self._timeouts.body)
+            self._set_timer(_T_BODY, self._timeouts.body)
             if buffer:
                 data = bytes(buffer)
                 buffer.clear()
@@ -470,7 +478,7 @@ class ConnectionMachine:
             self._to_daemon(data if taken == len(data) else data[:taken])
         if body.done:
             self._request_body = None
-            if self.timer is Timer.BODY:
+            if self.timer is _T_BODY:
                 self.deadline = 0.0
             if self._client_eof and taken == len(data):
                 self._do.half_close_daemon()
@@ -520,21 +528,21 @@ class ConnectionMachine:
         self._response_started = True
         as_sent = len(response.raw) == len(raw)  # else bare LFs were made CRLF: the head goes out rewritten
         raw = response.raw
-        if response.status == 101 or response.framing is Framing.UNTIL_CLOSE:
+        if response.status == 101 or response.framing is _F_UNTIL_CLOSE:
             self._splice(raw + rest)
             return
-        if response.framing is Framing.NONE:
+        if response.framing is _F_NONE:
             self._do.send_client(raw)
             if rest:
                 self._keep.spent()
             self._response_done()
             return
-        if response.framing is Framing.LENGTH and len(rest) == response.length and as_sent:
+        if response.framing is _F_LENGTH and len(rest) == response.length and as_sent:
             self._do.send_client(data)  # most API answers: head and whole body in one read, sent as they came
             self._response_done()
             return
         self._response_body = _Body(response)
-        self.phase = Phase.RESPONSE_BODY
+        self.phase = _RESPONSE_BODY
         if not rest:
             self._do.send_client(raw)
             return
@@ -579,7 +587,7 @@ class ConnectionMachine:
         outcome = self._outcome
         outcome.status, outcome.note, outcome.fault = refusal.status, refusal.message, Side.CLIENT
         outcome.keep_alive = self._keep.client and not self.closing and self._head is not None \
-            and self._head.framing is Framing.NONE
+            and self._head.framing is _F_NONE
         self._response_started = True
         self._do.send_client(error_response(refusal.status, refusal.message, outcome.keep_alive))
         self._do.finished(self._head, outcome)
@@ -589,9 +597,9 @@ class ConnectionMachine:
         self._idle()
 
     def _idle(self) -> None:
-        self.phase = Phase.IDLE
+        self.phase = _IDLE
         self._head = self._response = None
-        self._set_timer(Timer.IDLE, self._timeouts.idle)
+        self._set_timer(_T_IDLE, self._timeouts.idle)
         if self._paused:
             self._paused = False
             self._do.pause_client(False)
@@ -604,7 +612,7 @@ class ConnectionMachine:
 
     def _splice(self, first: bytes) -> None:
         """From here on bytes flow both ways untouched; each side's half-close is passed on."""
-        self.phase = Phase.SPLICED
+        self.phase = _SPLICED
         self._request_body = None
         self.deadline = 0.0
         self._do.send_client(first)
@@ -650,9 +658,9 @@ class ConnectionMachine:
         self.deadline = self._clock() + seconds
 
     def _close(self) -> None:
-        if self.phase is Phase.CLOSED:
+        if self.phase is _CLOSED:
             return
-        self.phase = Phase.CLOSED
+        self.phase = _CLOSED
         self.deadline = 0.0
         self._buffer.clear()
         self._do.close_client()
