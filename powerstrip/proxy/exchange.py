@@ -19,7 +19,7 @@ from typing import Protocol
 
 from powerstrip.canonical import BodyRefused, judged_body
 from powerstrip.config.routes import Route
-from powerstrip.hooks.chain import ChainRun, ChainStopped, HookRecord
+from powerstrip.hooks.chain import ChainRun, ChainStopped
 from powerstrip.hooks.model import Adapter, ClientRequest, PathVerdict, Peer, ServerResponse
 from powerstrip.hooks.scope import ExchangeScope
 from powerstrip.http.head import (
