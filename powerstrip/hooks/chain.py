@@ -12,6 +12,7 @@ from typing import TypeVar
 from powerstrip.canonical import BodyRefused, judged_body
 from powerstrip.config.model import AdapterSpec
 from powerstrip.hooks.model import Adapter, AdapterFailure, ClientRequest, HookRejected, ServerResponse
+from powerstrip.hooks.scope import ExchangeScope
 
 log = logging.getLogger("powerstrip.hooks")
 T = TypeVar("T")
@@ -85,6 +86,7 @@ class HookRecord:
     phase: str
     outcome: str  # "ok", "rejected", "failed", "ignored", "skipped" (cannot run dry)
     seconds: float
+    warnings: tuple[str, ...] = ()  # what it added to the exchange's scope, as the client reads them
 
     def __str__(self) -> str:
         return f"{self.phase}:{self.adapter}={self.outcome}({self.seconds * 1000:.1f}ms)"
@@ -103,16 +105,16 @@ class ChainRun:
             if request.dry_run and not getattr(adapter, "supports_dry_run", False):
                 self.records.append(HookRecord(spec.name, "pre", "skipped", 0.0))
                 continue
-            started = time.perf_counter()
+            started, warned = time.perf_counter(), _Warned(request)
             try:
                 result = await _bounded_call(spec, adapter.pre_hook(request))
                 if spec.kind != "validating":
                     result = self._judged(result, request)
             except (HookRejected, AdapterFailure) as exc:
-                self._handle(spec, "pre", exc, started)
+                self._handle(spec, "pre", exc, started, warned.new(spec))
                 continue
             request = self._accept(spec, request, result)
-            self.records.append(HookRecord(spec.name, "pre", "ok", time.perf_counter() - started))
+            self.records.append(HookRecord(spec.name, "pre", "ok", time.perf_counter() - started, warned.new(spec)))
         return request
 
     @staticmethod
@@ -140,39 +142,67 @@ class ChainRun:
             if (result.method, result.request, result.body) != (sent.method, sent.request, sent.body):
                 log.warning("adapter %s is validating: the changes it returned are ignored (uid %s)", spec.name, sent.uid)
             return sent
-        if (result.headers, result.uid, result.dry_run, result.peer) != (sent.headers, sent.uid, sent.dry_run, sent.peer):
-            result = replace(result, headers=sent.headers, uid=sent.uid, dry_run=sent.dry_run, peer=sent.peer)
+        if (result.headers, result.uid, result.dry_run, result.peer) != (sent.headers, sent.uid, sent.dry_run, sent.peer) \
+                or result.scope is not sent.scope:
+            result = replace(result, headers=sent.headers, uid=sent.uid, dry_run=sent.dry_run, peer=sent.peer,
+                             scope=sent.scope)
         return result
 
     async def post(
         self, specs: tuple[AdapterSpec, ...], request: ClientRequest, response: ServerResponse
     ) -> ServerResponse:
         for spec in specs:
-            started = time.perf_counter()
+            started, warned = time.perf_counter(), _Warned(request)
             try:
                 result = await _bounded_call(spec, self.adapters[spec.name].post_hook(request, response))
                 if result != response:
                     check_response(result)
             except (HookRejected, AdapterFailure) as exc:
-                self._handle(spec, "post", exc, started)
+                self._handle(spec, "post", exc, started, warned.new(spec))
                 continue
             if spec.kind == "validating" and result != response:
                 log.warning("adapter %s is validating: the changes it returned are ignored (uid %s)", spec.name, request.uid)
             else:
                 response = result
-            self.records.append(HookRecord(spec.name, "post", "ok", time.perf_counter() - started))
+            self.records.append(HookRecord(spec.name, "post", "ok", time.perf_counter() - started, warned.new(spec)))
         return response
 
-    def _handle(self, spec: AdapterSpec, phase: str, exc: HookRejected | AdapterFailure, started: float) -> None:
-        """Stop the chain, or (failure with policy ``ignore``) log and go on with the value unchanged."""
+    def _handle(self, spec: AdapterSpec, phase: str, exc: HookRejected | AdapterFailure, started: float,
+                warnings: tuple[str, ...]) -> None:
+        """Stop the chain, or (failure with policy ``ignore``) log and go on with the value unchanged.
+        An adapter's warnings stay whatever it decided: a client refused is still told what was wrong."""
         seconds = time.perf_counter() - started
         if isinstance(exc, HookRejected):
-            self.records.append(HookRecord(spec.name, phase, "rejected", seconds))
+            self.records.append(HookRecord(spec.name, phase, "rejected", seconds, warnings))
             raise ChainStopped(exc.status, f"adapter {spec.name}: {exc.message}")
         if spec.failure_policy == "ignore":
-            self.records.append(HookRecord(spec.name, phase, "ignored", seconds))
+            self.records.append(HookRecord(spec.name, phase, "ignored", seconds, warnings))
             log.warning("adapter %s failed (%s hook, failure_policy ignore, going on): %s", spec.name, phase, exc.message)
             return
-        self.records.append(HookRecord(spec.name, phase, "failed", seconds))
+        self.records.append(HookRecord(spec.name, phase, "failed", seconds, warnings))
         log.error("adapter %s failed (%s hook): %s", spec.name, phase, exc.message)
         raise ChainStopped(exc.status, f"adapter {spec.name}: {exc.message}")
+
+
+class _Warned:
+    """The warnings one adapter call adds to the exchange's scope: named after the adapter (as its refusals
+    are, ``adapter NAME: ...``) and logged, once the call is over."""
+
+    __slots__ = ("_scope", "_uid", "_kept", "_dropped")
+
+    def __init__(self, request: ClientRequest) -> None:
+        self._scope: ExchangeScope = request.scope
+        self._uid = request.uid
+        self._kept, self._dropped = len(self._scope.warnings), self._scope.dropped
+
+    def new(self, spec: AdapterSpec) -> tuple[str, ...]:
+        scope = self._scope
+        if len(scope.warnings) == self._kept and scope.dropped == self._dropped:
+            return ()
+        for index in range(self._kept, len(scope.warnings)):
+            log.warning("adapter %s warns (uid %s): %s", spec.name, self._uid, scope.warnings[index])
+            scope.warnings[index] = f"adapter {spec.name}: {scope.warnings[index]}"
+        if scope.dropped > self._dropped:
+            log.warning("adapter %s: %d more warning(s) not kept (at most %d an exchange; uid %s)", spec.name,
+                        scope.dropped - self._dropped, len(scope.warnings), self._uid)
+        return tuple(scope.warnings[self._kept:])

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from dataclasses import replace
 from typing import Any
 
@@ -19,8 +18,6 @@ import aiohttp
 from powerstrip.config.model import AdapterSpec
 from powerstrip.hooks import protocol_v1, protocol_v2
 from powerstrip.hooks.model import AdapterFailure, ClientRequest, HookRejected, ServerResponse
-
-log = logging.getLogger("powerstrip.hooks")
 
 _SNIPPET = 200
 MAX_REPLY_BYTES = 64 * 1024 * 1024  # a reply carries a whole body as a JSON string: 4x the default body cap
@@ -121,7 +118,8 @@ class HttpAdapterV1(_HttpAdapter):
 
 
 class HttpAdapterV2(_HttpAdapter):
-    """Protocol v2: decoded objects, allowed/denied verdicts, JSON Patches, warnings, dry runs."""
+    """Protocol v2: decoded objects, allowed/denied verdicts, JSON Patches, warnings (for the client's
+    ``Warning`` headers), dry runs."""
 
     supports_dry_run = True
 
@@ -131,8 +129,8 @@ class HttpAdapterV2(_HttpAdapter):
             verdict = protocol_v2.parse_verdict(reply, request.uid)
         except protocol_v2.InvalidDocument as exc:
             raise self._invalid(exc) from None
-        for warning in verdict.warnings:
-            log.warning("adapter %s warns (uid %s): %s", self.name, request.uid, warning)
+        for warning in verdict.warnings:  # to the client's Warning headers, the log and the audit (hooks.chain)
+            request.scope.warn(warning)
         if not verdict.allowed:
             raise HookRejected(verdict.status, verdict.message)
         return verdict

@@ -7,8 +7,10 @@ the chain's result back, so a hook sees exactly the bytes that are forwarded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
+
+from powerstrip.hooks.scope import ExchangeScope
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -41,7 +43,9 @@ class ClientRequest:
     """A request as a hook sees it: ``request`` is the target, path and query (v1 ``Request``).
 
     ``headers`` (as the client sent them), ``uid`` (one per exchange, the same in every hook and in
-    the logs), ``dry_run`` and ``peer`` are context: hooks read them, the forwarded request keeps them.
+    the logs), ``dry_run``, ``peer`` and ``scope`` are context: hooks read them, the forwarded request keeps
+    them. ``scope`` (``hooks.scope``) is where an adapter adds warnings for the client and learns when the
+    exchange ends; it is the same object in every hook of one exchange and takes no part in comparisons.
     """
 
     method: str
@@ -51,6 +55,7 @@ class ClientRequest:
     uid: str = ""
     dry_run: bool = False
     peer: Peer = UNKNOWN_PEER
+    scope: ExchangeScope = field(default_factory=ExchangeScope, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,13 +2,15 @@
 
 Each call carries the exchange's ``uid``, the decoded JSON body as ``object`` and a ``dryRun``
 flag. The adapter answers ``allowed`` (or a denial with a status), may return an RFC 6902 JSON
-Patch to apply to the object instead of a whole body, and may add warnings for the log. The
-wire format is documented with examples in docs/adapters.md.
+Patch to apply to the object instead of a whole body, and may add warnings, which the client gets as
+``Warning`` headers (as Kubernetes admission's). The wire format is documented with examples in
+docs/adapters.md.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -177,9 +179,11 @@ def read_call(document: Any) -> tuple[ClientRequest, ServerResponse | None]:
                                    _text(answer, "response"))
 
 
-def allowed_reply(uid: str, before: str | None, after: str | None) -> dict[str, Any]:
+def allowed_reply(uid: str, before: str | None, after: str | None, warnings: Sequence[str] = ()) -> dict[str, Any]:
     """An allowing reply whose patch turns body ``before`` into ``after``."""
     reply: dict[str, Any] = {"apiVersion": API_VERSION, "kind": KIND, "uid": uid, "allowed": True}
+    if warnings:
+        reply["warnings"] = list(warnings)
     if after != before:
         old, _ = split_body(before)
         new, new_text = split_body(after)
@@ -190,6 +194,9 @@ def allowed_reply(uid: str, before: str | None, after: str | None) -> dict[str, 
     return reply
 
 
-def denied_reply(uid: str, status: int, message: str) -> dict[str, Any]:
-    return {"apiVersion": API_VERSION, "kind": KIND, "uid": uid, "allowed": False,
-            "status": {"code": status, "message": message}}
+def denied_reply(uid: str, status: int, message: str, warnings: Sequence[str] = ()) -> dict[str, Any]:
+    reply: dict[str, Any] = {"apiVersion": API_VERSION, "kind": KIND, "uid": uid, "allowed": False,
+                             "status": {"code": status, "message": message}}
+    if warnings:
+        reply["warnings"] = list(warnings)
+    return reply

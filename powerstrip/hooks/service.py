@@ -4,18 +4,21 @@ One endpoint answers both protocols, told apart by the document: ``PowerstripPro
 or ``apiVersion: powerstrip/v2``. The same adapter object that powerstrip runs in-process answers
 here, and its decisions map onto the wire the way the gateway reads them back. v1: a refusal is its
 4xx status with ``{"message": ...}``, a failure a 500. v2: a refusal is a denial verdict, a change
-a JSON Patch.
+a JSON Patch, the adapter's warnings the reply's ``warnings``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from aiohttp import web
 
 from powerstrip.hooks import protocol_v1, protocol_v2
 from powerstrip.hooks.model import Adapter, AdapterFailure, ClientRequest, HookRejected, ServerResponse
+
+log = logging.getLogger("powerstrip.hooks")
 
 
 class BadDocument(ValueError):
@@ -44,35 +47,42 @@ def _server_response(document: dict[str, Any]) -> ServerResponse:
 
 
 async def _answer_v1(adapter: Adapter, document: dict[str, Any]) -> dict[str, Any]:
+    """Protocol v1 has no place for warnings: the adapter's are logged here."""
     request = _client_request(document)
-    if document.get("Type") == "pre-hook":
-        result = await adapter.pre_hook(request)
-        return {"PowerstripProtocolVersion": 1,
-                "ModifiedClientRequest": {"Method": result.method, "Request": result.request, "Body": result.body}}
-    if document.get("Type") == "post-hook":
-        response = await adapter.post_hook(request, _server_response(document))
-        return {"PowerstripProtocolVersion": 1,
-                "ModifiedServerResponse": {"ContentType": response.content_type, "Body": response.body,
-                                           "Code": response.code}}
-    raise BadDocument("Type must be pre-hook or post-hook")
+    try:
+        if document.get("Type") == "pre-hook":
+            result = await adapter.pre_hook(request)
+            return {"PowerstripProtocolVersion": 1,
+                    "ModifiedClientRequest": {"Method": result.method, "Request": result.request, "Body": result.body}}
+        if document.get("Type") == "post-hook":
+            response = await adapter.post_hook(request, _server_response(document))
+            return {"PowerstripProtocolVersion": 1,
+                    "ModifiedServerResponse": {"ContentType": response.content_type, "Body": response.body,
+                                               "Code": response.code}}
+        raise BadDocument("Type must be pre-hook or post-hook")
+    finally:
+        for warning in request.scope.warnings:
+            log.warning("adapter %s warns (protocol 1 cannot carry it to the gateway): %s", adapter.name, warning)
 
 
 async def _answer_v2(adapter: Adapter, document: dict[str, Any]) -> dict[str, Any]:
+    """The adapter's warnings (``request.scope``) go in the reply, for the calling gateway's client."""
     request, response = protocol_v2.read_call(document)
+    warnings = request.scope.warnings
     try:
         if response is None:
             result = await adapter.pre_hook(request)
             if (result.method, result.request) != (request.method, request.request):
                 raise AdapterFailure("the adapter changed the method or target, which protocol 2 cannot carry; "
                                      "call it with protocol 1")
-            return protocol_v2.allowed_reply(request.uid, request.body, result.body)
+            return protocol_v2.allowed_reply(request.uid, request.body, result.body, warnings)
         answer = await adapter.post_hook(request, response)
         if (answer.code, answer.content_type) != (response.code, response.content_type):
             raise AdapterFailure("the adapter changed the status or content type, which protocol 2 cannot carry; "
                                  "call it with protocol 1")
-        return protocol_v2.allowed_reply(request.uid, response.body, answer.body)
+        return protocol_v2.allowed_reply(request.uid, response.body, answer.body, warnings)
     except HookRejected as refusal:
-        return protocol_v2.denied_reply(request.uid, refusal.status, refusal.message)
+        return protocol_v2.denied_reply(request.uid, refusal.status, refusal.message, warnings)
 
 
 def build_app(adapter: Adapter) -> web.Application:

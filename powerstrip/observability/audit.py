@@ -70,6 +70,9 @@ def audit_entry(client: ClientConnection, record: ExchangeRecord) -> dict[str, A
     }
     if outcome.uid:
         entry["uid"] = outcome.uid
+    warnings = [warning for hook in outcome.hooks for warning in hook.warnings]
+    if warnings:  # as the client got them in its Warning headers
+        entry["warnings"] = warnings
     if outcome.note and (outcome.status >= 400 or outcome.status == 0):
         entry["error"] = outcome.note
     return entry

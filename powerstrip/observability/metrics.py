@@ -39,6 +39,8 @@ class Metrics:
                                        ["adapter", "phase", "decision"], buckets=_HOOK_BUCKETS, registry=r)
         self.hook_failures = Counter("powerstrip_hook_failures", "Hook calls that gave no usable answer "
                                      "(decision failed or ignored).", ["adapter", "phase"], registry=r)
+        self.hook_warnings = Counter("powerstrip_hook_warnings", "Warnings adapters gave (each one a Warning "
+                                     "header of the response).", ["adapter", "phase"], registry=r)
         Gauge("powerstrip_open_connections", "Client connections open now.",
               registry=r).set_function(open_connections)
         Gauge("powerstrip_open_streams", "Responses relayed as streams now (events, logs -f, attach, ...).",
@@ -62,6 +64,8 @@ class Metrics:
                 self.hook_duration.labels(hook.adapter, hook.phase, hook.outcome).observe(hook.seconds)
             if hook.outcome in FAILURE_DECISIONS:
                 self.hook_failures.labels(hook.adapter, hook.phase).inc()
+            if hook.warnings:
+                self.hook_warnings.labels(hook.adapter, hook.phase).inc(len(hook.warnings))
 
     def reloaded(self, ok: bool, generation: int) -> None:
         self.reloads.labels("ok" if ok else "failed").inc()

@@ -20,8 +20,9 @@ from typing import Protocol
 
 from powerstrip.canonical import BodyRefused, judged_body
 from powerstrip.config.routes import Route
-from powerstrip.hooks.chain import ChainRun, ChainStopped, HookRecord
+from powerstrip.hooks.chain import ChainRun, ChainStopped
 from powerstrip.hooks.model import Adapter, ClientRequest, PathVerdict, Peer, ServerResponse
+from powerstrip.hooks.scope import ExchangeScope
 from powerstrip.http.head import (
     Framing,
     MalformedMessage,
@@ -33,6 +34,7 @@ from powerstrip.http.head import (
 )
 from powerstrip.http.machine import error_response, may_hijack, status_line
 from powerstrip.http.outcome import Outcome
+from powerstrip.http.warning import warning_lines, with_warnings
 from powerstrip.proxy.streams import (
     BodyTooLarge,
     ChunkedReader,
@@ -96,8 +98,16 @@ def _streaming() -> Iterator[None]:
         OpenStreams.count -= 1
 
 
-async def send_error(client: Stream, status: int, message: str, keep_alive: bool, outcome: Outcome) -> Outcome:
-    client.writer.write(error_response(status, message, keep_alive))
+def _warnings(scope: ExchangeScope | None) -> bytes:
+    """The ``Warning`` header lines of what the exchange's adapters warned about (none: no bytes)."""
+    return warning_lines(scope.warnings, scope.dropped) if scope is not None and scope.warnings else b""
+
+
+async def send_error(client: Stream, status: int, message: str, keep_alive: bool, outcome: Outcome,
+                     scope: ExchangeScope | None = None) -> Outcome:
+    """A ``{"message": ...}`` error, with the ``Warning`` headers of ``scope`` (the hooks' warnings stand
+    whatever the outcome, as Kubernetes sends a denied request's warnings)."""
+    client.writer.write(with_warnings(error_response(status, message, keep_alive), _warnings(scope)))
     await client.writer.drain()
     outcome.status, outcome.keep_alive, outcome.note = status, keep_alive, message
     return outcome
@@ -202,7 +212,7 @@ async def _dry_run_answer(client: Stream, head: RequestHead, forwarded: ClientRe
                   for record in outcome.hooks],
     }).encode()
     headers = [(b"Content-Type", b"application/json"), (b"Content-Length", str(len(body)).encode())]
-    client.writer.write(serialize_head(status_line(200), headers) + body)
+    client.writer.write(with_warnings(serialize_head(status_line(200), headers), _warnings(forwarded.scope)) + body)
     await client.writer.drain()
     outcome.status, outcome.keep_alive = 200, head.keep_alive
     return outcome
@@ -274,7 +284,23 @@ async def hooked(
     client: Stream, peer: Peer, link: DaemonLink, head: RequestHead, route: Route,
     adapters: dict[str, Adapter], limits: Limits,
 ) -> Outcome:
-    """De-frame the body, run the pre-hooks, forward exactly what they produced, run the post-hooks."""
+    """De-frame the body, run the pre-hooks, forward exactly what they produced, run the post-hooks.
+
+    The exchange's ``ExchangeScope`` ends here, in a ``finally``, exactly once however the exchange ends (an
+    answer, a refusal, a client or daemon gone, a stream closed hours later, the task cancelled at the
+    gateway's stop): what the adapters tied to its end (a concurrency slot) is always given back.
+    """
+    scope = ExchangeScope(ends=True)
+    try:
+        return await _hooked(client, peer, link, head, route, adapters, limits, scope)
+    finally:
+        scope.end()
+
+
+async def _hooked(
+    client: Stream, peer: Peer, link: DaemonLink, head: RequestHead, route: Route,
+    adapters: dict[str, Adapter], limits: Limits, scope: ExchangeScope,
+) -> Outcome:
     outcome = Outcome(uid=exchange_uid())
     chain = ChainRun(adapters, outcome.hooks)
     too_large = (f"request body larger than the gateway's limit of {limits.max_body_size} bytes; "
@@ -309,7 +335,7 @@ async def hooked(
                                 "(protocol v1) can only be given text, so it is refused", head.keep_alive, outcome)
     except BodyRefused as refused:
         return await send_error(client, 400, f"powerstrip: {refused}", head.keep_alive, outcome)
-    request = ClientRequest(head.method, head.target, text, headers, outcome.uid, is_dry_run(head), peer)
+    request = ClientRequest(head.method, head.target, text, headers, outcome.uid, is_dry_run(head), peer, scope)
     try:
         forwarded = await chain.pre(route.pre, request)
         if forwarded.dry_run:
@@ -317,15 +343,16 @@ async def hooked(
         body = forwarded.body.encode("utf-8") if forwarded.body is not None else b""
         forwarded_head = _forwarded_head(head, forwarded, body)
     except ChainStopped as stop:
-        return await send_error(client, stop.status, stop.message, head.keep_alive, outcome)
+        return await send_error(client, stop.status, stop.message, head.keep_alive, outcome, scope)
     except Exception as exc:  # noqa: BLE001 - a failure in the hook path is answered, never a dropped connection
         log.exception("the pre-hook path failed (uid %s)", outcome.uid)
         return await send_error(client, 502, f"powerstrip: the pre-hooks failed ({type(exc).__name__}: "
-                                f"{str(exc)[:200]}); nothing was forwarded to the daemon", head.keep_alive, outcome)
+                                f"{str(exc)[:200]}); nothing was forwarded to the daemon", head.keep_alive, outcome,
+                                scope)
     try:
         upstream = await link.connect()
     except DaemonUnavailable as exc:  # after the pre-hooks: their decisions stay in the outcome
-        return await send_error(client, 502, str(exc), False, outcome)
+        return await send_error(client, 502, str(exc), False, outcome, scope)
     try:
         return await _forward(client, upstream, link, head, route, forwarded, forwarded_head, body, chain, limits,
                               outcome)
@@ -334,14 +361,19 @@ async def hooked(
         if outcome.status:  # the response already started: closing is the only signal left
             outcome.note, outcome.keep_alive = f"the daemon sent a malformed response ({exc})", False
             return outcome
-        return await send_error(client, 502, f"the daemon sent a malformed response ({exc})", False, outcome)
+        return await send_error(client, 502, f"the daemon sent a malformed response ({exc})", False, outcome, scope)
 
 
 async def _forward(
     client: Stream, upstream: Stream, link: DaemonLink, head: RequestHead, route: Route,
     forwarded: ClientRequest, forwarded_head: bytes, body: bytes, chain: ChainRun, limits: Limits, outcome: Outcome,
 ) -> Outcome:
-    """Send the daemon what the pre-hooks produced; relay or collect its answer for the post-hooks."""
+    """Send the daemon what the pre-hooks produced; relay or collect its answer for the post-hooks.
+
+    The hooks' warnings go into the head the client gets (``Warning`` headers after the status line), the
+    rest of the daemon's head byte for byte: no post-hook and no body collection is needed for them.
+    """
+    scope = forwarded.scope
     upstream.writer.write(forwarded_head + body)
     await upstream.writer.drain()
     answer = _final_response(upstream, client, forwarded.method)
@@ -349,6 +381,8 @@ async def _forward(
     if not route.post or response.status == 101 or response.framing is Framing.UNTIL_CLOSE:
         if route.post:
             log.warning("post-hooks not run for %s %s: the response is a stream", forwarded.method, forwarded.request)
+        if scope.warnings:
+            response.raw = with_warnings(response.raw, _warnings(scope))
         if may_hijack(head):
             return await _deliver(client, upstream, link, head.keep_alive, response, None, limits, outcome, None)
         async with PeerWatch(client.reader) as watch:
@@ -361,16 +395,16 @@ async def _forward(
     except TimeoutError:
         link.discard()
         return await send_error(client, 502, f"the daemon's response body did not arrive within "
-                                f"{limits.body_timeout:g}s; the post-hooks cannot see it", False, outcome)
+                                f"{limits.body_timeout:g}s; the post-hooks cannot see it", False, outcome, scope)
     except BodyTooLarge as exc:
         link.discard()
         return await send_error(client, 502, f"response larger than the gateway's limit of {exc.limit} bytes; "
-                                "the post-hooks cannot see it, so it is refused", False, outcome)
+                                "the post-hooks cannot see it, so it is refused", False, outcome, scope)
     if open_stream is not None:
         log.warning("post-hooks not run for %s %s: the response is still streaming after %gs",
                     forwarded.method, forwarded.request, limits.stream_grace)
         outcome.status = response.status
-        client.writer.write(response.raw + b"".join(raw_parts))
+        client.writer.write(with_warnings(response.raw, _warnings(scope)) + b"".join(raw_parts))
         with _streaming():
             reusable = await unless_peer_leaves(client.reader, open_stream.relay_response(client.writer))
         if not reusable or not response.keep_alive:
@@ -385,17 +419,19 @@ async def _forward(
                                          _decode(response_body))
     except UnicodeDecodeError:
         return await send_error(client, 502, "the daemon's response is not UTF-8 text; the post-hooks on this "
-                                "endpoint (protocol v1) cannot see it, so it is refused", head.keep_alive, outcome)
+                                "endpoint (protocol v1) cannot see it, so it is refused", head.keep_alive, outcome,
+                                scope)
     try:
         result = await chain.post(route.post, forwarded, server_response)
-        modified = _modified_response(response, result)
+        modified = with_warnings(_modified_response(response, result), _warnings(scope))
     except ChainStopped as stop:
-        return await send_error(client, stop.status, stop.message, head.keep_alive and response.keep_alive, outcome)
+        return await send_error(client, stop.status, stop.message, head.keep_alive and response.keep_alive, outcome,
+                                scope)
     except Exception as exc:  # noqa: BLE001 - as for the pre-hooks: an answer, not a dropped connection
         log.exception("the post-hook path failed (uid %s)", outcome.uid)
         return await send_error(client, 502, f"powerstrip: the post-hooks failed ({type(exc).__name__}: "
                                 f"{str(exc)[:200]}); the daemon's answer is withheld",
-                                head.keep_alive and response.keep_alive, outcome)
+                                head.keep_alive and response.keep_alive, outcome, scope)
     client.writer.write(modified)
     await client.writer.drain()
     outcome.status = result.code

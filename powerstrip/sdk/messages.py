@@ -13,6 +13,7 @@ cannot be read that way is refused with 400 when a handler asks for ``json``; a 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -82,6 +83,7 @@ class Request(JsonBody):
     """A client request: ``target`` is what the client sent (path and query); assign it to rewrite.
 
     ``peer`` says who sent it (unix uid/gid/pid or TCP address), ``uid`` names the exchange in the logs.
+    ``warn`` tells the client something (a ``Warning`` header), ``on_end`` ties something to the exchange's end.
     """
 
     def __init__(self, message: ClientRequest) -> None:
@@ -113,13 +115,28 @@ class Request(JsonBody):
     def query(self) -> dict[str, list[str]]:
         return parse_qs(urlsplit(self.target).query, keep_blank_values=True)
 
+    def warn(self, text: str) -> None:
+        """A warning for the client: a ``Warning: 299 powerstrip "adapter NAME: text"`` header on the response
+        it gets (whatever the endpoint, whether or not the request is refused), a line in the gateway's log and
+        in the request's audit entry. At most 8 an exchange, each cut at 256 characters. Served over protocol
+        2 it travels in the reply's ``warnings``; protocol 1 cannot carry it (it is logged by the service)."""
+        self._message.scope.warn(text)
+
+    def on_end(self, callback: Callable[[], None]) -> bool:
+        """Call ``callback()`` once when this exchange is over, however it ends (answered, refused, the client
+        or the daemon gone, a stream closed hours later, the gateway stopping): to give back what the handler
+        took, such as a concurrency slot. False, and no call ever, when the adapter is not run in-process by
+        the gateway (served over HTTP, nothing tells it the end): do not take what cannot be given back then.
+        The callback must be quick and must not raise."""
+        return self._message.scope.on_end(callback)
+
     def to_message(self) -> ClientRequest:
         body = self.final_body()
         message = self._message
         if (self.method, self.target, body) == (message.method, message.request, message.body):
             return message
         return ClientRequest(self.method, self.target, body, message.headers, message.uid, message.dry_run,
-                             message.peer)
+                             message.peer, message.scope)
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.target} uid={self.uid}>"

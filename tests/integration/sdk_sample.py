@@ -20,3 +20,4 @@ def refuse_privileged(request: Request) -> None:
 @adapter.post("GET /*/version")
 def powered_by(request: Request, response: Response) -> None:
     response.json["PoweredBy"] = "powerstrip-sdk"
+    request.warn("answered through the sample adapter")  # a Warning header in-process and over protocol 2

@@ -48,6 +48,24 @@ def test_a_patch_is_applied_and_warnings_reach_the_log(make_gateway, fresh, crea
     assert re.search(rf"POST /v1\.\d+/containers/create\?name={name} -> 201 .* uid={call['uid']} hooks=pre:lbl=ok", log)
 
 
+def test_warnings_reach_the_client_as_warning_headers_escaped_on_any_endpoint(make_gateway, fresh):
+    """Kubernetes admission's way: each warning a Warning header of the response, on a list as on a denial; an
+    adapter's CR/LF cannot start a header of its own."""
+    sneaky = 'pinned "never"\r\nX-Injected: 1'
+    gw = make_gateway(json.dumps({
+        "endpoints": {"GET /*/containers/json": {"pre": ["careful"]}, "GET /*/info": {"pre": ["no"]}},
+        "adapters": {"careful": v2(fresh.url("v2-allow", warn=sneaky)),
+                     "no": v2(fresh.url("v2-deny", code=409, message="not today", warn="quota nearly used"))}}))
+    api = docker.APIClient(base_url=gw.url, version="1.41")
+    listed = api.get(api._url("/containers/json"))
+    assert listed.status_code == 200 and "X-Injected" not in listed.headers
+    assert listed.raw.headers.getlist("Warning") == [
+        '299 powerstrip "adapter careful: pinned \\"never\\"\\\\x0d\\\\x0aX-Injected: 1"']
+    refused = api.get(api._url("/info"))
+    assert refused.status_code == 409 and refused.json() == {"message": "adapter no: not today"}
+    assert refused.raw.headers.getlist("Warning") == ['299 powerstrip "adapter no: quota nearly used"']
+
+
 def test_a_denial_reaches_the_client_with_its_status(make_gateway, fresh):
     gw = make_gateway(config(["no"], {"no": v2(fresh.url("v2-deny", code=409, message="quota exceeded"))}))
     refused = run_docker(gw.url, "create", "ps-busybox", "true")

@@ -65,6 +65,10 @@ def test_the_same_adapter_code_gives_the_same_results_every_way(mode, services, 
     assert refused.rc != 0
     assert "adapter sample: privileged containers are not allowed here" in refused.err
     assert docker.DockerClient(base_url=gw.url).version()["PoweredBy"] == "powerstrip-sdk"
+    api = docker.APIClient(base_url=gw.url, version="1.41")
+    warnings = api.get(api._url("/version")).raw.headers.getlist("Warning")
+    # protocol 1 has no place for warnings (the service logs them)
+    assert warnings == ([] if mode == "http-v1" else ['299 powerstrip "adapter sample: answered through the sample adapter"'])
 
 
 @pytest.mark.parametrize("mode", ["in-process", "http-v2"])

@@ -1,5 +1,8 @@
 """The ``policy`` built-in, written with the SDK users get (``powerstrip.sdk``): one pre-hook judges every
-request, a few more stamp ownership and filter lists, a post-hook redacts and adds warn-mode warnings.
+request (rules, powers, rate limit, concurrency cap), stamps ownership and filters lists; a post-hook redacts
+and adds warn-mode warnings to a create's ``Warnings``. Warn-mode warnings reach the client on every endpoint
+as ``Warning`` headers (``request.warn``); a concurrency slot is given back by the exchange's end
+(``request.on_end``).
 
 adapters.yml::
 
@@ -23,12 +26,16 @@ from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Any
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
 from powerstrip.adapters import BuiltinContext
 from powerstrip.adapters.net.docker_api import DockerAPI
 from powerstrip.adapters.policy.clients import profile_for
+from powerstrip.adapters.policy.concurrency import Slots, long_lived
 from powerstrip.adapters.policy.engine import UNREADABLE, decide, decide_for, path_decision
 from powerstrip.adapters.policy.loader import PolicyError
-from powerstrip.adapters.policy.model import Decision, Policy, Profile
+from powerstrip.adapters.policy.model import Concurrency, Decision, Policy, Profile, RateLimit
 from powerstrip.adapters.policy.mutations import mutate_create, redacted
 from powerstrip.adapters.policy.ownership import (
     CREATES,
@@ -42,10 +49,11 @@ from powerstrip.adapters.policy.paths import policy_path
 from powerstrip.adapters.policy.ratelimit import RateLimiter
 from powerstrip.adapters.policy.source import PolicySource
 from powerstrip.hooks.model import RELAY, PathVerdict, Peer
-from powerstrip.observability.extensions import EXTENSIONS
+from powerstrip.observability.extensions import EXTENSIONS, View
 from powerstrip.sdk import Adapter, Reject, Request, Response
 
 audit = logging.getLogger("powerstrip.policy.audit")
+log = logging.getLogger("powerstrip.policy")
 
 REMEMBERED_WARNINGS = 1024
 FAST_DECISIONS = 4096  # cached peers and path decisions, each; cleared when full (new connections, queries)
@@ -55,7 +63,9 @@ _INSPECT = re.compile(r"/containers/[^/]+/json")
 def create_adapter(context: BuiltinContext) -> Adapter:
     if not context.rules:
         raise PolicyError([f"adapter {context.name!r}: builtin:policy needs 'rules: FILE' in adapters.yml"])
-    return PolicyAdapter(context.name, PolicySource(context.rules), DockerAPI(context.docker_url, timeout=10.0))
+    adapter = PolicyAdapter(context.name, PolicySource(context.rules), DockerAPI(context.docker_url, timeout=10.0))
+    EXTENSIONS.add(adapter)  # its gauges on the metrics listener, until it is closed
+    return adapter
 
 
 class PolicyAdapter(Adapter):
@@ -66,6 +76,9 @@ class PolicyAdapter(Adapter):
         self.source = source
         self.docker = docker
         self.limiter = RateLimiter()
+        self.slots = Slots()
+        self._limited: dict[tuple[str, str], int] = {}  # (profile, "rate_limit"/"concurrency") -> refusals
+        self._untracked: set[str] = set()  # profiles whose cap was found impossible to keep (logged once)
         self._warnings: OrderedDict[str, str] = OrderedDict()
         self._fast_policy: Policy | None = None  # the policy the fast-path caches below were made for
         self._fast_profiles: dict[Peer, Profile | None] = {}
@@ -87,8 +100,8 @@ class PolicyAdapter(Adapter):
             if len(self._fast_profiles) >= FAST_DECISIONS:  # every TCP connection is a peer of its own
                 self._fast_profiles.clear()
             profile = self._fast_profiles[peer] = profile_for(policy, peer)
-        if profile is None or profile.owner is not None or profile.rate_limit is not None or profile.labels \
-                or profile.env or profile.image_remap:
+        if profile is None or profile.owner is not None or profile.rate_limit is not None \
+                or profile.concurrency is not None or profile.labels or profile.env or profile.image_remap:
             return None
         key = (profile.name, method, target)
         try:
@@ -104,7 +117,7 @@ class PolicyAdapter(Adapter):
 
     async def judge(self, request: Request) -> None:
         """The full decision, with the body: mutations first (the judged body is the one that runs), then the
-        rules and powers, the rate limit, ownership."""
+        rules and powers, the rate limit and concurrency cap, ownership."""
         policy = self.source.current()
         path = policy_path(request.target)
         profile = profile_for(policy, request.peer)
@@ -120,17 +133,22 @@ class PolicyAdapter(Adapter):
             decision = decide(policy, request.peer, request.method, request.target, body, query)
         else:
             decision = decide_for(profile, request.method, request.target, body, query)
-        self._record(request.uid, request.method, request.target, decision)
         if decision.refused:
+            self._record(request.uid, request.method, request.target, decision)
             raise Reject(403, _message(decision))
-        if not decision.allowed and decision.mode == "warn" and path == "/containers/create":
-            self._remember_warning(request.uid, _message(decision))  # the create's answer carries it
+        limited = self._over_limit(profile, request, path) if profile is not None and not request.dry_run else None
+        if limited is None or not decision.allowed:  # one entry per decision: an allowed one is superseded
+            self._record(request.uid, request.method, request.target, decision)
+        if not decision.allowed and decision.mode == "warn":
+            self._warn(request, path, _message(decision))
+        if limited is not None:
+            self._record(request.uid, request.method, request.target, limited)
+            if limited.refused:
+                raise Reject(429, limited.reason)
+            if limited.mode == "warn":
+                self._warn(request, path, limited.reason)
         if profile is None:
             return
-        if profile.rate_limit is not None and not request.dry_run and \
-                not self.limiter.take(profile.name, profile.rate_limit):
-            raise Reject(429, f"policy: profile {profile.name!r} is over its rate limit "
-                              f"({profile.rate_limit.rate:g}/s, burst {profile.rate_limit.burst}); try again shortly")
         if profile.owner is not None:
             if self.docker is not None:
                 await check_owner(self.docker, policy, profile, request.method, path)
@@ -141,6 +159,50 @@ class PolicyAdapter(Adapter):
                 request.json = stamp_owner(policy, profile, body)
             elif request.method == "POST" and path == "/build":
                 stamp_build(policy, profile, request)
+
+    def _over_limit(self, profile: Profile, request: Request, path: str) -> Decision | None:
+        """The rate limit, then the concurrency cap: None when within both, else the decision that the request is
+        over one of them (refused in enforce mode; let through, warned or recorded in warn and audit mode).
+
+        A request the cap counts takes a slot, given back by the exchange's end callback; in warn or audit
+        mode it takes one over the cap too, so the count stays the truth."""
+        rate = profile.rate_limit
+        if rate is not None and not self.limiter.take(profile.name, rate):
+            return self._limit(profile, rate, f"policy: profile {profile.name!r} is over its rate limit "
+                                              f"({rate.rate:g}/s, burst {rate.burst}); try again shortly")
+        cap = profile.concurrency
+        if cap is None or (not cap.streams and long_lived(path, request.query)):
+            return None
+        over = self.slots.in_use(profile.name) >= cap.max
+        if over and profile.mode == "enforce":
+            return self._limit(profile, cap, f"policy: profile {profile.name!r} is at its concurrency cap ({cap.max} "
+                                             f"request(s) at a time{', streams included' if cap.streams else ''}); "
+                                             "try again when one of them ends")
+        release = self.slots.take(profile.name)
+        if not request.on_end(release):  # served over HTTP: nothing will say when the request ends
+            release()
+            if profile.name not in self._untracked:
+                self._untracked.add(profile.name)
+                log.error("profile %r: its concurrency cap cannot be kept: the policy is not run in-process by the "
+                          "gateway (served over HTTP), so it never learns when a request ends; not applied",
+                          profile.name)
+            return None
+        if over:
+            return self._limit(profile, cap, f"policy: profile {profile.name!r} is over its concurrency cap "
+                                             f"({cap.max} request(s) at a time)")
+        return None
+
+    def _limit(self, profile: Profile, limit: RateLimit | Concurrency, reason: str) -> Decision:
+        kind = "rate_limit" if isinstance(limit, RateLimit) else "concurrency"
+        self._limited[(profile.name, kind)] = self._limited.get((profile.name, kind), 0) + 1
+        return Decision(False, profile, None, reason, profile.mode, limit=limit)
+
+    def _warn(self, request: Request, path: str, message: str) -> None:
+        """A warn-mode decision: a ``Warning`` header on whatever the client gets, and for a create the
+        answer's ``Warnings`` too (the docker CLI prints those)."""
+        request.warn(f"{message} (warn mode: not enforced)")
+        if path == "/containers/create":
+            self._remember_warning(request.uid, message)
 
     async def answer(self, request: Request, response: Response) -> None:
         """Warn-mode warnings into a create's answer; redaction of a container inspect."""
@@ -163,13 +225,18 @@ class PolicyAdapter(Adapter):
         to_log, to_audit = audit.isEnabledFor(level), EXTENSIONS.auditing
         if not (to_log or to_audit):
             return
+        if decision.limit is not None:
+            rule = decision.limit.where
+        else:
+            rule = decision.rule.where if decision.rule else "default deny"
         entry = {
             "uid": uid, "method": method, "path": policy_path(target),
             "profile": decision.profile.name if decision.profile else None,
-            "rule": decision.rule.where if decision.rule else "default deny",
-            "decision": "allow" if decision.allowed else "deny", "mode": decision.mode,
+            "rule": rule, "decision": "allow" if decision.allowed else "deny", "mode": decision.mode,
             "enforced": decision.refused, "reason": decision.reason,
         }
+        if decision.limit is not None:
+            entry["limit"] = str(decision.limit)
         if decision.violations:
             entry["violations"] = list(decision.violations)
         if to_log:
@@ -183,7 +250,24 @@ class PolicyAdapter(Adapter):
         while len(self._warnings) > REMEMBERED_WARNINGS:
             self._warnings.popitem(last=False)
 
+    # --- the metrics listener (observability.extensions) -------------------------------------------------
+
+    def views(self) -> dict[str, View]:
+        return {}
+
+    def metric_families(self) -> list[Metric]:
+        in_progress = GaugeMetricFamily("powerstrip_policy_requests_in_progress", "Requests a profile's concurrency "
+                                        "cap counts, in progress now.", labels=["profile"])
+        for profile, count in sorted(self.slots.counts().items()):
+            in_progress.add_metric([profile], float(count))
+        limited = CounterMetricFamily("powerstrip_policy_limited", "Requests over a profile's rate limit or "
+                                      "concurrency cap (refused in enforce mode).", labels=["profile", "limit"])
+        for (profile, kind), count in sorted(self._limited.items()):
+            limited.add_metric([profile, kind], float(count))
+        return [in_progress, limited]
+
     async def close(self) -> None:
+        EXTENSIONS.remove(self)
         if self.docker is not None:
             await self.docker.close()
 

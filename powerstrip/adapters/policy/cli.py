@@ -10,9 +10,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import click
 
+from powerstrip.adapters.policy.concurrency import long_lived
 from powerstrip.adapters.policy.engine import UNREADABLE, decide
 from powerstrip.adapters.policy.loader import PolicyError, load_policy, parse_policy
 from powerstrip.adapters.policy.model import ClientMatch, Policy, Powers, Profile
+from powerstrip.adapters.policy.paths import policy_path
 from powerstrip.adapters.policy.socket_proxy import rules_from_env
 from powerstrip.adapters.policy.source import SOCKET_PROXY_ENV
 from powerstrip.config.loader import ConfigError, find_config_path, load_config
@@ -81,7 +83,22 @@ def explain(method: str, path: str, body_file: str | None, identity: tuple[str, 
     click.echo(f"why:     {decision.reason}")
     for violation in decision.violations:
         click.echo(f"  - {violation}")
+    limits = _limits_text(decision.profile, method.upper(), path) if decision.profile else ""
+    if limits:
+        click.echo(f"limits:  {limits}")
     raise SystemExit(1 if decision.refused else 0)
+
+
+def _limits_text(profile: Profile, method: str, path: str) -> str:
+    """The profile's rate limit and cap, and whether this request counts against the cap (they depend on
+    traffic, so explain cannot say whether they would refuse it)."""
+    parts = [str(profile.rate_limit)] if profile.rate_limit else []
+    cap = profile.concurrency
+    if cap is not None:
+        streaming = long_lived(policy_path(path), parse_qs(urlsplit(path).query, keep_blank_values=True))
+        counts = "counts" if cap.streams or not streaming else "is a long-lived stream, not counted"
+        parts.append(f"{cap}: this request {counts}")
+    return "; ".join(parts)
 
 
 def _rule_text(decision: Any) -> str:
@@ -141,8 +158,15 @@ def _describe_profile(profile: Profile) -> str:
         lines.append(f"  {rule.action:5} {', '.join(p.text for p in rule.patterns)}{mode}  ({rule.where}){reason}")
     lines.append("  deny  everything else (default)")
     lines.append(f"  bodies: {_powers(profile.powers)}")
+    over = "429" if profile.mode == "enforce" else f"let through and recorded (mode {profile.mode})"
     if profile.rate_limit:
-        lines.append(f"  rate limit: {profile.rate_limit.rate:g}/s, burst {profile.rate_limit.burst}")
+        lines.append(f"  rate limit: {profile.rate_limit.rate:g}/s, burst {profile.rate_limit.burst}; over it: {over}")
+    if profile.concurrency:
+        cap = profile.concurrency
+        counted = ("long-lived streams too" if cap.streams else
+                   "long-lived streams (events, logs -f, attach, exec, stats, wait) not counted")
+        lines.append(f"  concurrency: at most {cap.max} request(s) at a time, {counted}; over it: {over}  "
+                     f"({cap.where})")
     if profile.owner:
         lines.append(f"  owner: {profile.owner} (stamped on creates; lists, events, prunes and containers scoped to it)")
     if profile.redact.env or profile.redact.mounts:

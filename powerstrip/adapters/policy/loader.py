@@ -19,6 +19,7 @@ from powerstrip.adapters.policy.model import (
     NAMESPACES,
     Action,
     ClientMatch,
+    Concurrency,
     Mode,
     Policy,
     Powers,
@@ -42,8 +43,8 @@ from powerstrip.config.loader import (
 )
 
 _TOP_KEYS = ("version", "owner_label", "profiles")
-_PROFILE_KEYS = ("name", "match", "presets", "mode", "rules", "powers", "rate_limit", "owner", "labels", "env",
-                 "image_remap", "redact")
+_PROFILE_KEYS = ("name", "match", "presets", "mode", "rules", "powers", "rate_limit", "concurrency", "owner",
+                 "labels", "env", "image_remap", "redact")
 _MATCH_KEYS = ("uid", "gid", "address", "cert_cn", "cert_san", "listener")
 _RULE_KEYS = ("allow", "deny", "reason", "mode")
 _POWER_BOOLS = ("unrestricted", "privileged", "join_containers", "devices", "device_requests", "volumes_from",
@@ -132,7 +133,8 @@ def _profile(node: Node, source: str, report: _Report) -> Profile | None:
             continue
         rules += PRESETS[preset]
     mode = _get(entries, "mode", _mode, report, "enforce")
-    rate = _rate(entries["rate_limit"][1], what, report) if "rate_limit" in entries else None
+    rate = _rate(entries["rate_limit"], what, source, report) if "rate_limit" in entries else None
+    concurrency = _concurrency(entries["concurrency"], what, source, report) if "concurrency" in entries else None
     owner = _get(entries, "owner", _text, report, None)
     labels, env, remap = (_string_map(entries[key][1], f"{what}: {key}", report) if key in entries else ()
                           for key in ("labels", "env", "image_remap"))
@@ -140,7 +142,7 @@ def _profile(node: Node, source: str, report: _Report) -> Profile | None:
     if match is None or powers is None:
         return None
     return Profile(name, match, tuple(rules), powers, cast(Mode, mode), rate, owner, labels, env, remap, redact,
-                   _line(node))
+                   _line(node), concurrency)
 
 
 # --- values --------------------------------------------------------------------------------------
@@ -279,7 +281,9 @@ def _powers(node: Node, what: str, report: _Report) -> Powers | None:
     return Powers(**found)
 
 
-def _rate(node: Node, what: str, report: _Report) -> RateLimit | None:
+def _rate(entry: tuple[Node, Node], what: str, source: str, report: _Report) -> RateLimit | None:
+    """``rate_limit: {rate: R, burst: B}``; its ``file:line`` (the key's) names it in refusals."""
+    key, node = entry
     entries = _mapping(node, f"{what}: rate_limit", ("rate", "burst"), report)
     if entries is None or "rate" not in entries:
         if entries is not None:
@@ -293,7 +297,30 @@ def _rate(node: Node, what: str, report: _Report) -> RateLimit | None:
     if not isinstance(burst, int) or burst < 1:
         report.error(entries["burst"][1], f"{what}: burst must be a whole number >= 1")
         return None
-    return RateLimit(float(rate), burst)
+    return RateLimit(float(rate), burst, _line(key), source)
+
+
+def _concurrency(entry: tuple[Node, Node], what: str, source: str, report: _Report) -> Concurrency | None:
+    """``concurrency: N`` or ``concurrency: {max: N, streams: true}``."""
+    key, node = entry
+    streams = False
+    if isinstance(node, ScalarNode):
+        limit_node = node
+    else:
+        entries = _mapping(node, f"{what}: concurrency", ("max", "streams"), report)
+        if entries is None:
+            return None
+        if "max" not in entries:
+            report.error(node, f"{what}: concurrency needs 'max' (how many requests may be in progress at once)")
+            return None
+        limit_node = entries["max"][1]
+        streams = _get(entries, "streams", _bool, report, False)
+    limit = _number(limit_node)
+    if not isinstance(limit, int) or limit < 1:
+        report.error(limit_node, f"{what}: concurrency must be a whole number >= 1 (or {{max: N, streams: true}}), "
+                                 f"not {_describe(limit_node)}")
+        return None
+    return Concurrency(limit, streams, _line(key), source)
 
 
 def _string_map(node: Node, what: str, report: _Report) -> tuple[tuple[str, str], ...]:

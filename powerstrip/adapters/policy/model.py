@@ -92,6 +92,35 @@ class RateLimit:
 
     rate: float
     burst: int
+    line: int = 0  # where ``rate_limit`` is written: the "rule" of a refusal in the audit log
+    source: str = ""
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.line}" if self.line else self.source
+
+    def __str__(self) -> str:
+        return f"rate_limit {self.rate:g}/s, burst {self.burst}"
+
+
+@dataclass(frozen=True, slots=True)
+class Concurrency:
+    """At most ``max`` of the profile's requests in progress at a time (all its clients together). Long-lived
+    streams (``concurrency.long_lived``: events, logs -f, attach, exec sessions, stats streams, wait, BuildKit
+    sessions) count only with ``streams``: they last as long as a container or a session, not a daemon call."""
+
+    max: int
+    streams: bool = False
+    line: int = 0
+    source: str = ""
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.line}" if self.line else self.source
+
+    def __str__(self) -> str:
+        counted = "streams counted too" if self.streams else "long-lived streams not counted"
+        return f"concurrency {self.max} ({counted})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +145,7 @@ class Profile:
     image_remap: tuple[tuple[str, str], ...] = ()  # normalised image prefix -> replacement, first match
     redact: Redaction = Redaction()
     line: int = 0
+    concurrency: Concurrency | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +168,7 @@ class Decision:
     reason: str
     mode: Mode = "enforce"
     violations: tuple[str, ...] = field(default=())
+    limit: RateLimit | Concurrency | None = None  # a refusal by the profile's rate limit or concurrency cap
 
     @property
     def refused(self) -> bool:
