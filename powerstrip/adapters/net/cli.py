@@ -17,7 +17,6 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from powerstrip import gatewayinfo
-from powerstrip.optiongroups import grouped
 from powerstrip.adapters.net.attachments import Attachments, Membership
 from powerstrip.adapters.net.cluster import DEFAULT_MTU, ClusterSettings, cluster_settings
 from powerstrip.adapters.net.converger import LEASE_TTL
@@ -26,6 +25,7 @@ from powerstrip.adapters.net.docker_api import DockerError
 from powerstrip.adapters.net.etcd_store import EtcdStore
 from powerstrip.adapters.net.model import NetError
 from powerstrip.adapters.net.networks import VirtualNetworks, open_networks
+from powerstrip.optiongroups import grouped
 
 T = TypeVar("T")
 DEFAULT_DOCKER = "unix:///var/run/docker.sock"
