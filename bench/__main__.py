@@ -22,9 +22,9 @@ from pathlib import Path
 from bench import candidates as cands
 from bench import canonical, hooks, hostaware, http_grid, lifecycle, netns, policy, report, streams
 from bench.candidates import Candidate
-from tests.harness.compare import remove_everything_named
-from tests.harness.dockerd import PrivateDockerd
-from tests.harness.image import build_test_image
+from harness.compare import remove_everything_named
+from harness.dockerd import PrivateDockerd
+from harness.image import build_test_image
 
 DAEMON_TCP_PORT = 2375  # inside the private netns: nothing else listens there
 WORKLOADS = ("http", "streams", "events", "lifecycle", "hooks", "hostaware", "policy")

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.endpoints import HOOKED_ENDPOINTS
-from tests.harness.gateway import Gateway, free_tcp_port
-from tests.harness.util import HarnessError, remove_tree, terminate, wait_until
+from harness.gateway import Gateway, free_tcp_port
+from harness.util import HarnessError, remove_tree, terminate, wait_until
 
 BENCH_DIR = Path(__file__).resolve().parent
 NOOP_ADAPTER = "bench.noop:adapter"

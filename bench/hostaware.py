@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from bench.procs import cpu_seconds
-from tests.harness.gateway import REPO_ROOT, Gateway
-from tests.harness.util import remove_tree
+from harness.gateway import REPO_ROOT, Gateway
+from harness.util import remove_tree
 
 CONFIG = """version: 1
 endpoints:
@@ -93,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rules", type=int, default=10)
     parser.add_argument("--source", choices=("builtin", "gmond"), default="builtin")
     args = parser.parse_args(argv)
-    from tests.harness.dockerd import PrivateDockerd
-    from tests.harness.gmond import Gmond
+    from harness.dockerd import PrivateDockerd
+    from harness.gmond import Gmond
 
     dockerd = PrivateDockerd()
     gmond = Gmond() if args.source == "gmond" else None

@@ -4,7 +4,7 @@ powerstrip's resolver), time to reclaim a lost host's addresses.
 
     sudo .venv/bin/python -m bench.multihost [--seconds 5] [--rounds 5] [--allocators 3] [--allocations 200] [--grace 5]
 
-Runs on simulated hosts (tests/harness/multihost.py: network namespaces on an underlay bridge, a
+Runs on simulated hosts (harness/multihost.py: network namespaces on an underlay bridge, a
 dockerd and a ``powerstrip serve --cluster`` in each, a real etcd). Throughput is measured with the
 host's iperf3 run inside the containers' network namespaces (``nsenter --net`` into the network-only
 container that holds it): the test image has no iperf3 and there is no static build of it to copy in,
@@ -24,10 +24,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from ipaddress import IPv4Network
 
+from harness.multihost import Cluster, SimHost
+from harness.util import wait_until
 from powerstrip.adapters.net.etcd_client import Etcd
 from powerstrip.adapters.net.etcd_store import EtcdStore
-from tests.harness.multihost import Cluster, SimHost
-from tests.harness.util import wait_until
 
 LOOP = ["/bin/sh", "-c", "while true; do sleep 1; done"]
 

@@ -27,10 +27,10 @@ from bench.client import DockerApi
 from bench.procs import cpu_seconds
 from bench.report import policy_targets
 from bench.stats import median, percentile
-from tests.harness.dockerd import PrivateDockerd
-from tests.harness.gateway import Gateway
-from tests.harness.image import build_test_image
-from tests.harness.util import remove_tree, wait_until
+from harness.dockerd import PrivateDockerd
+from harness.gateway import Gateway
+from harness.image import build_test_image
+from harness.util import remove_tree, wait_until
 
 RULES = """\
 profiles:

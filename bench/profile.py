@@ -20,7 +20,7 @@ from pathlib import Path
 from bench import candidates as cands
 from bench import netns, wrk
 from bench.__main__ import DAEMON_TCP_PORT, _raise_nofile
-from tests.harness.dockerd import PrivateDockerd
+from harness.dockerd import PrivateDockerd
 
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 IDLE = ("select (selectors.py", "run_once", "_run_once", "poll (")

@@ -26,11 +26,11 @@ import sys
 import time
 from pathlib import Path
 
-from tests.harness.cli import NEW_CLI, run_docker
-from tests.harness.dockerd import PrivateDockerd
-from tests.harness.image import build_test_image
-from tests.integration.net.conftest import clean_daemon
-from tests.integration.qos.conftest import Iperf, Powerstrip, QosGateway
+from harness.cli import NEW_CLI, run_docker
+from harness.dockerd import PrivateDockerd
+from harness.image import build_test_image
+from harness.net import clean_daemon
+from harness.qos import Iperf, Powerstrip, QosGateway
 
 RATES = ("1mbit", "10mbit", "100mbit")
 

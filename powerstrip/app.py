@@ -1,7 +1,10 @@
 """The gateway put together: generations, the listeners, reload, observability; run until signalled.
 
-``cli.serve`` turns command-line options into the values here; this module wires them (and is what a
-program embedding the gateway would call).
+``run`` takes a few settings objects, each of one concern: the relay (``ConnectionSettings``: the daemon,
+timeouts, limits), the listeners (addresses with their TLS), ``Operations`` (reload and stop),
+``Observability`` (audit log, metrics listener) and the built-in adapters' ``BuiltinContext``. ``cli``
+builds them once from the command line; this module wires them (and is what a program embedding the
+gateway would call).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from powerstrip.config.loader import find_config_path, load_config, passthrough_
 from powerstrip.config.model import Config
 from powerstrip.observability import combine
 from powerstrip.observability.audit import AuditLog
+from powerstrip.observability.extensions import EXTENSIONS
 from powerstrip.observability.metrics import Metrics
 from powerstrip.proxy.addresses import Address
 from powerstrip.proxy.connection import ConnectionSettings
@@ -50,35 +54,65 @@ def load(config_path: str | None) -> Config:
 
 @dataclass(frozen=True, slots=True)
 class Operations:
-    """The serve options about running the gateway rather than relaying: reload, stop, observability."""
+    """Running the gateway rather than relaying: where its config comes from again, and how it stops."""
 
-    drain_timeout: float
-    watch_config: bool
-    audit: AuditLog | None
-    metrics_listen: Address | None
-    load: Callable[[], Config]
+    load: Callable[[], Config]  # the config as found now, on SIGHUP or a change of its file; raises ConfigError
+    watch_config: bool  # poll the config file for changes (SIGHUP reloads either way)
+    drain_timeout: float  # seconds requests in progress get on SIGTERM
 
 
-async def serve(config: Config, context: BuiltinContext, settings: ConnectionSettings,
-                 listeners: list[Listener], ops: Operations) -> None:
-    """Serve until signalled; ``context`` is what built-in adapters get (their name set per adapter)."""
+@dataclass(frozen=True, slots=True)
+class Observability:
+    """Where the gateway reports besides its log."""
+
+    audit_log: str | None = None  # PATH to append one JSON line per request to, "-" for stderr
+    metrics_listen: Address | None = None  # /metrics and /health
+
+
+async def serve(config: Config, relay: ConnectionSettings, listeners: list[Listener], ops: Operations,
+                observability: Observability, context: BuiltinContext) -> None:
+    """Serve until signalled; ``context`` is what built-in adapters get (their name set per adapter).
+
+    Raises ``OSError`` when the audit log cannot be opened or a listener cannot be made."""
+    audit = _open_audit(observability.audit_log)  # before the adapters: they may audit from the start
+    try:
+        await _serve(config, relay, listeners, ops, observability.metrics_listen, audit, context)
+    finally:
+        if audit is not None:
+            EXTENSIONS.remove_audit_sink(audit.write)
+            audit.close()
+
+
+def _open_audit(path: str | None) -> AuditLog | None:
+    if not path:
+        return None
+    try:
+        audit = AuditLog(path)
+    except OSError as exc:
+        raise OSError(f"cannot open the audit log: {exc}") from None
+    EXTENSIONS.add_audit_sink(audit.write)  # what adapters audit that is not a request (hostaware's actions)
+    return audit
+
+
+async def _serve(config: Config, relay: ConnectionSettings, listeners: list[Listener], ops: Operations,
+                 metrics_listen: Address | None, audit: AuditLog | None, context: BuiltinContext) -> None:
     generations = Generations(first_generation(config, context))
     ops_listener = reload_task = None
     try:
         # the gauge reads ``gateway`` when scraped, by then it is bound
         metrics = (Metrics(lambda: gateway.open_connections, lambda: OpenStreams.count + gateway.open_streams)
-                   if ops.metrics_listen else None)
-        gateway = Gateway(generations, settings, ops.drain_timeout, combine(ops.audit, metrics))
+                   if metrics_listen else None)
+        gateway = Gateway(generations, relay, ops.drain_timeout, combine(audit, metrics))
         reloader = Reloader(generations, ops.load, 1.0 if ops.watch_config else None,
                             metrics.reloaded if metrics else None)
         reload_task = asyncio.get_running_loop().create_task(reloader.run())
-        if metrics is not None and ops.metrics_listen is not None:
+        if metrics is not None and metrics_listen is not None:
             from powerstrip.observability.listener import build_app, start_listener
 
             ops_listener = await start_listener(build_app(metrics, lambda: _health(gateway, generations)),
-                                                  ops.metrics_listen)
-            log.info("metrics and health on %s", ops.metrics_listen)
-        log.info("forwarding to the Docker daemon at %s", settings.upstream)
+                                                  metrics_listen)
+            log.info("metrics and health on %s", metrics_listen)
+        log.info("forwarding to the Docker daemon at %s", relay.upstream)
 
         def announce() -> None:
             scheme = "tcp" if listeners[0].address.scheme == "tcp" else "unix"
@@ -88,11 +122,11 @@ async def serve(config: Config, context: BuiltinContext, settings: ConnectionSet
 
         def on_hangup() -> None:
             log.info("SIGHUP: reloading the config")
-            if ops.audit is not None:
-                ops.audit.reopen()
+            if audit is not None:
+                audit.reopen()
             reloader.request()
 
-        note = gatewayinfo.record(context.state_dir, str(settings.upstream))
+        note = gatewayinfo.record(context.state_dir, str(relay.upstream))
         log.debug("the daemon address for the other commands: %s", note)
         await run_until_signalled(gateway, listeners, announce, on_hangup)
     finally:
@@ -112,12 +146,12 @@ def _health(gateway: Gateway, generations: Generations) -> tuple[int, dict[str, 
     return 200 if status == "ok" else 503, {"status": status, "config_generation": generations.current.number}
 
 
-def run(config: Config, context: BuiltinContext, settings: ConnectionSettings, listeners: list[Listener],
-        ops: Operations) -> None:
-    """Serve on uvloop (asyncio's own loop where uvloop is missing) until SIGTERM/SIGINT."""
+def run(config: Config, relay: ConnectionSettings, listeners: list[Listener], ops: Operations,
+        observability: Observability, context: BuiltinContext) -> None:
+    """``serve`` on uvloop (asyncio's own loop where uvloop is missing) until SIGTERM/SIGINT."""
     try:
         import uvloop
     except ImportError:  # uvloop is optional on platforms it does not support
-        asyncio.run(serve(config, context, settings, listeners, ops))
+        asyncio.run(serve(config, relay, listeners, ops, observability, context))
     else:
-        uvloop.run(serve(config, context, settings, listeners, ops))
+        uvloop.run(serve(config, relay, listeners, ops, observability, context))

@@ -99,7 +99,7 @@ else
     # (ps-busybox:latest, also tagged ubuntu:latest as in the README's examples) when it has no ubuntu.
     if ! DOCKER_HOST="unix://$DOCKER_SOCK" "$PY" -c 'import docker, sys; docker.from_env().images.get("ubuntu:latest")' >/dev/null 2>&1; then
         echo "importing a busybox image as ps-busybox:latest and ubuntu:latest into the private daemon" >&2
-        "$PY" -c 'import sys; sys.path.insert(0, sys.argv[1]); from tests.harness.image import build_test_image; build_test_image(sys.argv[2])' \
+        "$PY" -c 'import sys; sys.path.insert(0, sys.argv[1]); from harness.image import build_test_image; build_test_image(sys.argv[2])' \
             "$ROOT" "unix://$DOCKER_SOCK" || echo "could not import the busybox image (continuing)" >&2
     fi
 fi

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.cli import cleanup_cli_config
-from tests.harness.compare import Sides, remove_everything_named
-from tests.harness.dockerd import PrivateDockerd
-from tests.harness.gateway import Gateway
-from tests.harness.image import build_test_image
+from harness.cli import cleanup_cli_config
+from harness.compare import Sides, remove_everything_named
+from harness.dockerd import PrivateDockerd
+from harness.gateway import Gateway
+from harness.image import build_test_image
 
 
 def pytest_configure(config: pytest.Config) -> None:

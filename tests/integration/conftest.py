@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from tests.harness.adapter_server import AdapterServer
+from harness.adapter_server import AdapterServer
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,9 @@ import docker
 import pytest
 from aiohttp import web
 
+from harness.cli import run_docker
 from powerstrip.hooks.model import ClientRequest, HookRejected, ServerResponse
 from powerstrip.hooks.service import build_app
-from tests.harness.cli import run_docker
 
 pytestmark = pytest.mark.docker
 

@@ -16,7 +16,7 @@ import random
 import docker
 import pytest
 
-from tests.harness import rawhttp
+from harness import rawhttp
 
 pytestmark = pytest.mark.docker
 

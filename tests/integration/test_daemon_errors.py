@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from tests.harness import rawhttp
-from tests.harness.cli import run_docker
-from tests.harness.gateway import Gateway
+from harness import rawhttp
+from harness.cli import run_docker
+from harness.gateway import Gateway
 
 pytestmark = pytest.mark.docker
 

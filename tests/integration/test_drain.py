@@ -13,10 +13,10 @@ import time
 import docker
 import pytest
 
-from tests.harness import rawhttp
-from tests.harness.cli import Streaming, run_docker
-from tests.harness.gateway import free_tcp_port
-from tests.harness.ops import CREATE, config, http_get
+from harness import rawhttp
+from harness.cli import Streaming, run_docker
+from harness.gateway import free_tcp_port
+from harness.ops import CREATE, config, http_get
 
 pytestmark = pytest.mark.docker
 

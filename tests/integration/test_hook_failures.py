@@ -11,8 +11,8 @@ import socket
 
 import pytest
 
-from tests.harness import rawhttp
-from tests.harness.ops import wait_for_log
+from harness import rawhttp
+from harness.ops import wait_for_log
 
 pytestmark = pytest.mark.docker
 

@@ -8,9 +8,9 @@ import time
 import docker
 import pytest
 
-from tests.harness import rawhttp
-from tests.harness.cli import run_docker
-from tests.harness.ops import wait_for_log
+from harness import rawhttp
+from harness.cli import run_docker
+from harness.ops import wait_for_log
 
 pytestmark = pytest.mark.docker
 

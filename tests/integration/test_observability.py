@@ -11,11 +11,11 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.harness import rawhttp
-from tests.harness.adapter_server import AdapterServer
-from tests.harness.gateway import free_tcp_port
-from tests.harness.ops import CREATE, config, http_get, metric, wait_for_log
-from tests.harness.util import wait_until
+from harness import rawhttp
+from harness.adapter_server import AdapterServer
+from harness.gateway import free_tcp_port
+from harness.ops import CREATE, config, http_get, metric, wait_for_log
+from harness.util import wait_until
 
 pytestmark = pytest.mark.docker
 

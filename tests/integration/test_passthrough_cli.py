@@ -15,7 +15,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.harness.cli import (
+from harness.cli import (
     DEBIAN_CLI,
     DOCKER_CLIS,
     NEW_CLI,
@@ -24,7 +24,7 @@ from tests.harness.cli import (
     run_docker,
     spawn_pty,
 )
-from tests.harness.compare import same_result
+from harness.compare import same_result
 
 pytestmark = pytest.mark.docker
 

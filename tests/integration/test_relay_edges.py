@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.cli import run_docker
-from tests.harness.gateway import Gateway
-from tests.harness.ops import config, wait_for_log
+from harness.cli import run_docker
+from harness.gateway import Gateway
+from harness.ops import config, wait_for_log
 
 pytestmark = pytest.mark.docker
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.harness import rawhttp
-from tests.harness.adapter_server import AdapterServer
-from tests.harness.cli import run_docker
-from tests.harness.ops import CREATE, config, count_in_log, reload_by_sighup, replace_file, wait_for_log
+from harness import rawhttp
+from harness.adapter_server import AdapterServer
+from harness.cli import run_docker
+from harness.ops import CREATE, config, count_in_log, reload_by_sighup, replace_file, wait_for_log
 
 pytestmark = pytest.mark.docker
 

@@ -14,10 +14,10 @@ import sys
 import docker
 import pytest
 
-from tests.harness import rawhttp
-from tests.harness.adapter_service import AdapterService
-from tests.harness.cli import run_docker
-from tests.harness.gateway import REPO_ROOT
+from harness import rawhttp
+from harness.adapter_service import AdapterService
+from harness.cli import run_docker
+from harness.gateway import REPO_ROOT
 
 pytestmark = pytest.mark.docker
 

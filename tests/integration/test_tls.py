@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from tests.harness.cli import run_docker
-from tests.harness.gateway import free_tcp_port
+from harness.cli import run_docker
+from harness.gateway import free_tcp_port
 
 pytestmark = pytest.mark.docker
 

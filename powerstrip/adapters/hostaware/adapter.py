@@ -31,8 +31,9 @@ from powerstrip.adapters.hostaware.actions import Actions
 from powerstrip.adapters.hostaware.model import HostRecord, Rule, RuleStatus
 from powerstrip.adapters.hostaware.monitor import Monitor
 from powerstrip.adapters.hostaware.qos_action import QosAction
-from powerstrip.adapters.hostaware.sources import open_source
+from powerstrip.adapters.hostaware.sources import MetricsSourceSettings, open_source
 from powerstrip.adapters.hostaware.store import host_name, open_store
+from powerstrip.adapters.net.cluster import ClusterSettings
 from powerstrip.adapters.net.docker_api import DockerAPI
 from powerstrip.adapters.qos.service import open_qos
 from powerstrip.hooks.model import ClientRequest, HookRejected, ServerResponse
@@ -43,10 +44,12 @@ MESSAGES_LIMIT = 1000
 
 
 def create_adapter(context: BuiltinContext) -> HostAwareAdapter:
-    host = host_name(context.cluster)
-    store = open_store(context.state_dir, context.cluster, host)
-    qos = QosAction(host, functools.partial(open_qos, context.docker_url, context.state_dir, context.cluster))
-    monitor = Monitor(host, open_source(context.metrics_source, host), store,
+    cluster = context.setting(ClusterSettings)  # the net adapter's: rules and metrics shared in its etcd
+    source = context.setting(MetricsSourceSettings) or MetricsSourceSettings()
+    host = host_name(cluster)
+    store = open_store(context.state_dir, cluster, host)
+    qos = QosAction(host, functools.partial(open_qos, context.docker_url, context.state_dir, cluster))
+    monitor = Monitor(host, open_source(source.url, host), store,
                       Actions(DockerAPI(context.docker_url), host, qos), EXTENSIONS.audit)
     adapter = HostAwareAdapter(context.name or "hostaware", monitor)
     try:

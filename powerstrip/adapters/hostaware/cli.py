@@ -3,6 +3,7 @@
 They read and write the store the gateway's ``builtin:hostaware`` uses: the SQLite file in
 ``--state-dir``, or the etcd cluster with ``--cluster`` (the same options and environment
 defaults as ``powerstrip network``). The gateway picks up a rule change within a second.
+``metrics_source_option`` is the adapter's own option of ``serve`` and ``adapter run``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -23,9 +24,30 @@ from powerstrip.adapters.net.cli import cluster_options, fail
 from powerstrip.adapters.net.cluster import ClusterSettings
 from powerstrip.adapters.qos.service import Qos, open_qos
 
+if TYPE_CHECKING:
+    from powerstrip.adapters.hostaware.sources import MetricsSourceSettings
+
 T = TypeVar("T")
 FOLLOW_EVERY = 1.0
 SHOWN_METRICS = ("load_one", "cpu_idle", "mem_free", "bytes_in")
+
+
+def _metrics_source(_ctx: click.Context, _param: click.Parameter, value: str | None) -> MetricsSourceSettings | None:
+    if value in (None, "", "builtin"):
+        return None  # the built-in collector: the adapter's default
+    from powerstrip.adapters.hostaware.sources import MetricsSourceSettings  # psutil and defusedxml: only here
+
+    try:
+        return MetricsSourceSettings(value)
+    except HostAwareError as exc:
+        raise click.BadParameter(exc.message) from None
+
+
+metrics_source_option = click.option(
+    "--metrics-source", metavar="builtin|gmond://HOST:PORT", envvar="POWERSTRIP_METRICS_SOURCE",
+    callback=_metrics_source,
+    help="Where builtin:hostaware reads this host's metrics: the built-in collector (default) or a Ganglia "
+         "gmond's XML port (env POWERSTRIP_METRICS_SOURCE).")
 
 
 def _options(command: Callable[..., Any], qos: bool = False) -> Callable[..., Any]:

@@ -21,9 +21,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from powerstrip.adapters.hostaware.model import (Conflict, HostRecord, Message, NotFound, Rule, StoreUnavailable,
-                                                  parse_rule)
-from powerstrip.adapters.hostaware.store import MAX_MESSAGES
+from powerstrip.adapters.hostaware.model import (MAX_MESSAGES, Conflict, HostRecord, Message, NotFound, Rule,
+                                                  StoreUnavailable, parse_rule)
 from powerstrip.adapters.net import etcd_client
 from powerstrip.adapters.net.etcd_client import Etcd, put, unchanged
 from powerstrip.adapters.net.model import StoreUnavailable as NetStoreUnavailable

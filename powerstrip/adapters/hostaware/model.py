@@ -30,6 +30,9 @@ _METRIC = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,127}$")
 _FIELDS = ("name", "metric", "op", "threshold", "polling", "times", "host", "action")
 MAX_POLLING = 86400
 MAX_TIMES = 1000
+MAX_MESSAGES = 10_000  # messages a store keeps (store.py)
+LOST_AFTER = 15.0  # seconds without a heartbeat; the monitor publishes at least every HEARTBEAT
+HEARTBEAT = 5.0
 
 
 class HostAwareError(Exception):

@@ -23,10 +23,10 @@ from collections.abc import Callable
 
 from powerstrip.adapters.hostaware.actions import Actions
 from powerstrip.adapters.hostaware.evaluator import Effect, Evaluator, Outcome
-from powerstrip.adapters.hostaware.model import (ActionKind, HostAwareError, HostRecord, Level, Message, Reading,
-                                                  Rule)
+from powerstrip.adapters.hostaware.model import (HEARTBEAT, ActionKind, HostAwareError, HostRecord, Level, Message,
+                                                  Reading, Rule)
 from powerstrip.adapters.hostaware.sources import MetricsSource
-from powerstrip.adapters.hostaware.store import HEARTBEAT, HostStore
+from powerstrip.adapters.hostaware.store import HostStore
 
 log = logging.getLogger("powerstrip.hostaware")
 

@@ -221,6 +221,17 @@ def _float(text: str | None) -> float:
         return 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class MetricsSourceSettings:
+    """Where ``builtin:hostaware`` reads this host's metrics (``--metrics-source``), checked when made."""
+
+    url: str | None = None  # None: the built-in collector; else gmond://HOST[:PORT]
+
+    def __post_init__(self) -> None:
+        if self.url not in (None, "", "builtin"):
+            parse_gmond_url(self.url)  # raises InvalidRule
+
+
 def open_source(url: str | None, host_name: str) -> MetricsSource:
     """``None``/``builtin`` → the psutil collector; ``gmond://HOST:PORT`` → that gmond."""
     if url in (None, "", "builtin"):

@@ -16,8 +16,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from powerstrip.adapters.hostaware.model import Conflict, HostRecord, Level, Message, NotFound, Rule, parse_rule
-from powerstrip.adapters.hostaware.store import LOST_AFTER, MAX_MESSAGES
+from powerstrip.adapters.hostaware.model import (LOST_AFTER, MAX_MESSAGES, Conflict, HostRecord, Level, Message,
+                                                  NotFound, Rule, parse_rule)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rules (

@@ -6,7 +6,7 @@ and ``EtcdHostStore`` (``--cluster``: every member's rules, messages and metrics
 
 Retention: the newest ``MAX_MESSAGES`` messages are kept; older ones are deleted as new ones come.
 A host that has not published for ``LOST_AFTER`` seconds (SQLite) or whose lease expired (etcd)
-is listed as lost.
+is listed as lost. (Both numbers are in ``model``.)
 """
 
 from __future__ import annotations
@@ -20,10 +20,6 @@ from powerstrip.adapters.hostaware.model import HostRecord, Message, Rule
 
 if TYPE_CHECKING:
     from powerstrip.adapters.net.cluster import ClusterSettings
-
-MAX_MESSAGES = 10_000
-LOST_AFTER = 15.0  # seconds without a heartbeat; the monitor publishes at least every HEARTBEAT
-HEARTBEAT = 5.0
 
 
 class HostStore(Protocol):

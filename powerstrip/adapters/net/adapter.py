@@ -18,6 +18,7 @@ from powerstrip.adapters import BuiltinContext
 from powerstrip.adapters.messages import json_or_none, target_parts
 from powerstrip.adapters.net import create_body
 from powerstrip.adapters.net.attachments import Attachments, new_owner
+from powerstrip.adapters.net.cluster import ClusterSettings
 from powerstrip.adapters.net.converger import Converger
 from powerstrip.adapters.net.docker_api import DockerError
 from powerstrip.adapters.net.etcd_store import EtcdStore
@@ -38,14 +39,15 @@ _JOINED = "container:ps-net-"
 
 
 def create_adapter(context: BuiltinContext) -> NetAdapter:
-    networks = open_networks(context.docker_url, context.state_dir, context.cluster)
+    cluster = context.setting(ClusterSettings)  # None: networks on this host only
+    networks = open_networks(context.docker_url, context.state_dir, cluster)
     converger = None
-    if context.cluster is not None:
+    if cluster is not None:
         store = networks.store
         assert isinstance(store, EtcdStore)
-        names = NameService(list(context.cluster.dns_upstreams) or None)
-        converger = Converger(networks, store, Overlay(context.cluster.advertise, context.cluster.mtu),
-                              lost_host_grace=context.cluster.lost_host_grace, names=names)
+        names = NameService(list(cluster.dns_upstreams) or None)
+        converger = Converger(networks, store, Overlay(cluster.advertise, cluster.mtu),
+                              lost_host_grace=cluster.lost_host_grace, names=names)
         networks.on_bridge = lambda _network: converger.sync()
         networks.resolvers = names.servers_for
     adapter = NetAdapter(context.name, networks, converger)

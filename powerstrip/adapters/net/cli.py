@@ -25,6 +25,7 @@ from powerstrip.adapters.net.docker_api import DockerError
 from powerstrip.adapters.net.etcd_store import EtcdStore
 from powerstrip.adapters.net.model import NetError
 from powerstrip.adapters.net.networks import VirtualNetworks, open_networks
+from powerstrip.optiongroups import grouped
 
 T = TypeVar("T")
 DEFAULT_DOCKER = "unix:///var/run/docker.sock"
@@ -83,20 +84,24 @@ def _security(kwargs: dict[str, Any]) -> dict[str, str | None]:
             ("cluster_cacert", "cluster_cert", "cluster_key", "cluster_user", "cluster_password")}
 
 
+CLUSTER_OPTIONS = _STORE_OPTIONS + _HOST_OPTIONS
+
+
+def cluster_from_options(cluster_url: str | None, cluster_cacert: str | None, cluster_cert: str | None,
+                         cluster_key: str | None, cluster_user: str | None, cluster_password: str | None,
+                         advertise: str | None, advertise_gateway: str | None, overlay_mtu: int,
+                         lost_host_grace: float, dns_upstreams: tuple[str, ...]) -> ClusterSettings | None:
+    """The values of ``CLUSTER_OPTIONS`` as the net adapter's ``ClusterSettings`` (``None`` without
+    --cluster), for ``optiongroups.grouped``; bad ones are usage errors."""
+    security = {"cluster_cacert": cluster_cacert, "cluster_cert": cluster_cert, "cluster_key": cluster_key,
+                "cluster_user": cluster_user, "cluster_password": cluster_password}
+    return _settings(cluster_url, advertise, overlay_mtu, advertise_gateway, security, lost_host_grace, dns_upstreams)
+
+
 def cluster_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The cluster store options (``--cluster``, TLS, user) and this host's (``--advertise``,
     ``--advertise-gateway``, ``--overlay-mtu``, ``--lost-host-grace``, ``--dns-upstream``), handed to ``command`` as ``cluster`` (or ``None``)."""
-
-    @functools.wraps(command)
-    def with_cluster(*args: Any, cluster_url: str | None, advertise: str | None, advertise_gateway: str | None,
-                     overlay_mtu: int, lost_host_grace: float, dns_upstreams: tuple[str, ...], **kwargs: Any) -> Any:
-        kwargs["cluster"] = _settings(cluster_url, advertise, overlay_mtu, advertise_gateway, _security(kwargs),
-                                      lost_host_grace, dns_upstreams)
-        return command(*args, **kwargs)
-
-    for option in reversed(_STORE_OPTIONS + _HOST_OPTIONS):
-        with_cluster = option(with_cluster)
-    return with_cluster
+    return grouped(*CLUSTER_OPTIONS, cluster=cluster_from_options)(command)
 
 
 def store_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from powerstrip.adapters import BuiltinContext
 from powerstrip.adapters.messages import json_or_none, target_parts
+from powerstrip.adapters.net.cluster import ClusterSettings
 from powerstrip.adapters.net.create_body import CIDR_VAR, NETWORK_VAR
 from powerstrip.adapters.net.model import Conflict, InvalidInput, NetError
 from powerstrip.adapters.qos.converger import QosConverger
@@ -32,7 +33,8 @@ _JOINED = "container:"
 
 
 def create_adapter(context: BuiltinContext) -> QosAdapter:
-    adapter = QosAdapter(context.name, open_qos(context.docker_url, context.state_dir, context.cluster))
+    cluster = context.setting(ClusterSettings)  # policies in etcd with the networks, else in state_dir
+    adapter = QosAdapter(context.name, open_qos(context.docker_url, context.state_dir, cluster))
     try:
         asyncio.get_running_loop()
     except RuntimeError:

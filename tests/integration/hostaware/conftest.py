@@ -14,9 +14,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.harness.gateway import REPO_ROOT, free_tcp_port
-from tests.harness.gmond import Gmond
-from tests.harness.util import terminate, wait_until
+from harness.gateway import REPO_ROOT, free_tcp_port
+from harness.gmond import Gmond
+from harness.util import terminate, wait_until
 
 BURN_SECONDS = 90  # the longest a burner may run, whatever happens to the test
 

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.harness.util import wait_until
+from harness.util import wait_until
 
 from .conftest import create
 from .test_rules import ONLY_HOSTAWARE, Garbage, rule

@@ -9,9 +9,9 @@ import subprocess
 import sys
 import time
 
+from harness.gateway import REPO_ROOT
 from powerstrip.adapters.hostaware.model import Level, Message
 from powerstrip.adapters.hostaware.sqlite_store import SqliteHostStore
-from tests.harness.gateway import REPO_ROOT
 
 BUSY = {"name": "busy", "metric": "load_one", "op": ">", "threshold": 4, "polling": 5, "times": 3,
         "action": "refuse-create"}

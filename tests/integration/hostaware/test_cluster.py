@@ -1,4 +1,4 @@
-"""Host-aware rules across two simulated hosts (tests/harness/multihost.py) with a real etcd.
+"""Host-aware rules across two simulated hosts (harness/multihost.py) with a real etcd.
 
 Both "hosts" run on one machine, so real sources would report the same load on both: host A reads
 a gmond that serves a fixed XML document saying it is busy (a fake, for what one machine cannot
@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from tests.harness.multihost import Cluster
-from tests.harness.util import wait_until
+from harness.multihost import Cluster
+from harness.util import wait_until
 
 from .test_rules import EXAMPLE, Garbage, rule
 

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
+from harness.etcd import EtcdServer
+from harness.util import wait_until
 from powerstrip.adapters.hostaware.etcd_store import EtcdHostStore, HostEtcd
 from powerstrip.adapters.hostaware.model import Conflict, HostRecord, Level, Message, NotFound, StoreUnavailable, parse_rule
-from tests.harness.etcd import EtcdServer
-from tests.harness.util import wait_until
 
 RULE = parse_rule({"name": "busy", "metric": "load_one", "op": ">", "threshold": 4, "polling": 5, "times": 3,
                    "action": "refuse-create"})

@@ -18,11 +18,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness.cli import NEW_CLI, run_docker
+from harness.gateway import REPO_ROOT, Gateway
+from harness.qos import Iperf, Powerstrip, ensure_tools, in_netns
+from harness.util import wait_until
 from powerstrip.adapters.hostaware.qos_action import policy_name
-from tests.harness.cli import NEW_CLI, run_docker
-from tests.harness.gateway import REPO_ROOT, Gateway
-from tests.harness.util import wait_until
-from tests.integration.qos.conftest import Iperf, Powerstrip, client, ensure_tools, in_netns, iperf  # noqa: F401
+from tests.integration.qos.conftest import client, iperf  # noqa: F401 - fixtures
 from tests.integration.qos.test_single_host import address, netns, shaped, tc_show
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(240)]

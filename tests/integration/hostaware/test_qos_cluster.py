@@ -1,4 +1,4 @@
-"""The qos:<policy JSON> action across two simulated hosts (tests/harness/multihost.py, real etcd, VXLAN):
+"""The qos:<policy JSON> action across two simulated hosts (harness/multihost.py, real etcd, VXLAN):
 a rule met on host A limits A's containers only, though cluster policies apply on every member, until A's load falls back.
 
 As in test_cluster.py, host A reads a gmond that serves a fixed XML document saying it is busy (a
@@ -18,10 +18,10 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
+from harness.multihost import Cluster, SimHost
+from harness.qos import Iperf, ensure_tools, in_netns
+from harness.util import wait_until
 from powerstrip.adapters.hostaware.qos_action import policy_name
-from tests.harness.multihost import Cluster, SimHost
-from tests.harness.util import wait_until
-from tests.integration.qos.conftest import Iperf, ensure_tools, in_netns
 
 from .test_cluster import gmond_xml, messages
 from .test_rules import EXAMPLE, Garbage

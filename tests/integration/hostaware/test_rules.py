@@ -19,7 +19,7 @@ from ipaddress import ip_network
 
 import pytest
 
-from tests.harness.gateway import REPO_ROOT
+from harness.gateway import REPO_ROOT
 
 from .conftest import create
 

@@ -1,5 +1,5 @@
 """Three simulated hosts on an underlay with a real etcd, shared by the module's tests (see
-tests/harness/multihost.py). powerstrip runs on hosts 1 and 2 from the start; host 3 has its
+harness/multihost.py). powerstrip runs on hosts 1 and 2 from the start; host 3 has its
 dockerd ready and joins in a test. The teardown asserts that nothing is left behind."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness.multihost import Cluster
+from harness.multihost import Cluster
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ from ipaddress import IPv4Network
 
 import pytest
 
+from harness.etcd import EtcdServer, free_port
 from powerstrip.adapters.net.etcd_client import Etcd
 from powerstrip.adapters.net.etcd_store import EtcdStore
 from powerstrip.adapters.net.model import Conflict, NotFound, StoreUnavailable
 from powerstrip.adapters.net.networks import DEFAULT
-from tests.harness.etcd import EtcdServer, free_port
 
 pytestmark = pytest.mark.timeout(120)
 

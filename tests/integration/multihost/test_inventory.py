@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.multihost import Cluster, SimHost
-from tests.harness.util import apt_install
+from harness.multihost import Cluster, SimHost
+from harness.util import apt_install
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 

@@ -15,11 +15,11 @@ from ipaddress import IPv4Address
 
 import pytest
 
+from harness.multihost import Cluster, SimHost
+from harness.util import wait_until
 from powerstrip.adapters.net.etcd_client import Etcd, put
 from powerstrip.adapters.net.etcd_store import NETWORKS
 from powerstrip.adapters.net.overlay import ZERO_MAC, vxlan_name
-from tests.harness.multihost import Cluster, SimHost
-from tests.harness.util import wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 

@@ -12,9 +12,9 @@ from ipaddress import IPv4Address
 import docker
 import pytest
 
+from harness.multihost import Cluster, SimHost
+from harness.util import wait_until
 from powerstrip.adapters.net.overlay import ZERO_MAC, vxlan_name
-from tests.harness.multihost import Cluster, SimHost
-from tests.harness.util import wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 

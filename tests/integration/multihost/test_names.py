@@ -20,8 +20,8 @@ import dns.rcode
 import dns.rrset
 import pytest
 
-from tests.harness.multihost import Cluster, SimHost
-from tests.harness.util import wait_until
+from harness.multihost import Cluster, SimHost
+from harness.util import wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 

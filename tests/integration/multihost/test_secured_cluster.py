@@ -12,8 +12,8 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from tests.harness.multihost import Cluster, SimHost
-from tests.harness.util import wait_until
+from harness.multihost import Cluster, SimHost
+from harness.util import wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 

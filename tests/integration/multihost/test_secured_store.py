@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from harness.certs import CertificateAuthority, Pair
+from harness.etcd import EtcdServer, ServerTLS
 from powerstrip.adapters.net.cluster import cluster_settings
 from powerstrip.adapters.net.etcd_store import PREFIX, EtcdStore
 from powerstrip.adapters.net.model import StoreUnavailable
-from tests.harness.certs import CertificateAuthority, Pair
-from tests.harness.etcd import EtcdServer, ServerTLS
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 TOKEN_TTL = 3  # etcd's --auth-token-ttl: how long an unused token stays valid

@@ -19,13 +19,13 @@ import aiohttp
 import docker
 import pytest
 
+from harness.dockerd import PrivateDockerd
+from harness.net import clean_daemon
+from harness.util import terminate, unix_ping, wait_until
 from powerstrip.adapters import BuiltinContext
 from powerstrip.adapters.net.adapter import NetAdapter, create_adapter
-from powerstrip.adapters.net.attachments import LABEL_ROLE
 from powerstrip.adapters.net.model import Allocation
 from powerstrip.hooks.model import ClientRequest, ServerResponse
-from tests.harness.dockerd import PrivateDockerd
-from tests.harness.util import terminate, unix_ping, wait_until
 
 T = TypeVar("T")
 
@@ -83,31 +83,6 @@ class NetHooks:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()
-
-
-def leftovers(client: docker.DockerClient) -> tuple[list[str], list[str]]:
-    """Network-only containers and ``ps-`` Docker networks that exist on the daemon."""
-    holders = [c.name for c in client.containers.list(all=True, filters={"label": LABEL_ROLE})]
-    networks = [n.name for n in client.networks.list() if n.name.startswith("ps-")]
-    return holders, networks
-
-
-def clean_daemon(client: docker.DockerClient) -> None:
-    """Remove what the net tests make: containers joined to network-only ones, those, ps- networks."""
-    containers = client.containers.list(all=True)
-    joined = [c for c in containers if c.attrs["HostConfig"]["NetworkMode"].startswith("container:")]
-    for c in joined + [c for c in containers if LABEL_ROLE in c.labels]:
-        try:
-            c.remove(force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:  # an adapter still running is removing it too
-            if "already in progress" not in str(exc):
-                raise
-    wait_until(lambda: leftovers(client)[0] == [], 30, 0.1, "network-only containers removed")
-    for n in client.networks.list():
-        if n.name.startswith("ps-"):
-            n.remove()
 
 
 @pytest.fixture

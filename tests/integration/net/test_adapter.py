@@ -11,12 +11,13 @@ from ipaddress import IPv4Address
 
 import pytest
 
+from harness.cli import NEW_CLI, run_docker
+from harness.net import leftovers
+from harness.util import wait_until
 from powerstrip.adapters.net.networks import bridge_name
 from powerstrip.hooks.model import ClientRequest, HookRejected
-from tests.harness.cli import NEW_CLI, run_docker
-from tests.harness.util import wait_until
 
-from .conftest import NetHooks, leftovers
+from .conftest import NetHooks
 
 pytestmark = pytest.mark.docker
 

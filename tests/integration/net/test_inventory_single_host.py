@@ -15,10 +15,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.harness.gateway import REPO_ROOT, Gateway
-from tests.harness.util import apt_install
-
-from .conftest import clean_daemon
+from harness.gateway import REPO_ROOT, Gateway
+from harness.net import clean_daemon
+from harness.util import apt_install
 
 pytestmark = pytest.mark.docker
 

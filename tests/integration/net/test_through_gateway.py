@@ -13,13 +13,14 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.harness.cli import NEW_CLI, docker_env, run_docker
-from tests.harness.dockerd import PrivateDockerd
-from tests.harness.gateway import REPO_ROOT, Gateway, free_tcp_port
-from tests.harness.image import build_test_image
-from tests.harness.util import terminate, wait_until
+from harness.cli import NEW_CLI, docker_env, run_docker
+from harness.dockerd import PrivateDockerd
+from harness.gateway import REPO_ROOT, Gateway, free_tcp_port
+from harness.image import build_test_image
+from harness.net import clean_daemon, leftovers
+from harness.util import terminate, wait_until
 
-from .conftest import clean_daemon, leftovers, restart_dockerd
+from .conftest import restart_dockerd
 
 pytestmark = pytest.mark.docker
 

@@ -11,9 +11,9 @@ import subprocess
 
 import pytest
 
-from tests.harness import rawhttp
-from tests.harness.cli import run_docker
-from tests.harness.gateway import free_tcp_port
+from harness import rawhttp
+from harness.cli import run_docker
+from harness.gateway import free_tcp_port
 
 pytestmark = pytest.mark.docker
 

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from tests.harness.cli import docker_env
+from harness.cli import docker_env
 
 pytestmark = pytest.mark.docker
 

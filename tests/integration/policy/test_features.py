@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from tests.harness import rawhttp
-from tests.harness.cli import Streaming, run_docker
-from tests.harness.gateway import free_tcp_port
-from tests.harness.util import wait_until
+from harness import rawhttp
+from harness.cli import Streaming, run_docker
+from harness.gateway import free_tcp_port
+from harness.util import wait_until
 
 pytestmark = pytest.mark.docker
 

@@ -9,10 +9,10 @@ import json
 
 import pytest
 
-from tests.harness import rawhttp
-from tests.harness.adapter_service import AdapterService
-from tests.harness.cli import run_docker
-from tests.harness.gateway import free_tcp_port
+from harness import rawhttp
+from harness.adapter_service import AdapterService
+from harness.cli import run_docker
+from harness.gateway import free_tcp_port
 
 pytestmark = pytest.mark.docker
 

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from tests.harness import rawhttp
+from harness import rawhttp
 from tests.integration.policy.conftest import exists
 from tests.unit.policy.spellings import SPELLINGS, Spelling
 

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from tests.harness import rawhttp
-from tests.harness.cli import run_docker
+from harness import rawhttp
+from harness.cli import run_docker
 
 pytestmark = pytest.mark.docker
 

@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from tests.harness import rawhttp
-from tests.harness.cli import run_docker
-from tests.harness.gateway import REPO_ROOT
-from tests.harness.util import terminate, unix_ping, wait_until
+from harness import rawhttp
+from harness.cli import run_docker
+from harness.gateway import REPO_ROOT
+from harness.util import terminate, unix_ping, wait_until
 
 pytestmark = pytest.mark.docker
 

@@ -9,11 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from harness.etcd import EtcdServer, free_port
 from powerstrip.adapters.net.etcd_client import Etcd
 from powerstrip.adapters.net.model import Conflict, NotFound, StoreUnavailable
 from powerstrip.adapters.qos.policy import parse_policy
 from powerstrip.adapters.qos.store import EtcdPolicies
-from tests.harness.etcd import EtcdServer, free_port
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -14,16 +14,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness.gateway import Gateway
+from harness.multihost import Cluster, SimHost
+from harness.qos import CONFIG, Iperf, ensure_tools, in_netns
+from harness.util import wait_until
 from powerstrip.adapters.net.overlay import vxlan_name
-from tests.harness.gateway import REPO_ROOT, Gateway
-from tests.harness.multihost import Cluster, SimHost
-from tests.harness.util import wait_until
-
-from .conftest import Iperf, ensure_tools, in_netns
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(400)]
 
-CONFIG = REPO_ROOT / "examples" / "qos.yml"
 BOUND = 6.0  # the converger's documented bound (2 s + a pass), with room for a busy machine
 
 

@@ -15,10 +15,9 @@ import time
 import docker
 import pytest
 
-from tests.harness.cli import NEW_CLI, run_docker
-from tests.harness.util import wait_until
-
-from .conftest import Iperf, Powerstrip, QosGateway, in_netns
+from harness.cli import NEW_CLI, run_docker
+from harness.qos import Iperf, Powerstrip, QosGateway, in_netns
+from harness.util import wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(240)]
 

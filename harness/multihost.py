@@ -29,7 +29,7 @@ from .gateway import Gateway
 from .image import build_test_image
 from .util import pids_mentioning, remove_tree
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG = REPO_ROOT / "examples" / "socketplane.yml"
 UNDERLAY_RANGE = IPv4Network("198.18.0.0/15")
 
@@ -91,7 +91,7 @@ class Underlay:
         _ip("-n", netns, "link", "set", inside, "up")
         _enable_gro(outside)
         subprocess.run(["nsenter", f"--net=/var/run/netns/{netns}", sys.executable, "-c",
-                        f"from tests.harness.multihost import _enable_gro; _enable_gro({inside!r})"],
+                        f"from harness.multihost import _enable_gro; _enable_gro({inside!r})"],
                        check=True, timeout=30, cwd=REPO_ROOT)
         return address
 

@@ -1,4 +1,4 @@
-"""Start and stop powerstrip gateways (``python -m powerstrip serve``) for tests.
+"""Start and stop powerstrip gateways (``python -m powerstrip serve``) for tests and benchmarks.
 
 The gateway runs in a temp dir of its own as working directory, so that a ``./adapters.yml`` of the
 repository is never picked up by accident; without ``config`` it is a pure pass-through. Its stdout
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .util import HarnessError, remove_tree, terminate, unix_ping, wait_until
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 EXPORT_RE = re.compile(r"^export DOCKER_HOST=(\S+)\s*$", re.M)
 
 
