@@ -10,10 +10,10 @@ import time
 import docker
 import pytest
 
-from tests.harness import rawhttp
-from tests.harness.gateway import free_tcp_port
-from tests.harness.ops import http_get, metric, replace_file, wait_for_log
-from tests.harness.util import wait_until
+from harness import rawhttp
+from harness.gateway import free_tcp_port
+from harness.ops import http_get, metric, replace_file, wait_for_log
+from harness.util import wait_until
 
 from .conftest import CONFIG
 
