@@ -48,6 +48,7 @@ from powerstrip.http.head import (
 )
 from powerstrip.http.outcome import Outcome, Side
 
+_REPLAYABLE = frozenset(("GET", "HEAD", "OPTIONS"))  # safe to send again (RFC 9110 9.2.1), as Go's client does
 MAX_PIPELINED = 256 * 1024  # client bytes held while an exchange runs before the client is paused
 
 
@@ -204,7 +205,7 @@ class ConnectionMachine:
     __slots__ = (
         "_do", "_clock", "_timeouts", "phase", "deadline", "timer", "closing",
         "_buffer", "_daemon_buffer", "_head", "_request_body", "_response", "_response_body",
-        "_keep", "_pending", "_daemon_ready", "_client_eof", "_daemon_eof", "_response_started",
+        "_keep", "_pending", "_daemon_ready", "_client_eof", "_daemon_eof", "_response_started", "_replay",
         "_outcome", "_paused", "_daemon_paused",
     )
 
@@ -224,6 +225,7 @@ class ConnectionMachine:
         self._response_body: _Body | None = None
         self._keep = KeepAlive()
         self._pending: list[bytes] = []   # for the daemon, until its connection is open
+        self._replay: bytes | None = None  # a request to send again if its reused connection closes unanswered
         self._daemon_ready = False
         self._client_eof = False
         self._daemon_eof = False
@@ -297,6 +299,7 @@ class ConnectionMachine:
 
     def daemon_connected(self) -> None:
         self._daemon_ready = True
+        self._daemon_eof = False  # a new connection: an earlier one's EOF says nothing about it
         if self._pending:
             pending, self._pending = self._pending, []
             self._do.send_daemon(b"".join(pending))
@@ -315,6 +318,7 @@ class ConnectionMachine:
         elif phase is _RESPONSE_BODY:
             self._response_bytes(data)
         elif phase is _WAIT_RESPONSE:
+            self._replay = None  # the daemon answers: never sent twice
             buffer = self._daemon_buffer
             if buffer:
                 buffer += data
@@ -337,6 +341,16 @@ class ConnectionMachine:
             else:
                 self._set_timer(_T_LINGER, self._timeouts.linger)
         elif phase is _WAIT_RESPONSE:
+            replay, self._replay = self._replay, None
+            if replay is not None and not self._daemon_buffer and not self._client_eof:
+                # a kept-alive connection the daemon closed as the request went out (it restarted, or
+                # closed it idle): a request that is safe to repeat goes again on a new one, as Go's
+                # client and HAProxy do; any other is the daemon's failure
+                self._do.close_daemon()
+                self._pending.append(replay)
+                if self._do.open_daemon():
+                    self.daemon_connected()
+                return
             self._fail(Side.DAEMON, 502, "the daemon closed the connection without answering")
         elif phase is _RESPONSE_BODY:
             self._fail(Side.DAEMON, 502, "the daemon closed the connection inside the response body")
@@ -449,8 +463,11 @@ class ConnectionMachine:
         self._request_body = _Body(head) if head.framing is not _F_NONE else None
         if self._daemon_ready or self._do.open_daemon():
             self._daemon_ready = True
+            # on a connection that already existed: repeatable if it turns out closed (no body, safe method)
+            self._replay = head.raw if self._request_body is None and head.method in _REPLAYABLE else None
             self._do.send_daemon(head.raw)
         else:
+            self._replay = None
             self._pending.append(head.raw)
         buffer = self._buffer
         if self._request_body is not None:

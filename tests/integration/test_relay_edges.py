@@ -286,3 +286,38 @@ def test_a_stalled_post_hooked_response_is_dropped_when_the_client_leaves(fake_d
         assert fake.closed_by_gateway.wait(5), "the gateway kept the daemon connection of a client that left"
         assert gw.running()
         assert not re.search(r"ERROR", gw.log_text())
+
+
+class ClosingFakeDaemon(FakeDaemon):
+    """Answers the first request of each connection, then closes it when the next one arrives, unanswered:
+    the race of a daemon that closes a kept-alive connection (it restarts, or drops idle ones) just as a
+    request goes out. dockerd does this only by chance of timing, so a fake plays it on every connection."""
+
+    def _one(self, conn: socket.socket) -> None:
+        conn.settimeout(30)
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            conn.sendall(self.answer)
+            conn.recv(65536)  # the next request: closed without an answer
+
+
+def test_a_safe_request_on_a_connection_the_daemon_closed_unanswered_is_sent_again(tmp_path):
+    fake = ClosingFakeDaemon(tmp_path / "closing.sock", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK")
+    try:
+        with Gateway(f"unix://{fake.path}", wait_ping=False) as gw:
+            with connect(gw.socket_path) as sock:
+                for _ in range(3):  # each one after the first finds its daemon connection closed
+                    sock.sendall(b"GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n")
+                    assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
+                # a request that is not safe to repeat is never sent twice: the daemon's failure, a 502
+                sock.sendall(b"POST /v1.41/containers/x/start HTTP/1.1\r\nHost: d\r\n\r\n")
+                answer = read_all(sock)
+            assert answer.startswith(b"HTTP/1.1 502 ")
+            assert "without answering" in json.loads(answer.split(b"\r\n\r\n", 1)[1])["message"]
+    finally:
+        fake.close()

@@ -332,7 +332,37 @@ def test_a_malformed_chunk_from_the_daemon_mid_response_closes_and_writes_no_err
 
 def test_the_daemon_closing_before_answering_is_a_502():
     m, rec, _ = machine()
+    m.client_data(b"POST /containers/1/start HTTP/1.1\r\nHost: docker\r\n\r\n")  # not safe to send twice
+    m.daemon_eof()
+    assert sent_to_client(rec).startswith(b"HTTP/1.1 502 ")
+
+
+def test_a_safe_request_whose_kept_alive_connection_closes_unanswered_goes_again_on_a_new_one():
+    m, rec, _ = machine()  # the daemon connection is already open (kept alive)
     m.client_data(PING)
+    rec.take()
+    rec.connected = False
+    m.daemon_eof()  # the daemon had closed it as the request went out
+    assert rec.take() == [("close daemon",), ("connect",)]
+    m.daemon_connected()
+    assert rec.take() == [("daemon", PING)]
+    m.daemon_data(OK)
+    assert rec.take()[0] == ("client", OK)
+    # only once: a new connection that closes unanswered too is the daemon's failure
+    rec.connected = True
+    m.client_data(PING)
+    m.daemon_eof()
+    rec.take()
+    m.daemon_connected()
+    m.daemon_eof()
+    assert sent_to_client(rec).startswith(b"HTTP/1.1 502 ")
+
+
+def test_a_request_the_daemon_began_to_answer_is_never_sent_twice():
+    m, rec, _ = machine()
+    m.client_data(PING)
+    m.daemon_data(b"HTTP/1.1 200 OK\r\nContent-")
+    rec.take()
     m.daemon_eof()
     assert sent_to_client(rec).startswith(b"HTTP/1.1 502 ")
 
@@ -463,3 +493,20 @@ def test_a_refusal_to_a_client_that_asked_for_close_closes_after_the_answer():
     commands = rec.take()
     assert commands[1][1].startswith(b"HTTP/1.1 403 ") and b"Connection: close" in commands[1][1]
     assert commands[-1] == ("close client",) and m.phase is Phase.CLOSED
+
+
+def test_an_earlier_connections_eof_does_not_end_a_later_splice():
+    m, rec, _ = machine()
+    m.client_data(PING)
+    m.daemon_data(OK)
+    m.daemon_eof()  # the daemon closes the idle kept-alive connection
+    rec.connected = False
+    m.client_data(b"POST /containers/1/attach?stream=1&stdin=1 HTTP/1.1\r\nUpgrade: tcp\r\nConnection: Upgrade\r\n\r\n")
+    m.daemon_connected()
+    m.daemon_data(b"HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+    rec.take()
+    m.client_eof()  # stdin ends: the output must still flow
+    assert rec.take() == [("half-close daemon",)]
+    assert m.phase is Phase.SPLICED
+    m.daemon_data(b"output")
+    assert rec.take() == [("client", b"output")]
