@@ -9,19 +9,16 @@ the same code serves the relay (raw bytes) and the hooks (de-framed body).
 
 from __future__ import annotations
 
-import enum
+import re
 
 from powerstrip.http.head import MalformedMessage
 
 MAX_LINE = 4096
+_CHUNK_SIZE = re.compile(rb"[0-9a-fA-F]{1,15}")
 
-
-class _State(enum.Enum):
-    SIZE = 1
-    DATA = 2
-    DATA_END = 3
-    TRAILER = 4
-    DONE = 5
+# The scanner's states: plain ints, not an enum, because they are tested for every chunk of every
+# relayed stream (an enum member lookup costs three times a global's).
+_SIZE, _DATA, _DATA_END, _TRAILER, _DONE = range(5)
 
 
 class ChunkedScanner:
@@ -35,7 +32,7 @@ class ChunkedScanner:
     __slots__ = ("_state", "_remaining", "_line", "done", "valid")
 
     def __init__(self) -> None:
-        self._state = _State.SIZE
+        self._state = _SIZE
         self._remaining = 0
         self._line = bytearray()
         self.done = False
@@ -44,24 +41,31 @@ class ChunkedScanner:
     @property
     def data_remaining(self) -> int:
         """Chunk-data bytes still expected; 0 when the next thing is a line (size, CRLF, trailer)."""
-        return self._remaining if self._state is _State.DATA else 0
+        return self._remaining if self._state is _DATA else 0
 
     def feed(self, data: bytes, collect: bool = True) -> tuple[int, list[bytes]]:
         payload: list[bytes] = []
         pos = 0
         self.valid = 0
         end = len(data)
-        while pos < end and self._state is not _State.DONE:
-            if self._state is _State.DATA:
+        while pos < end and self._state is not _DONE:
+            if self._state is _DATA:
                 take = min(self._remaining, end - pos)
                 if collect:
                     payload.append(data[pos : pos + take])
                 pos += take
                 self._remaining -= take
                 if not self._remaining:
-                    self._state = _State.DATA_END
+                    self._state = _DATA_END
                 continue
             newline = data.find(b"\n", pos)
+            if newline >= 0 and not self._line:  # the usual case: the whole line is in this feed
+                self.valid = pos
+                if newline + 1 - pos > MAX_LINE:
+                    raise MalformedMessage("chunked body: line too long")
+                self._end_of_line(data[pos : newline + 1])
+                pos = newline + 1
+                continue
             stop = end if newline < 0 else newline + 1
             if not self._line:
                 self.valid = pos
@@ -78,17 +82,17 @@ class ChunkedScanner:
         if not line.endswith(b"\r\n"):
             raise MalformedMessage("chunked body: line not terminated by CRLF")
         content = line[:-2]
-        if self._state is _State.SIZE:
+        if self._state is _SIZE:
             size_text = content.split(b";", 1)[0].strip()
-            if not size_text or len(size_text) > 15 or any(c not in b"0123456789abcdefABCDEF" for c in size_text):
+            if _CHUNK_SIZE.fullmatch(size_text) is None:
                 raise MalformedMessage("chunked body: invalid chunk size")
             self._remaining = int(size_text, 16)
-            self._state = _State.DATA if self._remaining else _State.TRAILER
-        elif self._state is _State.DATA_END:
+            self._state = _DATA if self._remaining else _TRAILER
+        elif self._state is _DATA_END:
             if content:
                 raise MalformedMessage("chunked body: chunk data longer than its size")
-            self._state = _State.SIZE
+            self._state = _SIZE
         elif not content:  # the blank line after the (optional) trailer fields
-            self._state = _State.DONE
+            self._state = _DONE
             self.done = True
 
