@@ -17,7 +17,6 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from powerstrip.http.head import MAX_HEAD_SIZE, MalformedMessage, RequestHead
 from powerstrip.http.machine import ConnectionMachine, Phase, Refusal, Timeouts, error_response
@@ -33,11 +32,10 @@ from powerstrip.proxy.connection import (
     log_exchange,
     request_line_parts,
 )
+from powerstrip.proxy.generation import Generation, Generations
 from powerstrip.proxy.peer import peer_of
 from powerstrip.proxy.upstream import DaemonUnavailable
 
-if TYPE_CHECKING:
-    from powerstrip.runtime.generations import Generation, Generations
 
 log = logging.getLogger("powerstrip.proxy")
 

@@ -12,16 +12,14 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from powerstrip.proxy.access_log import ACCESS_LOG
 from powerstrip.proxy.addresses import Address
 from powerstrip.proxy.connection import ConnectionSettings, Observer
 from powerstrip.proxy.driver import ClientSide, Hub
+from powerstrip.proxy.generation import Generations
 from powerstrip.proxy.tls import TlsClientSide
 
-if TYPE_CHECKING:  # the runtime layer sits above the proxy: types only
-    from powerstrip.runtime.generations import Generations
 
 log = logging.getLogger("powerstrip")
 

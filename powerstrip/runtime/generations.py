@@ -14,19 +14,11 @@ import logging
 from dataclasses import dataclass
 
 from powerstrip.config.model import Config
-from powerstrip.config.routes import RouteTable
 from powerstrip.hooks.model import Adapter
+from powerstrip.proxy.generation import Runtime
 from powerstrip.runtime.registry import AdapterRegistry
 
 log = logging.getLogger("powerstrip.reload")
-
-
-@dataclass(frozen=True, slots=True)
-class Runtime:
-    """What a loaded config gives the proxy: the routes and the live adapters they name."""
-
-    routes: RouteTable
-    adapters: dict[str, Adapter]
 
 
 @dataclass(slots=True, eq=False)

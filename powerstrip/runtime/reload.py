@@ -19,8 +19,9 @@ from powerstrip.adapters import BuiltinContext
 from powerstrip.config.loader import ConfigError
 from powerstrip.config.model import Config
 from powerstrip.config.routes import RouteTable
+from powerstrip.proxy.generation import Runtime
+from powerstrip.runtime.generations import Generation, Generations
 from powerstrip.runtime.registry import AdapterRegistry
-from powerstrip.runtime.generations import Generation, Generations, Runtime
 
 log = logging.getLogger("powerstrip.reload")
 

@@ -12,7 +12,7 @@ from powerstrip.config.routes import RouteTable
 from powerstrip.hooks.model import ClientRequest, ServerResponse
 from powerstrip.adapters import BuiltinContext
 from powerstrip.runtime.registry import AdapterRegistry
-from powerstrip.runtime.generations import Runtime
+from powerstrip.proxy.generation import Runtime
 from powerstrip.runtime.generations import Generation, Generations
 
 
