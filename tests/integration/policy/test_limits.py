@@ -217,7 +217,7 @@ def test_warn_mode_warnings_reach_the_client_as_warning_headers_on_any_endpoint(
     api = sdk(gw)
     listed = api.get(api._url("/containers/json"))
     expected = "adapter policy: policy (profile 'trial'): listing is being reviewed (warn mode: not enforced)"
-    assert listed.status_code == 200 and listed.json() == []
+    assert listed.status_code == 200 and isinstance(listed.json(), list)  # relayed (the daemon is shared)
     assert listed.raw.headers.getlist("Warning") == [f'299 powerstrip "{expected}"']
     # a stream: the header is in its head, no post-hook and no body collection needed; the stream flows on
     events = Stream(gw, f"/v1.41/events?since={int(time.time()) - 3600}")
