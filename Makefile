@@ -7,7 +7,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: all venv deps deps-bench run test fuzz bench bench-quick bench-policy bench-profile clean distclean
+.PHONY: all venv deps deps-bench run test fuzz bench bench-quick bench-policy bench-relay bench-profile clean distclean
 
 all: venv
 
@@ -60,6 +60,10 @@ bench-policy: deps-bench venv $(BENCH_STAMP)
 .PHONY: bench-qos
 bench-qos: deps venv $(BENCH_STAMP)
 	$(VENV)/bin/python -m bench.qos $(BENCH_ARGS)
+
+# The unhooked relay's own CPU per request against a fake daemon, A/B with HAProxy and a bare uvloop relay.
+bench-relay: deps-bench venv $(BENCH_STAMP)
+	$(VENV)/bin/python -m bench.relay_ab $(BENCH_ARGS)
 
 # Where the time of the unhooked relay path goes (py-spy, under wrk load).
 bench-profile: deps-bench venv $(BENCH_STAMP)

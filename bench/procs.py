@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 MIB = 1024 * 1024
 
@@ -35,3 +36,19 @@ def cpu_seconds(pid: int) -> float:
         fields = f.read().rpartition(")")[2].split()
     # fields after the command name start at field 3 (state): utime is field 14, stime field 15
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True, slots=True)
+class CpuTimes:
+    """CPU seconds a process has used so far, in user space and in the kernel (system calls, the network stack)."""
+
+    user: float
+    system: float
+
+
+def cpu_times(pid: int) -> CpuTimes:
+    """``cpu_seconds`` split into user and system time."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return CpuTimes(int(fields[11]) / tick, int(fields[12]) / tick)

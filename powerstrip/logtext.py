@@ -7,8 +7,11 @@ every other log record goes through ``EscapingFormatter`` (``configure``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
+import threading
+from typing import TextIO
 
 # C0 controls, DEL, C1 controls and the Unicode line/paragraph separators; the backslash is doubled so an
 # escape in the log is always ours
@@ -32,8 +35,75 @@ class EscapingFormatter(logging.Formatter):
         return super().formatMessage(record)
 
 
+class BatchedStderr:
+    """stderr written in batches: what is written goes out at most ``FLUSH_DELAY`` seconds later, in one write.
+
+    logging's StreamHandler writes and flushes every record: one system call each, which on a gateway
+    that logs every refusal (the policy's audit lines) costs a refused request more than relaying an
+    allowed one. Here the first record of a batch arms one timer on the running loop; records from a
+    thread without a loop, and errors, go out at once (with what waits before them, so the order holds).
+    The access log and every logger share this one sink, so their lines stay in order.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self._parts: list[str] = []
+        self._pending = False
+        self._lock = threading.Lock()  # records may come from worker threads
+
+    def write(self, text: str, *, now: bool = False) -> None:
+        with self._lock:
+            self._parts.append(text)
+            if self._pending and not now:
+                return
+        if not now:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop in this thread (start-up, a worker thread, a test): write now
+                pass
+            else:
+                self._pending = True
+                loop.call_later(FLUSH_DELAY, self.flush)
+                return
+        self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._pending = False
+            if not self._parts:
+                return
+            text, self._parts = "".join(self._parts), []
+        stream = self._stream or sys.stderr
+        try:
+            stream.write(text)
+            stream.flush()
+        except (OSError, ValueError):  # stderr gone: losing log lines must not cost requests
+            pass
+
+
+FLUSH_DELAY = 0.05
+STDERR = BatchedStderr()
+
+
+class BatchedHandler(logging.Handler):
+    """A logging handler onto ``STDERR``: records at ERROR and above are written at once."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            STDERR.write(self.format(record) + "\n", now=record.levelno >= logging.ERROR)
+        except Exception:  # noqa: BLE001 - logging's own contract: a broken record must not raise
+            self.handleError(record)
+
+    def flush(self) -> None:
+        STDERR.flush()
+
+
 def configure(level: str) -> None:
-    """Logging to stderr at ``level`` (``info``, ...), every record escaped."""
-    handler = logging.StreamHandler(sys.stderr)
+    """Logging to stderr at ``level`` (``info``, ...), every record escaped, written in batches."""
+    handler = BatchedHandler()
     handler.setFormatter(EscapingFormatter(FORMAT))
     logging.basicConfig(level=level.upper(), handlers=[handler])
+    # What FORMAT does not print is not gathered (the logging HOWTO's "Optimization"): no caller frame walk,
+    # no thread or process facts (the process id is a system call per record)
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False

@@ -27,6 +27,7 @@ per request.
 from __future__ import annotations
 
 import enum
+import functools
 import http
 import json
 from collections.abc import Callable
@@ -126,6 +127,7 @@ class Refusal:
     message: str
 
 
+@functools.lru_cache(maxsize=256)  # the same refusal (a path rule's) goes out again and again
 def error_response(status: int, message: str, keep_alive: bool) -> bytes:
     """A Docker-style error (``{"message": ...}``), which docker clients print as is."""
     body = json.dumps({"message": message}).encode()
@@ -135,6 +137,7 @@ def error_response(status: int, message: str, keep_alive: bool) -> bytes:
     return serialize_head(status_line(status), headers) + body
 
 
+@functools.lru_cache(maxsize=64)
 def status_line(status: int, reason: bytes | None = None) -> bytes:
     if reason is None:
         try:

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
 from typing import TextIO
 
-from powerstrip.logtext import escape
+from powerstrip.logtext import STDERR, escape
 
 FLUSH_DELAY = 0.05
 log = logging.getLogger("powerstrip.access")
@@ -60,11 +59,13 @@ class AccessLog:
                 last_second, prefix = second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
             lines.append(_LINE % (prefix, (stamp - second) * 1000, method, escape(target), status or "-",
                                   seconds * 1000, escape(rest) if rest else ""))
-        stream = self._stream or sys.stderr
+        if self._stream is None:  # stderr, shared with the other log records: in order with them
+            STDERR.write("".join(lines), now=True)
+            return
         try:
-            stream.write("".join(lines))
-            stream.flush()
-        except (OSError, ValueError):  # stderr gone: losing access lines must not cost requests
+            self._stream.write("".join(lines))
+            self._stream.flush()
+        except (OSError, ValueError):  # the stream is gone: losing access lines must not cost requests
             pass
 
 

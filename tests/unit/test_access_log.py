@@ -79,3 +79,45 @@ def test_other_log_records_are_escaped_too() -> None:
     record = logging.LogRecord("powerstrip.hooks", logging.WARNING, __file__, 1, "adapter %s warns: %s",
                                ("p", "a\nb\u2028c"), None)
     assert EscapingFormatter(FORMAT).format(record).endswith("adapter p warns: a\\x0ab\\u2028c")
+
+
+def test_log_records_go_out_in_batches_and_errors_at_once_in_order() -> None:
+    from powerstrip.logtext import FLUSH_DELAY as LOG_DELAY
+    from powerstrip.logtext import BatchedStderr
+
+    stream = CountingStream()
+    sink = BatchedStderr(stream)
+
+    async def burst() -> None:
+        for n in range(50):
+            sink.write(f"warning {n}\n")
+        assert stream.getvalue() == ""  # one timer armed, nothing written yet
+        sink.write("error\n", now=True)  # an error takes what waits before it along, in order
+        assert stream.writes == 1 and stream.getvalue().splitlines()[-1] == "error"
+        sink.write("later\n")
+        await asyncio.sleep(LOG_DELAY * 3)
+
+    asyncio.run(burst())
+    lines = stream.getvalue().splitlines()
+    assert lines == [f"warning {n}" for n in range(50)] + ["error", "later"] and stream.writes == 2
+    sink.write("no loop: at once\n")
+    assert stream.getvalue().endswith("no loop: at once\n")
+
+
+def test_the_logging_handler_writes_through_the_batched_sink() -> None:
+    from powerstrip import logtext
+
+    stream = io.StringIO()
+    saved = logtext.STDERR._stream
+    logtext.STDERR._stream = stream
+    try:
+        handler = logtext.BatchedHandler()
+        handler.setFormatter(logtext.EscapingFormatter("%(levelname)s %(message)s"))
+        logger = logging.getLogger("powerstrip.test-batched")
+        logger.addHandler(handler)
+        logger.propagate = False
+        logger.warning("denied\nforged")  # no loop here: written at once, escaped
+        assert stream.getvalue() == "WARNING denied\\x0aforged\n"
+    finally:
+        logtext.STDERR._stream = saved
+        logger.removeHandler(handler)

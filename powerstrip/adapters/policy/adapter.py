@@ -83,6 +83,7 @@ class PolicyAdapter(Adapter):
         self._fast_policy: Policy | None = None  # the policy the fast-path caches below were made for
         self._fast_profiles: dict[Peer, Profile | None] = {}
         self._fast_decisions: dict[tuple[str, str, str], Decision | None] = {}
+        self._fast_entries: dict[tuple[str, str, str], tuple[dict[str, Any], str]] = {}  # their audit entries
         self.pre("* /*")(self.judge)
         self.post("POST /*/containers/create", "GET /*/containers/*/json")(self.answer)
 
@@ -93,7 +94,7 @@ class PolicyAdapter(Adapter):
         read). Whatever needs the body, ownership, mutations, a rate limit or a warn/audit mode goes to ``judge``."""
         policy = self.source.current()
         if policy is not self._fast_policy:
-            self._fast_policy, self._fast_profiles, self._fast_decisions = policy, {}, {}
+            self._fast_policy, self._fast_profiles, self._fast_decisions, self._fast_entries = policy, {}, {}, {}
         try:
             profile = self._fast_profiles[peer]
         except KeyError:
@@ -112,7 +113,7 @@ class PolicyAdapter(Adapter):
             decision = self._fast_decisions[key] = path_decision(profile, method, target)
         if decision is None:
             return None
-        self._record(None, method, target, decision)
+        self._record(None, method, target, decision, key)
         return RELAY if decision.allowed else PathVerdict(403, _message(decision))
 
     async def judge(self, request: Request) -> None:
@@ -214,7 +215,8 @@ class PolicyAdapter(Adapter):
             if profile is not None and (profile.redact.env or profile.redact.mounts):
                 response.json = redacted(response.json, profile)
 
-    def _record(self, uid: str | None, method: str, target: str, decision: Decision) -> None:
+    def _record(self, uid: str | None, method: str, target: str, decision: Decision,
+                fast_key: tuple[str, str, str] | None = None) -> None:
         """Every decision, with the rule that made it: a line in ``--audit-log`` (``"event": "policy"``) when the
         gateway has one, and on the ``powerstrip.policy.audit`` logger (denials at WARNING, audit-mode ones at
         INFO, allowed requests at DEBUG). ``uid`` is None on the fast path (no exchange uid is made there)."""
@@ -225,6 +227,25 @@ class PolicyAdapter(Adapter):
         to_log, to_audit = audit.isEnabledFor(level), EXTENSIONS.auditing
         if not (to_log or to_audit):
             return
+        if fast_key is not None:  # a fast-path decision: the same entry every time, made once
+            made = self._fast_entries.get(fast_key)
+            if made is None:
+                if len(self._fast_entries) >= FAST_DECISIONS:
+                    self._fast_entries.clear()
+                entry = self._entry(uid, method, target, decision)
+                made = self._fast_entries[fast_key] = (entry, json.dumps(entry, separators=(",", ":")))
+            entry, line = made
+        else:
+            entry = self._entry(uid, method, target, decision)
+            line = json.dumps(entry, separators=(",", ":")) if to_log else ""
+        if to_log:
+            audit.log(level, "%s", line)
+        if to_audit:
+            EXTENSIONS.audit({"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                              "event": "policy", **entry})
+
+    @staticmethod
+    def _entry(uid: str | None, method: str, target: str, decision: Decision) -> dict[str, Any]:
         if decision.limit is not None:
             rule = decision.limit.where
         else:
@@ -239,11 +260,7 @@ class PolicyAdapter(Adapter):
             entry["limit"] = str(decision.limit)
         if decision.violations:
             entry["violations"] = list(decision.violations)
-        if to_log:
-            audit.log(level, "%s", json.dumps(entry, separators=(",", ":")))
-        if to_audit:
-            EXTENSIONS.audit({"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                              "event": "policy", **entry})
+        return entry
 
     def _remember_warning(self, uid: str, warning: str) -> None:
         self._warnings[uid] = f"powerstrip policy (warn mode, not enforced): {warning}"
