@@ -15,6 +15,7 @@ from powerstrip.http.head import MalformedMessage
 
 MAX_LINE = 4096
 _CHUNK_SIZE = re.compile(rb"[0-9a-fA-F]{1,15}")
+_SIZE_LINE = re.compile(rb"([0-9a-fA-F]{1,15})\r\n")  # the plain form: no extension, no blanks
 
 # The scanner's states: plain ints, not an enum, because they are tested for every chunk of every
 # relayed stream (an enum member lookup costs three times a global's).
@@ -49,6 +50,18 @@ class ChunkedScanner:
         self.valid = 0
         end = len(data)
         while pos < end and self._state is not _DONE:
+            if self._state is _SIZE and not self._line:
+                # the usual chunk, wholly in this feed: its size line, data and CRLF checked in one step
+                match = _SIZE_LINE.match(data, pos)
+                if match is not None:
+                    start = match.end()
+                    stop = start + int(match[1], 16)
+                    if stop > start and data[stop : stop + 2] == b"\r\n":
+                        self.valid = pos
+                        if collect:
+                            payload.append(data[start:stop])
+                        pos = stop + 2
+                        continue
             if self._state is _DATA:
                 take = min(self._remaining, end - pos)
                 if collect:

@@ -59,6 +59,43 @@ def test_scanner_agrees_with_llhttp_and_stops_at_the_end(chunks, extension, trai
     assert payload == llhttp_payload(wire) == b"".join(chunks)
 
 
+@given(st.lists(st.binary(max_size=300), max_size=12), st.booleans(), st.booleans(),
+       st.lists(st.integers(min_value=0, max_value=4000), max_size=6), st.binary(max_size=20))
+def test_scanner_fed_as_reads_arrive_agrees_with_llhttp(chunks, extension, trailer, cuts, following):
+    """Pieces cut anywhere, as socket reads are (whole chunks in one read take the scanner's fast path)."""
+    wire = encode(chunks, extension, trailer)
+    stream = wire + following
+    scanner, consumed, payload, pos = ChunkedScanner(), 0, [], 0
+    for cut in sorted(cuts) + [len(stream)]:
+        if scanner.done or cut <= pos:
+            continue
+        used, data = scanner.feed(stream[pos:cut])
+        consumed += used
+        payload.extend(data)
+        pos = cut
+    assert scanner.done and consumed == len(wire)
+    assert b"".join(payload) == llhttp_payload(wire) == b"".join(chunks)
+
+
+@given(st.lists(st.binary(min_size=1, max_size=50), min_size=1, max_size=6), st.integers(0, 5),
+       st.sampled_from([b"xx", b"\n", b"\r", b"", b"ab\r\n"]))
+def test_a_chunk_whose_data_overruns_its_size_is_refused_whole_or_cut(chunks, which, extra):
+    wire = bytearray(encode(chunks, False, False))
+    # corrupt one chunk: data longer than its size line says (or a bad CRLF after it)
+    at = 0
+    for n, chunk in enumerate(chunks):
+        head = b"%x\r\n" % len(chunk)
+        if n == which % len(chunks):
+            at += len(head) + len(chunk)  # where the corruption goes
+            wire[at:at] = extra or b"Z"
+            break
+        at += len(head) + len(chunk) + 2
+    scanner = ChunkedScanner()
+    with pytest.raises(MalformedMessage):
+        scanner.feed(bytes(wire))
+    assert scanner.valid <= at  # what a relay passes on stops before the corruption
+
+
 @pytest.mark.parametrize("wire", [b"zz\r\n", b"5\r\nabcdefg\r\n", b"5\n", b"-1\r\n", b"1" * 20 + b"\r\n"])
 def test_scanner_refuses_malformed_chunks(wire):
     scanner = ChunkedScanner()
