@@ -56,7 +56,7 @@ class ChunkedScanner:
                 if match is not None:
                     start = match.end()
                     stop = start + int(match[1], 16)
-                    if stop > start and data[stop : stop + 2] == b"\r\n":
+                    if stop > start and data.startswith(b"\r\n", stop):
                         self.valid = pos
                         if collect:
                             payload.append(data[start:stop])
