@@ -9,7 +9,8 @@ included, so a memoised head changes every second as dockerd's does). In front o
 - ``haproxy``: HAProxy 2.6 as a plain pass-through (as in the suite);
 - ``powerstrip``: the gateway with no config, access log on (its default);
 - ``floor``: ``bench.floor_relay``, uvloop Protocols copying bytes and nothing else — the least a Python
-  relay can cost; powerstrip's own work per request is its difference to this line.
+  relay can cost; powerstrip's own work per request is its difference to this line;
+- ``direct``: the fake daemon itself over TCP, the baseline of each relay's added latency.
 
 wrk drives ``GET /_ping`` at each concurrency; the figure to trust is the relay process's CPU per request
 (user and system from /proc/PID/stat), the median of the repetitions.
@@ -42,6 +43,7 @@ defaults
     timeout server 10m
 frontend fake_dockerd
     bind unix@{socket} mode 600
+    bind 127.0.0.1:{port}
     http-request return status 200 content-type "text/plain; charset=utf-8" string "OK" hdr Api-Version 1.41 \
 hdr Cache-Control "no-cache, no-store, must-revalidate" hdr Date "%[date,http_date]" hdr Docker-Experimental false \
 hdr Ostype linux hdr Pragma no-cache hdr Server "Docker/20.10.24 (linux)"
@@ -49,17 +51,19 @@ hdr Ostype linux hdr Pragma no-cache hdr Server "Docker/20.10.24 (linux)"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def _fake_daemon(stack: ExitStack) -> str:
+def _fake_daemon(stack: ExitStack) -> tuple[str, cands.Candidate]:
+    """The fake daemon's unix socket (what the relays forward to), and itself over TCP (the latency baseline)."""
     workdir = tempfile.mkdtemp(prefix="psb-fake-", dir="/tmp")
     stack.callback(remove_tree, workdir)
     socket_path = str(Path(workdir, "docker.sock"))
+    port = free_tcp_port()
     cfg = Path(workdir, "fake.cfg")
-    cfg.write_text(FAKE_DAEMON_CFG.format(socket=socket_path))
+    cfg.write_text(FAKE_DAEMON_CFG.format(socket=socket_path, port=port))
     proc = subprocess.Popen(["haproxy", "-db", "-f", str(cfg)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     stack.callback(terminate, proc)
-    wait_until(lambda: Path(socket_path).exists(), 10, 0.05, "the fake daemon's socket")
-    return socket_path
+    wait_until(lambda: Path(socket_path).exists() and cands.tcp_ping(port), 10, 0.05, "the fake daemon")
+    return socket_path, cands.Candidate("direct", "the fake daemon itself", port, proc.pid)
 
 
 def _floor(socket_path: str, stack: ExitStack) -> cands.Candidate:
@@ -77,18 +81,19 @@ def _measure(cand: cands.Candidate, connections: int, seconds: int) -> dict:
     result = wrk.run(cand.url + "/_ping", connections, seconds)
     after = cpu_times(cand.pid)
     per = 1e6 / result.requests
-    return {"rps": result.rps, "user": (after.user - before.user) * per, "system": (after.system - before.system) * per}
+    return {"rps": result.rps, "p50": result.p50_us, "user": (after.user - before.user) * per,
+            "system": (after.system - before.system) * per}
 
 
 def run(concurrencies: tuple[int, ...], seconds: int, repetitions: int, progress) -> list[dict]:
     """Rows of (candidate, c) with the medians over ``repetitions``; candidates take turns run by run."""
     with ExitStack() as stack:
-        socket_path = _fake_daemon(stack)
-        lineup = [cands.haproxy(socket_path)]
-        stack.callback(lineup[0].stop)
+        socket_path, direct = _fake_daemon(stack)
+        relay = cands.haproxy(socket_path)
+        stack.callback(relay.stop)
         ps = cands.powerstrip(f"unix://{socket_path}", "powerstrip", "powerstrip, no config")
         stack.callback(ps.stop)
-        lineup += [ps, _floor(socket_path, stack)]
+        lineup = [direct, relay, ps, _floor(socket_path, stack)]
         cands.settle()
         for cand in lineup:
             wrk.run(cand.url + "/_ping", 10, 1)  # warm-up
@@ -102,18 +107,26 @@ def run(concurrencies: tuple[int, ...], seconds: int, repetitions: int, progress
     for (name, c), measured in runs.items():
         user, system = median([m["user"] for m in measured]), median([m["system"] for m in measured])
         rows.append({"candidate": name, "connections": c, "rps": median([m["rps"] for m in measured]),
+                     "p50_us": median([m["p50"] for m in measured]),
                      "user_us": user, "system_us": system, "cpu_us": median([m["user"] + m["system"] for m in measured])})
     return rows
 
 
 def report(rows: list[dict], meta: str) -> str:
+    """The table; ``direct`` is the fake daemon itself: its p50 is the baseline of the added latency (its CPU is
+    the daemon's, not a relay's, so it has no ratio)."""
     haproxy = {r["connections"]: r["cpu_us"] for r in rows if r["candidate"] == "haproxy"}
+    direct = {r["connections"]: r["p50_us"] for r in rows if r["candidate"] == "direct"}
     lines = [f"# Relay A/B against a fake daemon {meta}", "",
-             "| c | candidate | req/s | CPU µs/req | user µs | system µs | CPU ÷ HAProxy's |",
-             "|---:|---|---:|---:|---:|---:|---:|"]
+             "| c | candidate | req/s | p50 µs | added p50 µs | CPU µs/req | user µs | system µs | CPU ÷ HAProxy's |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in sorted(rows, key=lambda r: (r["connections"], r["candidate"])):
-        lines.append(f"| {r['connections']} | {r['candidate']} | {r['rps']:,.0f} | {r['cpu_us']:.1f} | {r['user_us']:.1f} "
-                     f"| {r['system_us']:.1f} | {r['cpu_us'] / haproxy[r['connections']]:.2f} |")
+        c = r["connections"]
+        relay = r["candidate"] != "direct"
+        added = f"+{r['p50_us'] - direct[c]:.0f}" if relay else ""
+        ratio = f"{r['cpu_us'] / haproxy[c]:.2f}" if relay else ""
+        lines.append(f"| {c} | {r['candidate']} | {r['rps']:,.0f} | {r['p50_us']:.0f} | {added} | {r['cpu_us']:.1f} | "
+                     f"{r['user_us']:.1f} | {r['system_us']:.1f} | {ratio} |")
     return "\n".join(lines) + "\n"
 
 
