@@ -48,13 +48,14 @@ class BatchedStderr:
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
         self._parts: list[str] = []
-        self._pending = False
+        self._armed: asyncio.AbstractEventLoop | None = None  # the loop whose timer will flush the batch
         self._lock = threading.Lock()  # records may come from worker threads
 
     def write(self, text: str, *, now: bool = False) -> None:
         with self._lock:
             self._parts.append(text)
-            if self._pending and not now:
+            armed = self._armed
+            if armed is not None and not now and not armed.is_closed():
                 return
         if not now:
             try:
@@ -62,14 +63,14 @@ class BatchedStderr:
             except RuntimeError:  # no loop in this thread (start-up, a worker thread, a test): write now
                 pass
             else:
-                self._pending = True
+                self._armed = loop  # a loop closed before its timer fired is replaced by the next one
                 loop.call_later(FLUSH_DELAY, self.flush)
                 return
         self.flush()
 
     def flush(self) -> None:
         with self._lock:
-            self._pending = False
+            self._armed = None
             if not self._parts:
                 return
             text, self._parts = "".join(self._parts), []

@@ -121,3 +121,22 @@ def test_the_logging_handler_writes_through_the_batched_sink() -> None:
     finally:
         logtext.STDERR._stream = saved
         logger.removeHandler(handler)
+
+
+def test_a_batch_armed_on_a_loop_that_closed_is_armed_again_on_the_next() -> None:
+    from powerstrip.logtext import FLUSH_DELAY as LOG_DELAY
+    from powerstrip.logtext import BatchedStderr
+
+    stream = io.StringIO()
+    sink = BatchedStderr(stream)
+
+    async def first() -> None:
+        sink.write("one\n")  # its timer dies with this loop
+
+    async def second() -> None:
+        sink.write("two\n")
+        await asyncio.sleep(LOG_DELAY * 3)
+
+    asyncio.run(first())
+    asyncio.run(second())
+    assert stream.getvalue() == "one\ntwo\n"
