@@ -61,7 +61,7 @@ def direct(port: int, dockerd_pid: int) -> Candidate:
     return Candidate("direct", "dockerd (direct)", port, dockerd_pid)
 
 
-HAPROXY_CFG = """\
+HAPROXY_DEFAULTS = """\
 global
     maxconn 8192
 defaults
@@ -70,6 +70,8 @@ defaults
     timeout client 10m
     timeout server 10m
     timeout tunnel 1h
+"""
+HAPROXY_CFG = HAPROXY_DEFAULTS + """\
 frontend docker
     bind 127.0.0.1:{port}
     default_backend dockerd

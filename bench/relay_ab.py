@@ -33,14 +33,7 @@ from bench.stats import median
 from harness.gateway import free_tcp_port
 from harness.util import remove_tree, terminate, wait_until
 
-FAKE_DAEMON_CFG = """\
-global
-    maxconn 8192
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 10m
-    timeout server 10m
+FAKE_DAEMON_CFG = cands.HAPROXY_DEFAULTS + """\
 frontend fake_dockerd
     bind unix@{socket} mode 600
     bind 127.0.0.1:{port}

@@ -216,15 +216,22 @@ class FakeDaemon:
                 continue
             threading.Thread(target=self._one, args=(conn,), daemon=True).start()
 
+    @staticmethod
+    def _request_arrived(conn: socket.socket) -> bool:
+        """Read until a request head has arrived (False if the gateway closed first)."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return False
+            data += chunk
+        return True
+
     def _one(self, conn: socket.socket) -> None:
         conn.settimeout(30)
         with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                data += chunk
+            if not self._request_arrived(conn):
+                return
             conn.sendall(self.answer)
             try:
                 while conn.recv(65536):
@@ -296,14 +303,9 @@ class ClosingFakeDaemon(FakeDaemon):
     def _one(self, conn: socket.socket) -> None:
         conn.settimeout(30)
         with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                data += chunk
-            conn.sendall(self.answer)
-            conn.recv(65536)  # the next request: closed without an answer
+            if self._request_arrived(conn):
+                conn.sendall(self.answer)
+                conn.recv(65536)  # the next request: closed without an answer
 
 
 def test_a_safe_request_on_a_connection_the_daemon_closed_unanswered_is_sent_again(tmp_path):

@@ -162,6 +162,10 @@ class Attachments:
                 await self.bind(allocation.owner, user["Id"], user["Names"][0].lstrip("/"))
             elif now - allocation.created > PENDING_GRACE:
                 await self.detach(allocation.owner)
+        for holder in holders.values():
+            user = joined.get(holder["Id"])
+            if user is not None and holder.get("State") == "running" and user.get("State") != "running":
+                await self._restart_after_restore(user)
         owners = {a.owner for a in allocations}
         for name, holder in holders.items():
             if name in owners:
@@ -172,6 +176,28 @@ class Attachments:
             elif now - holder["Created"] > PENDING_GRACE:
                 log.info("removing stray network-only container %s", name)
                 await self._remove(name)
+
+    async def _restart_after_restore(self, user: dict[str, Any]) -> None:
+        """Start a container its restart policy should have brought back with the daemon, but that lost the race.
+
+        dockerd restarts the containers of a restart policy all at once when it starts; one that runs in its
+        network-only container's namespace fails (``cannot join network of a non running container``) when
+        it goes before that one, and dockerd does not try again. The error stays in its state: only such a
+        container is started, never one a user stopped."""
+        name = user["Names"][0].lstrip("/")
+        try:
+            state = await self.docker.call("GET", f"/containers/{user['Id']}/json")
+        except DockerError:
+            return  # gone meanwhile
+        policy = ((state.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name", "")
+        error = (state.get("State") or {}).get("Error", "")
+        if policy not in ("always", "unless-stopped") or "join network of a non running container" not in error:
+            return
+        log.info("net: starting %s, which its restart policy could not bring back with the daemon (%s)", name, error)
+        try:
+            await self.docker.call("POST", f"/containers/{user['Id']}/start")
+        except DockerError as exc:
+            log.warning("net: cannot start %s again: %s", name, exc)
 
     async def _readopt(self, store: EtcdStore, owner: str, holder: dict[str, Any], user: dict[str, Any]) -> None:
         """A running user's container whose address is no longer allocated (reclaimed while this host was

@@ -38,6 +38,7 @@ def test_warn_and_audit_modes(policy_gateway, uniq, daemon):
         assert created.rc == 0, created.err
         assert "powerstrip policy (warn mode, not enforced)" in created.err and "privileged" in created.err
         assert daemon.api.inspect_container(name)["HostConfig"]["Privileged"] is True
+        wait_until(lambda: any(e["path"] == "/containers/create" for e in _audit_lines(gw)), 10, 0.05, "the audit line")
         entry = next(e for e in _audit_lines(gw) if e["path"] == "/containers/create")
         assert entry["decision"] == "deny" and entry["mode"] == "warn" and not entry["enforced"]
         assert entry["rule"].endswith("policy.yml:5") and entry["violations"] == ["privileged containers are not allowed"]
