@@ -100,15 +100,27 @@ def load_config(path: Path) -> Config:
         raise ConfigError([f"{path}: cannot read: {_reason(exc)}"]) from None
     report = _Report(str(path))
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        raise ConfigError([_syntax_error(exc, report)]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}: invalid YAML: {exc}"]) from None
+        root = _compose(text, report)
+    except _InvalidYaml as exc:
+        raise ConfigError([str(exc)]) from None
     config = _build(root, path, report)
     if config is None:
         raise ConfigError(report.sorted_problems())
     return config
+
+
+class _InvalidYaml(ValueError):
+    """The text is not YAML; the message names the file, and the line where the parser knows it."""
+
+
+def _compose(text: str, report: _Report) -> Node | None:
+    """The YAML node tree of ``text`` (lines kept for messages), or ``_InvalidYaml``."""
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        raise _InvalidYaml(_syntax_error(exc, report)) from None
+    except yaml.YAMLError as exc:
+        raise _InvalidYaml(f"{report.file}: invalid YAML: {exc}") from None
 
 
 def _syntax_error(exc: yaml.MarkedYAMLError, report: _Report) -> str:

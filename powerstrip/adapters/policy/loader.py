@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
@@ -33,13 +32,14 @@ from powerstrip.adapters.policy.powers import capability
 from powerstrip.adapters.policy.presets import PRESETS
 from powerstrip.config.loader import (
     ConfigError,
+    _compose,
     _describe,
+    _InvalidYaml,
     _line,
     _mapping,
     _number,
     _Report,
     _string,
-    _syntax_error,
 )
 
 _TOP_KEYS = ("version", "owner_label", "profiles")
@@ -71,11 +71,9 @@ def parse_policy(text: str, source: str) -> Policy:
     """The policy in ``text`` (``source`` names it in messages); ``PolicyError`` lists every problem."""
     report = _Report(source)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        raise PolicyError([_syntax_error(exc, report)]) from None
-    except yaml.YAMLError as exc:
-        raise PolicyError([f"{source}: invalid YAML: {exc}"]) from None
+        root = _compose(text, report)
+    except _InvalidYaml as exc:
+        raise PolicyError([str(exc)]) from None
     policy = _policy(root, source, report)
     if policy is None or report.problems:
         raise PolicyError(report.sorted_problems())
