@@ -43,6 +43,7 @@ from powerstrip.http.head import (
     RequestHead,
     ResponseHead,
     find_head_end,
+    known_request,
     parse_request_head,
     parse_response_head,
     serialize_head,
@@ -209,7 +210,7 @@ class ConnectionMachine:
         "_do", "_clock", "_timeouts", "phase", "deadline", "timer", "closing",
         "_buffer", "_daemon_buffer", "_head", "_request_body", "_response", "_response_body",
         "_keep", "_pending", "_daemon_ready", "_client_eof", "_daemon_eof", "_response_started", "_replay",
-        "_outcome", "_paused", "_daemon_paused",
+        "_outcome", "_paused", "_daemon_paused", "_last_response",
     )
 
     def __init__(self, commands: Commands, timeouts: Timeouts, clock: Callable[[], float]) -> None:
@@ -236,6 +237,8 @@ class ConnectionMachine:
         self._outcome = Outcome()
         self._paused = False
         self._daemon_paused = False
+        # the daemon's last final response head (not to a HEAD) as it came: the next one is often the same
+        self._last_response: ResponseHead | None = None
 
     # ---- events from the client --------------------------------------------------------------
 
@@ -424,6 +427,10 @@ class ConnectionMachine:
 
     def _next_request(self, data: bytes) -> None:
         """Read the request head at the start of ``data`` (all the client bytes not yet used)."""
+        head = known_request(data)
+        if head is not None:
+            self._start(head, b"")
+            return
         end = find_head_end(data)
         if end < 0:
             self._buffer += data
@@ -448,6 +455,10 @@ class ConnectionMachine:
         except MalformedMessage as exc:
             self._answer_and_close(exc.status, f"powerstrip: {exc}", raw)
             return
+        self._start(head, rest)
+
+    def _start(self, head: RequestHead, rest: bytes) -> None:
+        """An exchange begins with ``head``; ``rest`` is what the client sent after it."""
         self._head = head
         self._outcome = Outcome()
         self._keep.request(head)
@@ -519,34 +530,51 @@ class ConnectionMachine:
         """Read the response head at the start of ``data`` (all the daemon bytes not yet used)."""
         head = self._head
         assert head is not None
-        while True:
-            end = find_head_end(data)
-            if end < 0:
-                self._daemon_buffer += data
-                if len(data) > MAX_HEAD_SIZE:
+        last = self._last_response
+        if last is not None and data.startswith(last.raw) and head.method != "HEAD":
+            response, end = last, len(last.raw)  # the daemon repeats its head (within the second of its Date)
+        else:
+            while True:
+                end = find_head_end(data)
+                if end < 0:
+                    self._daemon_buffer += data
+                    if len(data) > MAX_HEAD_SIZE:
+                        self._keep.spent()
+                        self._fail(Side.DAEMON, 502, "the daemon's response head is larger than 64 KiB")
+                    return
+                try:
+                    response = parse_response_head(data[:end] if end < len(data) else data, head.method)
+                except MalformedMessage as exc:
                     self._keep.spent()
-                    self._fail(Side.DAEMON, 502, "the daemon's response head is larger than 64 KiB")
+                    self._fail(Side.DAEMON, 502, f"the daemon sent a malformed response ({exc})")
+                    return
+                if response.status < 200 and response.status != 101:
+                    self._do.send_client(data[:end])  # interim (100 Continue): passed on, the final one follows
+                    data = data[end:]
+                    continue
+                break
+            # else bare LFs were made CRLF: the head goes out rewritten
+            if len(response.raw) == end and head.method != "HEAD":
+                self._last_response = response
+            elif len(response.raw) != end:
+                self._response_with_head(response, data[end:])
                 return
-            if end == len(data):
-                raw, rest = data, b""
-            else:
-                raw, rest = data[:end], data[end:]
-            try:
-                response = parse_response_head(raw, head.method)
-            except MalformedMessage as exc:
-                self._keep.spent()
-                self._fail(Side.DAEMON, 502, f"the daemon sent a malformed response ({exc})")
-                return
-            if response.status < 200 and response.status != 101:
-                self._do.send_client(raw)  # interim (100 Continue): passed on, the final one follows
-                data = rest
-                continue
-            break
+        if response.framing is _F_LENGTH and len(data) - end == response.length:
+            self._response = response
+            self._outcome.status = response.status
+            self._keep.response(response)
+            self._response_started = True
+            self._do.send_client(data)  # most API answers: head and whole body in one read, sent as they came
+            self._response_done()
+            return
+        self._response_with_head(response, data[end:])
+
+    def _response_with_head(self, response: ResponseHead, rest: bytes) -> None:
+        """Relay ``response`` (its head as ``response.raw``) and ``rest``, the bytes the daemon sent after it."""
         self._response = response
         self._outcome.status = response.status
         self._keep.response(response)
         self._response_started = True
-        as_sent = len(response.raw) == len(raw)  # else bare LFs were made CRLF: the head goes out rewritten
         raw = response.raw
         if response.status == 101 or response.framing is _F_UNTIL_CLOSE:
             self._splice(raw + rest)
@@ -555,10 +583,6 @@ class ConnectionMachine:
             self._do.send_client(raw)
             if rest:
                 self._keep.spent()
-            self._response_done()
-            return
-        if response.framing is _F_LENGTH and len(rest) == response.length and as_sent:
-            self._do.send_client(data)  # most API answers: head and whole body in one read, sent as they came
             self._response_done()
             return
         self._response_body = _Body(response)
@@ -619,7 +643,8 @@ class ConnectionMachine:
     def _idle(self) -> None:
         self.phase = _IDLE
         self._head = self._response = None
-        self._set_timer(_T_IDLE, self._timeouts.idle)
+        self.timer = _T_IDLE
+        self.deadline = self._clock() + self._timeouts.idle
         if self._paused:
             self._paused = False
             self._do.pause_client(False)

@@ -104,6 +104,36 @@ def test_two_requests_on_one_kept_alive_connection_reuse_the_daemon_connection()
         assert m.phase is Phase.IDLE and m.timer is Timer.IDLE
 
 
+def test_a_repeated_response_head_is_read_as_the_first_was_whatever_follows_it():
+    """The second exchange takes the connection's remembered head: the framing it gives must hold for
+    a body cut short, a body in its own read, and bytes past the body."""
+    m, rec, _ = machine()
+    m.client_data(PING)
+    m.daemon_data(OK)
+    rec.take()
+    head = OK[:-2]
+    m.client_data(PING)
+    m.daemon_data(head)  # the body in a later read
+    m.daemon_data(b"OK")
+    assert rec.take()[1:] == [("daemon", PING), ("client", head), ("client", b"OK"), ("finished", 200, True)]
+    m.client_data(PING)
+    m.daemon_data(OK + b"junk")  # past the body: out of step, neither connection can go on
+    assert rec.take()[1:] == [("daemon", PING), ("client", OK), ("close daemon",), ("finished", 200, False),
+                              ("close client",)]
+
+
+def test_a_head_request_is_not_framed_by_the_head_a_get_had():
+    m, rec, _ = machine()
+    get_head = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+    m.client_data(PING)
+    m.daemon_data(get_head + b"hello")
+    rec.take()
+    m.client_data(b"HEAD /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")
+    m.daemon_data(get_head)  # the same bytes, but an answer to HEAD has no body
+    assert rec.take()[-2:] == [("client", get_head), ("finished", 200, True)]
+    assert m.phase is Phase.IDLE
+
+
 def test_connection_close_from_the_client_closes_after_the_response():
     m, rec, _ = machine()
     m.client_data(b"GET /_ping HTTP/1.1\r\nConnection: close\r\n\r\n")
