@@ -100,6 +100,22 @@ def haproxy(docker_socket: str) -> Candidate:
     return cand
 
 
+def floor(docker_socket: str) -> Candidate:
+    """``bench.floor_relay``: uvloop Protocols copying bytes between a client and the daemon socket, nothing
+    else — the least any Python relay costs here, so powerstrip's own work is its difference to this line."""
+    port = free_tcp_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.floor_relay", str(port), docker_socket],
+                            cwd=str(BENCH_DIR.parent), stdin=subprocess.DEVNULL, start_new_session=True)
+    cand = Candidate("floor", "uvloop byte relay (the floor of a Python relay)", port, proc.pid)
+    cand._stop.append(lambda: terminate(proc))
+    try:
+        wait_until(lambda: proc.poll() is None and tcp_ping(port), 10, 0.05, "the floor relay's /_ping")
+    except BaseException:
+        cand.stop()
+        raise
+    return cand
+
+
 def _alive(proc: subprocess.Popen, workdir: str) -> bool:
     if proc.poll() is not None:
         raise HarnessError(f"haproxy exited: {Path(workdir, 'haproxy.log').read_text(errors='replace')[-2000:]}")

@@ -59,15 +59,6 @@ def _fake_daemon(stack: ExitStack) -> tuple[str, cands.Candidate]:
     return socket_path, cands.Candidate("direct", "the fake daemon itself", port, proc.pid)
 
 
-def _floor(socket_path: str, stack: ExitStack) -> cands.Candidate:
-    port = free_tcp_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bench.floor_relay", str(port), socket_path],
-                            cwd=str(cands.BENCH_DIR.parent), stdin=subprocess.DEVNULL, start_new_session=True)
-    stack.callback(terminate, proc)
-    wait_until(lambda: cands.tcp_ping(port), 10, 0.05, "the floor relay's /_ping")
-    return cands.Candidate("floor", "uvloop byte relay (floor)", port, proc.pid)
-
-
 def _measure(cand: cands.Candidate, connections: int, seconds: int) -> dict:
     assert cand.pid is not None
     before = cpu_times(cand.pid)
@@ -86,7 +77,9 @@ def run(concurrencies: tuple[int, ...], seconds: int, repetitions: int, progress
         stack.callback(relay.stop)
         ps = cands.powerstrip(f"unix://{socket_path}", "powerstrip", "powerstrip, no config")
         stack.callback(ps.stop)
-        lineup = [direct, relay, ps, _floor(socket_path, stack)]
+        floor = cands.floor(socket_path)
+        stack.callback(floor.stop)
+        lineup = [direct, relay, ps, floor]
         cands.settle()
         for cand in lineup:
             wrk.run(cand.url + "/_ping", 10, 1)  # warm-up

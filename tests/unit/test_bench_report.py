@@ -40,10 +40,23 @@ def test_issue_11_targets_compare_cpu_and_ratio_with_haproxy_and_the_route_table
     haproxy = dict(grid_row("/_ping", 10, "haproxy", 0.5), cpu_us_per_req=18)
     routes = dict(grid_row("/_ping", 10, "powerstrip-routes", 0.6), cpu_us_per_req=16)
     got = verdicts([cheap, haproxy, routes, grid_row("/_ping", 1, "powerstrip", 0.8, added=61)])
-    assert got["unhooked GET /_ping c=10: CPU per request ≤ HAProxy's"] is True
-    assert got["unhooked GET /_ping c=10: req/s ratio to direct ≥ HAProxy's"] is True
+    assert got["unhooked GET /_ping c=10 (access log on): CPU per request ≤ HAProxy's"] is True
+    assert got["unhooked GET /_ping c=10 (access log on): req/s ratio to direct ≥ HAProxy's"] is True
     assert got["policy route table (no pattern matching) GET /_ping c=10: CPU within 5 % of no config"] is False
     assert got["added p50 of an unhooked request ≤ 60 µs (GET /_ping, c=1)"] is False
+
+
+def test_with_a_log_off_candidate_the_relay_is_judged_by_it_and_the_default_within_1_15_of_haproxy():
+    rows = [dict(grid_row("/_ping", 50, "powerstrip", 0.5), cpu_us_per_req=16.5),
+            dict(grid_row("/_ping", 50, "powerstrip-nolog", 0.55), cpu_us_per_req=14.0),
+            dict(grid_row("/_ping", 50, "haproxy", 0.6), cpu_us_per_req=14.5)]
+    got = verdicts(rows)
+    assert got["unhooked GET /_ping c=50 (the relay, access log off): CPU per request ≤ HAProxy's"] is True
+    assert got["unhooked GET /_ping c=50 (the relay, access log off): req/s ratio to direct ≥ HAProxy's"] is False
+    assert got["unhooked GET /_ping c=50, access log on (the default): CPU within 1.15× of HAProxy's"] is True
+    rows[0]["cpu_us_per_req"] = 17.0  # 1.17×
+    assert verdicts(rows)["unhooked GET /_ping c=50, access log on (the default): CPU within 1.15× of HAProxy's"] \
+        is False
 
 
 def test_stream_memory_and_hook_targets():
@@ -58,6 +71,7 @@ def test_stream_memory_and_hook_targets():
     ]
     got = verdicts(rows)
     assert got["stream (archive) ≥ 0.9 of direct MiB/s"] is True
+    assert got["stream (archive) ≥ 0.95 of direct MiB/s (issue 11)"] is True
     assert got["stream (archive): gateway RSS flat (peak growth ≤ 32 MiB for 1024 MiB)"] is False  # grew 40 MiB
     assert got["1000 idle streams: gateway RSS ≤ 150 MiB"] is False
     assert got["1000 idle streams: ≤ 8 KiB of gateway RSS each"] is False
