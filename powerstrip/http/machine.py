@@ -560,21 +560,22 @@ class ConnectionMachine:
                 self._response_with_head(response, data[end:])
                 return
         if response.framing is _F_LENGTH and len(data) - end == response.length:
-            self._response = response
-            self._outcome.status = response.status
-            self._keep.response(response)
-            self._response_started = True
+            self._answered(response)
             self._do.send_client(data)  # most API answers: head and whole body in one read, sent as they came
             self._response_done()
             return
         self._response_with_head(response, data[end:])
 
-    def _response_with_head(self, response: ResponseHead, rest: bytes) -> None:
-        """Relay ``response`` (its head as ``response.raw``) and ``rest``, the bytes the daemon sent after it."""
+    def _answered(self, response: ResponseHead) -> None:
+        """The daemon's final response head is in: from here on the client has (been sent) an answer."""
         self._response = response
         self._outcome.status = response.status
         self._keep.response(response)
         self._response_started = True
+
+    def _response_with_head(self, response: ResponseHead, rest: bytes) -> None:
+        """Relay ``response`` (its head as ``response.raw``) and ``rest``, the bytes the daemon sent after it."""
+        self._answered(response)
         raw = response.raw
         if response.status == 101 or response.framing is _F_UNTIL_CLOSE:
             self._splice(raw + rest)
