@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import httptools

@@ -553,12 +553,11 @@ class ConnectionMachine:
                     data = data[end:]
                     continue
                 break
-            # else bare LFs were made CRLF: the head goes out rewritten
-            if len(response.raw) == end and head.method != "HEAD":
-                self._last_response = response
-            elif len(response.raw) != end:
+            if len(response.raw) != end:  # bare LFs made CRLF: the head goes out rewritten, not as it came
                 self._response_with_head(response, data[end:])
                 return
+            if head.method != "HEAD":
+                self._last_response = response
         if response.framing is _F_LENGTH and len(data) - end == response.length:
             self._answered(response)
             self._do.send_client(data)  # most API answers: head and whole body in one read, sent as they came
@@ -644,8 +643,7 @@ class ConnectionMachine:
     def _idle(self) -> None:
         self.phase = _IDLE
         self._head = self._response = None
-        self.timer = _T_IDLE
-        self.deadline = self._clock() + self._timeouts.idle
+        self._set_timer(_T_IDLE, self._timeouts.idle)
         if self._paused:
             self._paused = False
             self._do.pause_client(False)

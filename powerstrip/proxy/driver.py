@@ -168,9 +168,10 @@ class ClientSide(asyncio.Protocol):
         self._started = 0.0
         self._generation = 0
         self._routed = False  # the exchange in progress matched a route (even one relayed unhooked)
-        # the last head this connection relayed unhooked and unrouted, and under which generation: a
+        # the last head this connection relayed unrouted, and the number of the generation that judged it: a
         # client repeating its request (the memo gives the same head object) is not judged again
-        self._plain: tuple[RequestHead, Generation] | None = None
+        self._plain_head: RequestHead | None = None
+        self._plain_generation = 0
         self._paused_by_machine = False
         self._paused_by_daemon = False
         self._reading_paused = False
@@ -281,8 +282,7 @@ class ClientSide(asyncio.Protocol):
         self._started = time.perf_counter()
         generation = self.hub.generations.current
         self._generation = generation.number
-        plain = self._plain
-        if plain is not None and plain[0] is head and plain[1] is generation:
+        if head is self._plain_head and generation.number == self._plain_generation:
             self._routed = False
             return False
         route = generation.runtime.routes.match(head.method, head.target)
@@ -290,7 +290,7 @@ class ClientSide(asyncio.Protocol):
             route = exchange.NO_HOOKS  # a dry run never reaches the daemon, hooked or not
         self._routed = route is not None
         if route is None:
-            self._plain = (head, generation)
+            self._plain_head, self._plain_generation = head, generation.number
             return False
         if len(route.pre) == 1 and not route.post:  # its one hook may decide from the path alone
             assert self.identity is not None
