@@ -194,7 +194,7 @@ class VirtualNetworks:
             if current is not None and (current.vni is None or kernel == kernel_bridge_name(current.vni)):
                 continue
             try:
-                await self.docker.call("DELETE", f"/networks/{found['Id']}")
+                await self._delete_docker_network(found["Id"])
                 log.info("net: removed Docker network %s (its virtual network is gone)", found["Name"])
             except DockerError as exc:
                 if exc.status not in (403, 404, 409):
@@ -209,7 +209,7 @@ class VirtualNetworks:
         deadline = asyncio.get_running_loop().time() + BRIDGE_REMOVAL_SECONDS
         while True:
             try:
-                await self.docker.call("DELETE", f"/networks/{bridge_name(network)}")
+                await self._delete_docker_network(bridge_name(network))
                 return
             except DockerError as exc:
                 if exc.status == 404:
@@ -217,3 +217,48 @@ class VirtualNetworks:
                 if exc.status not in (403, 409) or asyncio.get_running_loop().time() > deadline:
                     raise
             await asyncio.sleep(0.2)
+
+    async def _delete_docker_network(self, ref: str) -> None:
+        """``DELETE /networks/{ref}``, first clearing endpoints the daemon kept for containers now gone.
+
+        dockerd sometimes keeps an endpoint of a container removed while others on the same network were
+        being removed (moby#17217, moby#33156), and then refuses the network for ever with "has active
+        endpoints" although no container uses it. Its own remedy is a forced disconnect by the endpoint's
+        name; only endpoints whose container no longer exists are touched.
+        """
+        try:
+            await self.docker.call("DELETE", f"/networks/{ref}")
+            return
+        except DockerError as exc:
+            if exc.status != 403 or "active endpoints" not in exc.message:
+                raise
+            refused = exc
+        if not await self._disconnect_stale_endpoints(ref):
+            raise refused
+        await self.docker.call("DELETE", f"/networks/{ref}")
+
+    async def _disconnect_stale_endpoints(self, ref: str) -> int:
+        """Force-disconnect the endpoints on network ``ref`` whose container is gone; how many there were."""
+        found = await self.docker.call("GET", f"/networks/{ref}")
+        stale = 0
+        for key, endpoint in ((found or {}).get("Containers") or {}).items():
+            name = endpoint.get("Name") or key
+            if await self._container_exists(key) or await self._container_exists(name):
+                continue
+            try:
+                await self.docker.call("POST", f"/networks/{ref}/disconnect", body={"Container": name, "Force": True})
+            except DockerError as exc:
+                if exc.status != 404:
+                    raise
+            log.warning("net: dockerd kept endpoint %s of a removed container on %s; disconnected it", name, found.get("Name", ref))
+            stale += 1
+        return stale
+
+    async def _container_exists(self, ref: str) -> bool:
+        try:
+            await self.docker.call("GET", f"/containers/{ref}/json")
+        except DockerError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
