@@ -34,6 +34,7 @@ from powerstrip.proxy.connection import (
 )
 from powerstrip.proxy.generation import Generation, Generations
 from powerstrip.proxy.peer import peer_of
+from powerstrip.proxy.segments import Segments
 from powerstrip.proxy.upstream import DaemonUnavailable
 
 
@@ -175,6 +176,7 @@ class ClientSide(asyncio.Protocol):
         self._paused_by_machine = False
         self._paused_by_daemon = False
         self._reading_paused = False
+        self._segments: Segments | None = None
 
     # ---- socket events -------------------------------------------------------------------------
 
@@ -182,6 +184,7 @@ class ClientSide(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         raw = transport.get_extra_info("raw_transport", transport)
         raw.set_write_buffer_limits(WRITE_HIGH_WATER)
+        self._segments = Segments.of(raw)
         self.identity = ClientConnection(transport, peer_of(transport))  # type: ignore[arg-type]
         self.machine = ConnectionMachine(self, self.hub.timeouts, time.monotonic)
         self.hub.connections.add(self)
@@ -238,6 +241,9 @@ class ClientSide(asyncio.Protocol):
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.write(data)
+            segments = self._segments
+            if segments is not None:
+                segments.wrote(len(data))
 
     def send_daemon(self, data: bytes) -> None:
         daemon = self.daemon
@@ -314,6 +320,8 @@ class ClientSide(asyncio.Protocol):
         return True
 
     def finished(self, head: RequestHead, outcome: Outcome) -> None:
+        if self._segments is not None:
+            self._segments.flush()
         self._record(head.method, head.target, outcome, self._routed, self._generation,
                      time.perf_counter() - self._started)
 

@@ -17,10 +17,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
 import pytest
 
 from harness.cli import run_docker
 from harness.gateway import Gateway
+from harness.image import IMAGE
 from harness.ops import config, wait_for_log
 
 pytestmark = pytest.mark.docker
@@ -323,3 +325,26 @@ def test_a_safe_request_on_a_connection_the_daemon_closed_unanswered_is_sent_aga
             assert "without answering" in json.loads(answer.split(b"\r\n\r\n", 1)[1])["message"]
     finally:
         fake.close()
+
+
+def test_bulk_bodies_over_tcp_arrive_whole_and_the_connection_goes_on(make_gateway, dockerd, uniq):
+    """A large log and an export stream coalesced into full segments (TCP_NODELAY off while they
+    stream), the same as direct byte for byte; the kept-alive connection then answers the next requests."""
+    gw = make_gateway(tcp=True)
+    direct = docker.DockerClient(base_url=dockerd.url, timeout=60)
+    via = docker.DockerClient(base_url=gw.tcp_url, timeout=60)
+    name = f"bulk-{uniq}"
+    try:
+        container = direct.containers.run(IMAGE, ["sh", "-c", "seq 1 300000; seq 1 5 >&2"], name=name, detach=True)
+        assert container.wait(timeout=60)["StatusCode"] == 0
+        logs = direct.api.logs(name)
+        assert len(logs) > 1_900_000
+        for _ in range(2):  # the second on the connection the first left coalescing
+            assert via.api.logs(name) == logs
+            assert via.ping() is True
+        assert b"".join(via.api.export(name)) == b"".join(direct.api.export(name))
+        assert via.api.inspect_container(name)["Name"] == f"/{name}"
+    finally:
+        direct.api.remove_container(name, force=True)
+        direct.close()
+        via.close()
