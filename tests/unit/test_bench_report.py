@@ -114,3 +114,18 @@ def test_policy_targets() -> None:
             {"workload": "policy_create", "unhooked_p50_us": 700.0, "policy_p50_us": 900.0, "added_ms": 0.2}]
     assert [t["met"] for t in policy_targets(rows)] == [True, False, True]
     assert policy_targets([]) == []
+
+
+def test_denied_and_allowed_cpu_are_compared_to_the_clock_tick() -> None:
+    """Both figures are whole multiples of tick ÷ requests: float noise is not a difference, one step is."""
+    from bench.report import policy_targets
+
+    def denied_target(denied: float, allowed: float) -> dict:
+        row = {"workload": "policy_denied", "denied_cpu_us": denied, "allowed_cpu_us": allowed, "resolution_us": 5.0}
+        (target,) = policy_targets([row])
+        return target
+
+    same = denied_target(55.000000000000604, 54.99999999999994)
+    assert same["met"] and same["figure"] == "denied 55 µs vs allowed 55 µs (to the 5 µs the clock tick resolves)"
+    assert not denied_target(60.00000000000006, 54.99999999999994)["met"]
+    assert denied_target(49.99999999999982, 54.99999999999994)["met"]
