@@ -43,6 +43,7 @@ log = logging.getLogger("powerstrip.proxy")
 # A stream pauses its source when this much waits to be sent (one read's worth, uvloop reads 256 KiB at a
 # time): with the 64 KiB default, a fast daemon and a slower client toggled reading on every other read.
 WRITE_HIGH_WATER = 256 * 1024
+_SPLICED = Phase.SPLICED  # a global: an enum member's lookup costs three times one, on every write
 
 
 @dataclass(slots=True, eq=False)
@@ -242,8 +243,8 @@ class ClientSide(asyncio.Protocol):
         if transport is not None and not transport.is_closing():
             transport.write(data)
             segments = self._segments
-            if segments is not None:
-                segments.wrote(len(data))
+            if segments is not None and self.machine.phase is not _SPLICED:
+                segments.wrote(len(data))  # a hijacked stream may be a TTY: its writes are never held
 
     def send_daemon(self, data: bytes) -> None:
         daemon = self.daemon

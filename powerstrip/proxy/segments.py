@@ -11,7 +11,8 @@ exchange ends (which pushes the tail out at once, so the answer's end is never h
 Nagle's algorithm holds a partial segment only while earlier data is unacknowledged, so a stream that
 slows down after a burst (``logs --follow`` catching up, a TTY after ``cat``) still gets each write out
 as soon as the client has acknowledged the last: at most one round trip late, as with HAProxy's
-``MSG_MORE``. Turning it back on at each small write was tried and measured worse than not coalescing at
+``MSG_MORE``. A hijacked stream (``attach``, ``exec``: raw bytes after a ``101``) is not coalesced at all:
+it may be a TTY, whose echoes must not wait, and it has no end of exchange to push a tail. Turning it back on at each small write was tried and measured worse than not coalescing at
 all: a followed log alternates large reads with single lines, and each switch is a system call and a push.
 """
 
