@@ -206,6 +206,8 @@ class ClientSide(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.hub.connections.discard(self)
+        if self._segments is not None:
+            self._segments.flush()  # its timer must not outlive the connection
         if self._bridge is not None:
             self._bridge.reader.feed_eof()
             self._bridge.writer.lost()

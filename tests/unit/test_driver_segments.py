@@ -1,7 +1,7 @@
-"""The driver coalesces a bulk response body to a TCP client, and never a hijacked stream.
+"""The driver corks a bulk response body to a TCP client, and never a hijacked stream.
 
 ``ClientSide`` and ``DaemonSide`` with stand-in transports (no event loop I/O, no dockerd): the client's
-transport carries a real loopback TCP socket, whose ``TCP_NODELAY`` the kernel reports as the oracle.
+transport carries a real loopback TCP socket, whose ``TCP_CORK`` the kernel reports as the oracle.
 """
 
 from __future__ import annotations
@@ -64,18 +64,17 @@ class Transport:
 
 @pytest.fixture
 def accepted() -> Iterator[socket.socket]:
-    """The server side of a loopback TCP connection, with TCP_NODELAY set as asyncio sets it."""
+    """The server side of a loopback TCP connection."""
     with socket.create_server(("127.0.0.1", 0)) as listener, \
             socket.create_connection(listener.getsockname()) as client:
         server, _ = listener.accept()
         with server:
-            server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             yield server
         client.close()
 
 
-def nodelay(sock: socket.socket) -> bool:
-    return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+def corked(sock: socket.socket) -> bool:
+    return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK))
 
 
 def connected(sock: socket.socket) -> tuple[ClientSide, DaemonSide, Transport]:
@@ -99,25 +98,25 @@ def chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-def test_a_bulk_body_is_coalesced_until_its_exchange_ends(accepted: socket.socket) -> None:
+def test_a_bulk_body_is_corked_until_its_exchange_ends(accepted: socket.socket) -> None:
     async def scenario() -> None:
         client, daemon, transport = connected(accepted)
         client.data_received(b"GET /containers/x/logs?stdout=1 HTTP/1.1\r\nHost: docker\r\n\r\n")
         daemon.data_received(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk(b"x" * 100))
-        assert nodelay(accepted)  # a head and a small chunk: sent at once
+        assert not corked(accepted)  # a head and a small chunk: sent at once
         daemon.data_received(chunk(b"y" * BULK_WRITE))
-        assert not nodelay(accepted)
-        daemon.data_received(chunk(b"z" * 10))  # a small write in the same body keeps coalescing
-        assert not nodelay(accepted)
+        assert corked(accepted)
+        daemon.data_received(chunk(b"z" * 10))  # a small write in the same body keeps it corked
+        assert corked(accepted)
         daemon.data_received(b"0\r\n\r\n")
-        assert nodelay(accepted)  # the exchange is over: its tail is pushed
+        assert not corked(accepted)  # the exchange is over: its tail is pushed
         assert client.machine.phase is Phase.IDLE
         assert transport.written.endswith(b"0\r\n\r\n")
 
     asyncio.run(scenario())
 
 
-def test_a_hijacked_stream_is_never_coalesced(accepted: socket.socket) -> None:
+def test_a_hijacked_stream_is_never_corked(accepted: socket.socket) -> None:
     async def scenario() -> None:
         client, daemon, transport = connected(accepted)
         client.data_received(b"POST /exec/x/start HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
@@ -125,7 +124,7 @@ def test_a_hijacked_stream_is_never_coalesced(accepted: socket.socket) -> None:
         daemon.data_received(b"HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
         assert client.machine.phase is Phase.SPLICED
         daemon.data_received(b"t" * (2 * BULK_WRITE))  # a TTY printing a file
-        assert nodelay(accepted)
+        assert not corked(accepted)
         assert transport.written.endswith(b"t" * (2 * BULK_WRITE))
 
     asyncio.run(scenario())

@@ -1,17 +1,19 @@
-"""TCP_NODELAY follows the relayed writes: off for a bulk body, on again when the exchange ends.
+"""TCP_CORK follows the relayed writes: on for a bulk body, off when it ends or slows down.
 
 The kernel's own socket option is the oracle: a real loopback TCP connection, read with getsockopt.
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from powerstrip.proxy.segments import BULK_WRITE, Segments
+from powerstrip.proxy import segments as segments_module
+from powerstrip.proxy.segments import BULK_BYTES, BULK_WRITE, CHECK_SECONDS, Segments
 
 
 class SocketOnly:
@@ -26,33 +28,60 @@ class SocketOnly:
 
 @pytest.fixture
 def accepted() -> Iterator[socket.socket]:
-    """The server side of a loopback TCP connection, with TCP_NODELAY set as asyncio sets it."""
+    """The server side of a loopback TCP connection."""
     with socket.create_server(("127.0.0.1", 0)) as listener, \
             socket.create_connection(listener.getsockname()) as client:
         server, _ = listener.accept()
         with server:
-            server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             yield server
         client.close()
 
 
-def nodelay(sock: socket.socket) -> bool:
-    return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+def corked(sock: socket.socket) -> bool:
+    return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK))
 
 
-def test_answers_leave_at_once_and_a_bulk_body_is_coalesced_until_the_exchange_ends(accepted: socket.socket) -> None:
-    segments = Segments.of(SocketOnly(accepted))
-    assert segments is not None
-    segments.wrote(400)  # a response head, a small answer
-    assert nodelay(accepted)
-    segments.wrote(BULK_WRITE)
-    assert not nodelay(accepted)
-    segments.wrote(1015)  # a stream catching up keeps coalescing: no switch per line
-    assert not nodelay(accepted)
-    segments.flush()
-    assert nodelay(accepted)
-    segments.flush()  # an exchange with no bulk write changes nothing
-    assert nodelay(accepted)
+def test_answers_leave_at_once_and_a_bulk_body_is_corked_until_the_exchange_ends(accepted: socket.socket) -> None:
+    async def scenario() -> None:
+        segments = Segments.of(SocketOnly(accepted))
+        assert segments is not None
+        segments.wrote(400)  # a response head, a small answer
+        assert not corked(accepted)
+        segments.wrote(BULK_WRITE)
+        assert corked(accepted)
+        segments.wrote(1015)  # a single line in a bulk body: no switch per write
+        assert corked(accepted)
+        segments.flush()
+        assert not corked(accepted)
+        segments.flush()  # an exchange with no bulk write changes nothing
+        assert not corked(accepted)
+        await asyncio.sleep(CHECK_SECONDS * 3)  # the flush cancelled the pace check: nothing fires late
+        assert not corked(accepted)
+
+    asyncio.run(scenario())
+
+
+def test_a_body_that_keeps_its_pace_stays_corked_and_one_that_slows_is_uncorked(
+        accepted: socket.socket, monkeypatch: pytest.MonkeyPatch) -> None:
+    check = 0.2  # long enough that a loaded machine's scheduling delays do not skip a check
+    monkeypatch.setattr(segments_module, "CHECK_SECONDS", check)
+
+    async def scenario() -> None:
+        segments = Segments.of(SocketOnly(accepted))
+        assert segments is not None
+        segments.wrote(BULK_WRITE)
+        for _ in range(4):  # a full check's worth in every check: still a bulk body
+            segments.wrote(BULK_BYTES)
+            await asyncio.sleep(check * 0.4)
+            assert corked(accepted)
+            await asyncio.sleep(check * 0.4)
+        segments.wrote(100)  # ``logs --follow`` caught up: a line now and then
+        await asyncio.sleep(check * 4)
+        assert not corked(accepted)  # the tail is not held for the kernel's 200 ms
+        segments.wrote(100)
+        assert not corked(accepted)
+
+    asyncio.run(scenario())
 
 
 def test_a_unix_socket_has_no_segments_to_cut() -> None:
@@ -63,8 +92,12 @@ def test_a_unix_socket_has_no_segments_to_cut() -> None:
 
 
 def test_a_socket_already_gone_is_no_error(accepted: socket.socket) -> None:
-    segments = Segments.of(SocketOnly(accepted))
-    assert segments is not None
-    accepted.close()
-    segments.wrote(BULK_WRITE)
-    segments.flush()
+    async def scenario() -> None:
+        segments = Segments.of(SocketOnly(accepted))
+        assert segments is not None
+        accepted.close()
+        segments.wrote(BULK_WRITE)
+        segments.flush()
+        await asyncio.sleep(CHECK_SECONDS * 2)
+
+    asyncio.run(scenario())
