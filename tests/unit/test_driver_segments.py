@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from powerstrip.config.model import Config
 from powerstrip.config.routes import RouteTable
@@ -60,17 +57,6 @@ class Transport:
 
     def close(self) -> None:
         pass
-
-
-@pytest.fixture
-def accepted() -> Iterator[socket.socket]:
-    """The server side of a loopback TCP connection."""
-    with socket.create_server(("127.0.0.1", 0)) as listener, \
-            socket.create_connection(listener.getsockname()) as client:
-        server, _ = listener.accept()
-        with server:
-            yield server
-        client.close()
 
 
 def corked(sock: socket.socket) -> bool:

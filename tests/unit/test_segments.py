@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,17 +23,6 @@ class SocketOnly:
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._sock if name == "socket" else default
-
-
-@pytest.fixture
-def accepted() -> Iterator[socket.socket]:
-    """The server side of a loopback TCP connection."""
-    with socket.create_server(("127.0.0.1", 0)) as listener, \
-            socket.create_connection(listener.getsockname()) as client:
-        server, _ = listener.accept()
-        with server:
-            yield server
-        client.close()
 
 
 def corked(sock: socket.socket) -> bool:
