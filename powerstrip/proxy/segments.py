@@ -33,13 +33,15 @@ CHECK_SECONDS = 0.005
 
 
 class Segments:
-    """``TCP_CORK`` of one client socket, following the size and pace of the writes relayed to it."""
+    """``TCP_CORK`` of one client socket, following the size and pace of the writes relayed to it.
 
-    __slots__ = ("_socket", "_corked", "_written", "_timer")
+    The socket is corked exactly while a pace check is pending (``_check``): one timer per corked connection.
+    """
+
+    __slots__ = ("_socket", "_written", "_timer")
 
     def __init__(self, sock: Any) -> None:
         self._socket = sock
-        self._corked = False
         self._written = 0
         self._timer: asyncio.TimerHandle | None = None
 
@@ -52,7 +54,7 @@ class Segments:
         return cls(sock)
 
     def wrote(self, size: int) -> None:
-        if self._corked:
+        if self._timer is not None:
             self._written += size
         elif size >= BULK_WRITE and self._set_cork(True):
             self._written = 0
@@ -63,7 +65,6 @@ class Segments:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._corked:
             self._set_cork(False)
 
     def _check(self) -> None:
@@ -78,7 +79,5 @@ class Segments:
         try:
             self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1 if on else 0)
         except OSError:  # the connection is already gone: nothing is left to cut into segments
-            self._corked = False
             return False
-        self._corked = on
         return True

@@ -98,10 +98,10 @@ class Attachments:
         for allocation in await self.networks.local_allocations():
             matches = allocation.container_name == ref or (allocation.container or "").startswith(ref)
             if matches and allocation.container and await self._inspect(allocation.container) is None:
-                await self.detach(allocation.owner)
-                # The watcher may have released it first and still be removing the emptied network:
-                # wait for that, so that the user's DELETE is answered once its network is gone too.
-                await self.networks.drop_if_empty(allocation.network)
+                if await self.detach(allocation.owner) is None:
+                    # The watcher released it first and may still be removing the emptied network: wait
+                    # for that, so that the user's DELETE is answered once its network is gone too.
+                    await self.networks.drop_if_empty(allocation.network)
 
     async def on_destroyed(self, container: str, name: str | None) -> None:
         """A container is gone (event): detach its network-only container, or forget a removed one's address."""
