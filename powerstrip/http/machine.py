@@ -304,8 +304,12 @@ class ConnectionMachine:
     # ---- events from the daemon --------------------------------------------------------------
 
     def daemon_connected(self) -> None:
-        self._daemon_ready = True
         self._daemon_eof = False  # a new connection: an earlier one's EOF says nothing about it
+        self._send_pending()
+
+    def _send_pending(self) -> None:
+        """The daemon connection is there: what waited for it goes out in one write, then the client's EOF."""
+        self._daemon_ready = True
         if self._pending:
             pending, self._pending = self._pending, []
             self._do.send_daemon(b"".join(pending))
@@ -474,27 +478,38 @@ class ConnectionMachine:
                 self._refuse(decision)
             return
         self.phase = _WAIT_RESPONSE
-        self._request_body = _Body(head) if head.framing is not _F_NONE else None
-        if self._daemon_ready or self._do.open_daemon():
-            self._daemon_ready = True
-            # on a connection that already existed: repeatable if it turns out closed (no body, safe method)
-            self._replay = head.raw if self._request_body is None and head.method in _REPLAYABLE else None
-            self._do.send_daemon(head.raw)
-        else:
-            self._replay = None
-            self._pending.append(head.raw)
         buffer = self._buffer
-        if self._request_body is not None:
-            self._set_timer(_T_BODY, self._timeouts.body)
-            if buffer:
-                data = bytes(buffer)
-                buffer.clear()
-                rest = self._body_bytes(data)
-                if rest:
-                    buffer += rest
-        elif self._client_eof and not buffer and self._daemon_ready:
-            self._do.half_close_daemon()
-            self._keep.spent()
+        if head.framing is _F_NONE:
+            self._request_body = None
+            if self._daemon_ready or self._do.open_daemon():
+                self._daemon_ready = True
+                # on a connection that already existed: repeatable if it turns out closed (safe method)
+                self._replay = head.raw if head.method in _REPLAYABLE else None
+                self._do.send_daemon(head.raw)
+            else:
+                self._replay = None
+                self._pending.append(head.raw)
+            if self._client_eof and not buffer and self._daemon_ready:
+                self._do.half_close_daemon()
+                self._keep.spent()
+            return
+        # a request with a body: the head waits with the body bytes that came with it, so that both go out
+        # in one write (one system call, and the daemon reads the request at once); a body refused here
+        # (a malformed chunk) leaves nothing forwarded at all
+        self._request_body = _Body(head)
+        self._replay = None
+        ready = self._daemon_ready or self._do.open_daemon()
+        self._daemon_ready = False
+        self._pending.append(head.raw)
+        self._set_timer(_T_BODY, self._timeouts.body)
+        if buffer:
+            data = bytes(buffer)
+            buffer.clear()
+            rest = self._body_bytes(data)
+            if rest:
+                buffer += rest
+        if ready and self.phase is _WAIT_RESPONSE:
+            self._send_pending()
 
     def _body_bytes(self, data: bytes) -> bytes:
         """Forward the part of ``data`` that belongs to the request body; return the rest."""
@@ -512,8 +527,9 @@ class ConnectionMachine:
             if self.timer is _T_BODY:
                 self.deadline = 0.0
             if self._client_eof and taken == len(data):
-                self._do.half_close_daemon()
                 self._keep.spent()
+                if self._daemon_ready:  # else the EOF follows what waits for the connection (_send_pending)
+                    self._do.half_close_daemon()
         elif not self._daemon_paused:
             self.deadline = self._clock() + self._timeouts.body
         return data[taken:] if taken < len(data) else b""

@@ -174,8 +174,8 @@ def test_a_body_is_streamed_as_it_arrives_and_the_next_request_waits_in_the_buff
     head = b"POST /containers/create HTTP/1.1\r\nContent-Length: 4\r\n\r\n"
     m.client_data(head + b"ab")
     m.client_data(b"cd" + PING)
-    assert rec.take() == [("dispatch", "POST", "/containers/create"), ("daemon", head), ("daemon", b"ab"),
-                          ("daemon", b"cd")]
+    # the body bytes that came with the head go out with it, in one write; the rest as it arrives
+    assert rec.take() == [("dispatch", "POST", "/containers/create"), ("daemon", head + b"ab"), ("daemon", b"cd")]
     m.daemon_data(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
     assert rec.take()[-3:] == [("finished", 201, True), ("dispatch", "GET", "/_ping"), ("daemon", PING)]
 
@@ -200,6 +200,45 @@ def test_a_half_close_while_waiting_is_passed_to_the_daemon_which_still_answers(
     assert rec.take()[:1] == [("client", OK)]
 
 
+def test_a_head_and_the_body_that_came_with_it_go_to_the_daemon_in_one_write():
+    m, rec, _ = machine()
+    create = b"POST /containers/create HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}"
+    m.client_data(create)
+    assert rec.take() == [("dispatch", "POST", "/containers/create"), ("daemon", create)]
+    m.daemon_data(OK)
+    assert rec.take() == [("client", OK), ("finished", 200, True)]
+
+
+def test_a_pipelined_body_request_then_the_clients_eof_goes_out_whole_before_the_eof_is_passed_on():
+    m, rec, _ = machine()
+    create = b"POST /containers/create HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}"
+    m.client_data(PING + create)
+    m.client_eof()
+    rec.take()
+    m.daemon_data(OK)
+    assert rec.take()[-3:] == [("dispatch", "POST", "/containers/create"), ("daemon", create),
+                               ("half-close daemon",)]
+
+
+def test_a_body_request_while_the_daemon_connection_opens_waits_and_goes_out_in_one_write():
+    m, rec, _ = machine(connected=False)
+    create = b"POST /containers/create HTTP/1.1\r\nContent-Length: 4\r\n\r\nab"
+    m.client_data(create)
+    m.client_data(b"cd")
+    assert rec.take() == [("dispatch", "POST", "/containers/create"), ("connect",)]
+    m.daemon_connected()
+    assert rec.take() == [("daemon", create + b"cd")]
+
+
+def test_a_malformed_chunk_in_the_heads_own_read_is_a_400_and_nothing_reaches_the_daemon():
+    m, rec, _ = machine()
+    m.client_data(b"POST /build HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+    commands = rec.take()
+    assert not [c for c in commands if c[0] == "daemon"]
+    assert sent_to_client_of(commands).startswith(b"HTTP/1.1 400 ")
+    assert m.phase is Phase.CLOSED
+
+
 def test_a_client_that_closes_inside_the_body_is_answered_400_and_the_daemon_connection_dropped():
     m, rec, _ = machine()
     m.client_data(b"POST /build HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc")
@@ -214,11 +253,12 @@ def test_a_client_that_closes_inside_the_body_is_answered_400_and_the_daemon_con
 
 def test_a_malformed_chunk_size_from_the_client_is_a_400_and_nothing_more_reaches_the_daemon():
     m, rec, _ = machine()
-    m.client_data(b"POST /build HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
-    assert rec.commands[-1] == ("daemon", b"3\r\nabc\r\n")
+    head = b"POST /build HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    m.client_data(head + b"3\r\nabc\r\n")
+    assert rec.commands[-1] == ("daemon", head + b"3\r\nabc\r\n")
     m.client_data(b"zz\r\n")
     commands = rec.take()
-    assert [c for c in commands if c[0] == "daemon"][-1] == ("daemon", b"3\r\nabc\r\n")
+    assert [c for c in commands if c[0] == "daemon"][-1] == ("daemon", head + b"3\r\nabc\r\n")
     assert ("close daemon",) in commands
     assert sent_to_client_of(commands).startswith(b"HTTP/1.1 400 ")
     assert "chunk size" in rec.outcomes[-1][1].note
