@@ -71,10 +71,20 @@ class StructValue(dict):  # type: ignore[type-arg]
     """A decoded struct: canonical field name → value, and the key spelling that set each field.
 
     Made by ``struct_value`` (dict's own constructor, no Python ``__init__``: one is made per struct per body).
+    A struct whose keys were all its fields' exact names (the usual body) keeps only those keys: its
+    ``spelling`` (each name spelled as itself) is built if something asks for it, which is rare.
     """
 
-    __slots__ = ("spelling",)
-    spelling: dict[str, str]
+    __slots__ = ("_spelling", "_exact")
+    _spelling: dict[str, str] | None
+    _exact: dict[str, AnyValue] | None
+
+    @property
+    def spelling(self) -> dict[str, str]:
+        if self._spelling is None:
+            exact = self._exact or {}
+            self._spelling, self._exact = dict(zip(exact, exact)), None
+        return self._spelling
 
     def copy(self) -> StructValue:  # type: ignore[override]
         return struct_value(self, dict(self.spelling))
@@ -82,7 +92,16 @@ class StructValue(dict):  # type: ignore[type-arg]
 
 def struct_value(items: AnyValue = (), spelling: dict[str, str] | None = None) -> StructValue:
     value = StructValue(items)
-    value.spelling = {} if spelling is None else spelling
+    value._spelling = {} if spelling is None else spelling
+    value._exact = None
+    return value
+
+
+def _exactly_spelled(given: dict[str, AnyValue]) -> StructValue:
+    """A struct value of ``given``, whose keys are all exact field names (``spelling`` derived from them)."""
+    value = StructValue(given)
+    value._spelling = None
+    value._exact = given
     return value
 
 
@@ -295,8 +314,10 @@ def _struct(typ: Struct, current: AnyValue, raw: AnyValue, where: Where, depth: 
     fields = typ.fields
     if current is MISSING:
         given = dict(raw)
-        if len(given) == len(raw) and fields.keys() >= given.keys():
-            return _plain_struct(typ, given, where, depth)
+        if len(given) == len(raw):
+            exact = _plain_struct(typ, given, where, depth)
+            if exact is not None:
+                return exact
     result = current.copy() if current is not MISSING else struct_value()
     spelling = result.spelling
     unknown_folds: dict[str, str] = {}
@@ -326,16 +347,20 @@ def _struct(typ: Struct, current: AnyValue, raw: AnyValue, where: Where, depth: 
     return result
 
 
-def _plain_struct(typ: Struct, given: dict[str, AnyValue], where: Where, depth: int) -> StructValue:
+def _plain_struct(typ: Struct, given: dict[str, AnyValue], where: Where, depth: int) -> StructValue | None:
     """``_struct`` for the usual object: a new value, every key a field's exact name, none repeated.
 
     Nothing can be ambiguous then, so each value is checked once with no bookkeeping, and only the values
-    that need decoding are replaced; the docker CLI's bodies all take this path.
+    that need decoding are replaced; the docker CLI's bodies all take this path. ``None`` at the first key
+    that is not a field's exact name: ``_struct`` reads the object then (the values before that key decode
+    the same way there, errors included).
     """
     fields = typ.fields
-    result = struct_value(given, dict(zip(given, given)))
+    result = _exactly_spelled(given)
     for key, value in given.items():
-        field = fields[key]
+        field = fields.get(key)
+        if field is None:
+            return None
         cls = value.__class__
         if cls is field.fast and (cls is not int or field.low <= value <= field.high):
             continue

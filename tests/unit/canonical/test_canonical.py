@@ -84,6 +84,25 @@ def test_two_spellings_with_different_values_are_refused() -> None:
                                      '"HostConfig": {"PRIVILEGED": false}}')
 
 
+def test_a_struct_read_with_exact_names_still_knows_its_spellings_when_it_is_given_again() -> None:
+    """The first object takes the fast path (every key a field's exact name, its spellings derived only when
+    asked): a second object spelling a field otherwise is still refused, a null included."""
+    for first in ('{"Privileged": false}', '{"Privileged": null}'):
+        with pytest.raises(Ambiguous, match="HostConfig.Privileged"):
+            canonicalize("POST", CREATE, f'{{"Image": "x", "HostConfig": {first}, "HostConfig": {{"privileged": true}}}}')
+    assert host('{"Image": "x", "HostConfig": {"Privileged": true}, "HostConfig": {"Privileged": false}}')[
+        "Privileged"] is False
+
+
+def test_exact_names_before_an_unknown_or_folded_key_are_read_the_same() -> None:
+    hc = host('{"Image": "x", "HostConfig": {"Memory": 8388608, "Binds": ["/a:/a"], "privileged": true, '
+              '"FutureField": {"k": 1}}}')
+    assert hc["Memory"] == 8388608 and hc["Binds"] == ["/a:/a"] and hc["Privileged"] is True
+    assert hc["FutureField"] == {"k": 1}
+    with pytest.raises(Undecodable, match="HostConfig.Memory"):
+        canonicalize("POST", CREATE, '{"Image": "x", "HostConfig": {"Memory": "lots", "futurefield": 1}}')
+
+
 def test_two_spellings_with_the_same_value_are_one_field() -> None:
     assert host('{"Image": "x", "HostConfig": {"Privileged": true, "privileged": true}}') == {
         "Privileged": True, "NetworkMode": "default"}
