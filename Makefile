@@ -7,7 +7,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: all venv deps deps-bench run test fuzz bench bench-quick bench-policy bench-relay bench-profile clean distclean
+.PHONY: all venv deps deps-bench run test fuzz bench bench-quick bench-policy bench-relay bench-instructions bench-profile clean distclean
 
 all: venv
 
@@ -64,6 +64,10 @@ bench-qos: deps venv $(BENCH_STAMP)
 # The unhooked relay's own CPU per request against a fake daemon, A/B with HAProxy and a bare uvloop relay.
 bench-relay: deps-bench venv $(BENCH_STAMP)
 	$(VENV)/bin/python -m bench.relay_ab $(BENCH_ARGS)
+
+# The instructions each relay executes per request (callgrind, c=1, fake daemon): noise-free, ~3 minutes.
+bench-instructions: deps-bench venv $(BENCH_STAMP)
+	$(VENV)/bin/python -m bench.instructions $(BENCH_ARGS)
 
 # Where the time of the unhooked relay path goes (py-spy, under wrk load).
 bench-profile: deps-bench venv $(BENCH_STAMP)

@@ -4,7 +4,9 @@ with a daemon that costs nothing.
 In the full suite the daemon (dockerd, a Go process on the same two CPUs) takes most of the machine, and
 its share moves every figure. Here the daemon is a fake that answers every request at once: HAProxy's
 ``http-request return`` on a unix socket, with the headers dockerd sends for ``/_ping`` (its ``Date``
-included, so a memoised head changes every second as dockerd's does). In front of it, taking turns:
+included, so a memoised head changes every second as dockerd's does), after reading a request's whole body
+(``http-buffer-request``: the connection stays usable for the next one, as dockerd's does). In front of it,
+taking turns:
 
 - ``haproxy``: HAProxy 2.6 as a plain pass-through (as in the suite);
 - ``powerstrip``: the gateway with no config, access log on (its default);
@@ -35,6 +37,7 @@ from harness.util import remove_tree, terminate, wait_until
 
 FAKE_DAEMON_CFG = cands.HAPROXY_DEFAULTS + """\
 frontend fake_dockerd
+    option http-buffer-request
     bind unix@{socket} mode 600
     bind 127.0.0.1:{port}
     http-request return status 200 content-type "text/plain; charset=utf-8" string "OK" hdr Api-Version 1.41 \
@@ -44,7 +47,7 @@ hdr Ostype linux hdr Pragma no-cache hdr Server "Docker/20.10.24 (linux)"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def _fake_daemon(stack: ExitStack) -> tuple[str, cands.Candidate]:
+def fake_daemon(stack: ExitStack) -> tuple[str, cands.Candidate]:
     """The fake daemon's unix socket (what the relays forward to), and itself over TCP (the latency baseline)."""
     workdir = tempfile.mkdtemp(prefix="psb-fake-", dir="/tmp")
     stack.callback(remove_tree, workdir)
@@ -72,7 +75,7 @@ def _measure(cand: cands.Candidate, connections: int, seconds: int) -> dict:
 def run(concurrencies: tuple[int, ...], seconds: int, repetitions: int, progress) -> list[dict]:
     """Rows of (candidate, c) with the medians over ``repetitions``; candidates take turns run by run."""
     with ExitStack() as stack:
-        socket_path, direct = _fake_daemon(stack)
+        socket_path, direct = fake_daemon(stack)
         relay = cands.haproxy(socket_path)
         stack.callback(relay.stop)
         ps = cands.powerstrip(f"unix://{socket_path}", "powerstrip", "powerstrip, no config")

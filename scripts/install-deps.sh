@@ -6,7 +6,7 @@
 #   ganglia-monitor (gmond: a real Ganglia metrics source for the host-aware rules tests),
 #   ansible (the inventory tests drive ansible-inventory and ansible's docker connection), openssl (test certificates),
 #   docker-compose (a client in the policy tests).
-# --bench: also what `make bench` drives (haproxy, wrk, curl).
+# --bench: also what `make bench` drives (haproxy, wrk, curl, valgrind).
 # POWERSTRIP_DEPS_DRY_RUN=1: only say what would be installed.
 set -euo pipefail
 
@@ -32,6 +32,7 @@ if [ "${1:-}" = --bench ]; then
     need haproxy haproxy
     need wrk wrk
     need curl curl
+    need valgrind valgrind
 fi
 
 # The test image needs a *static* busybox (Debian's plain "busybox" package is dynamically linked).

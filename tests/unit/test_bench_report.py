@@ -129,3 +129,17 @@ def test_denied_and_allowed_cpu_are_compared_to_the_clock_tick() -> None:
     assert same["met"] and same["figure"] == "denied 55 µs vs allowed 55 µs (to the 5 µs the clock tick resolves)"
     assert not denied_target(60.00000000000006, 54.99999999999994)["met"]
     assert denied_target(49.99999999999982, 54.99999999999994)["met"]
+
+
+def test_the_instruction_counts_are_shown_against_haproxys_and_over_the_floor():
+    from bench.instructions import report as instructions_report
+
+    rows = [{"request": "GET /_ping", "candidate": "floor", "ir": 8000.0},
+            {"request": "GET /_ping", "candidate": "haproxy", "ir": 34000.0},
+            {"request": "GET /_ping", "candidate": "powerstrip (log off)", "ir": 30600.0},
+            {"request": "POST /containers/create (2 KiB)", "candidate": "haproxy", "ir": 36000.0},
+            {"request": "POST /containers/create (2 KiB)", "candidate": "powerstrip (unhooked)", "ir": 72000.0}]
+    lines = instructions_report(rows, "t").splitlines()
+    assert "| GET /_ping | powerstrip (log off) | 30,600 | 0.90 | 22,600 |" in lines
+    assert "| GET /_ping | floor | 8,000 | 0.24 |  |" in lines
+    assert "| POST /containers/create (2 KiB) | powerstrip (unhooked) | 72,000 | 2.00 |  |" in lines  # no floor row
