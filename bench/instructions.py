@@ -34,7 +34,7 @@ from pathlib import Path
 
 from bench import candidates as cands
 from bench.canonical import SAMPLE
-from bench.relay_ab import RESULTS, fake_daemon
+from bench.relay_ab import fake_daemon, publish
 from harness.gateway import Gateway, free_tcp_port
 from harness.util import HarnessError, remove_tree, terminate, wait_until
 
@@ -199,9 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     rows = run(args.requests, lambda message: print(message, file=sys.stderr, flush=True))
     text = report(rows, f"{stamp} ({args.requests} requests per row, c=1, {time.monotonic() - started:.0f} s)")
-    RESULTS.mkdir(exist_ok=True)
-    Path(RESULTS, f"instructions-{stamp}.md").write_text(text)
-    print(text)
+    publish("instructions", stamp, text)
     return 0
 
 

@@ -129,10 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     rows = run(tuple(args.connections or (1, 10, 50)), args.seconds, args.repetitions,
                lambda message: print(message, file=sys.stderr))
     text = report(rows, f"{stamp} ({args.repetitions} × {args.seconds} s, medians)")
-    RESULTS.mkdir(exist_ok=True)
-    Path(RESULTS, f"relay-ab-{stamp}.md").write_text(text)
-    print(text)
+    publish("relay-ab", stamp, text)
     return 0
+
+
+def publish(name: str, stamp: str, text: str) -> None:
+    """A report as ``bench/results/NAME-STAMP.md``, and on stdout."""
+    RESULTS.mkdir(exist_ok=True)
+    Path(RESULTS, f"{name}-{stamp}.md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":
