@@ -59,9 +59,12 @@ class AdapterRegistry:
         if spec.python is not None:
             return InProcessAdapter(spec, import_adapter(spec.python, self._search_path))
         if self._session is None:
+            # No cookie jar: cookies are scoped by host, not port, so adapters on one host would be sent each other's
+            # cookies (and every adapter its own, with each client's request); the protocol has no use for them.
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
                 headers={"Content-Type": "application/json"},
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return http_adapter(spec, self._session)
 
