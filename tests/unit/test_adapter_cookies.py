@@ -16,6 +16,7 @@ from powerstrip.adapters import BuiltinContext
 from powerstrip.config.loader import load_config
 from powerstrip.hooks.model import ClientRequest
 from powerstrip.runtime.registry import AdapterRegistry
+from tests.unit.loopback_server import serve
 
 
 async def _adapter(cookies_seen: list[str | None]) -> tuple[web.AppRunner, int]:
@@ -29,11 +30,7 @@ async def _adapter(cookies_seen: list[str | None]) -> tuple[web.AppRunner, int]:
 
     app = web.Application()
     app.router.add_post("/", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, site._server.sockets[0].getsockname()[1]
+    return await serve(app)
 
 
 def test_an_adapter_is_not_sent_the_cookie_another_adapter_on_the_same_host_set(tmp_path: Path) -> None:

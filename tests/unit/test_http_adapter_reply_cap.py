@@ -9,16 +9,13 @@ import pytest
 from aiohttp import web
 
 from powerstrip.hooks.http_adapter import ReplyTooLarge, _bounded_text
+from tests.unit.loopback_server import serve
 
 
 async def _serve_and_read(handler, limit: int) -> str:
     app = web.Application()
     app.router.add_post("/", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
+    runner, port = await serve(app)
     try:
         async with aiohttp.ClientSession() as session:
             async with session.post(f"http://127.0.0.1:{port}/", json={}) as reply:
