@@ -104,10 +104,13 @@ class Attachments:
                     await self.networks.drop_if_empty(allocation.network)
 
     async def on_destroyed(self, container: str, name: str | None) -> None:
-        """A container is gone (event): detach its network-only container, or forget a removed one's address."""
+        """A container is gone (event): detach its network-only container, or forget a removed one's address;
+        then try again the Docker networks dockerd refused earlier (that container may have held them)."""
         for allocation in await self.networks.local_allocations():
             if allocation.container == container or allocation.owner == name:
                 await self.detach(allocation.owner)
+        if self.networks.left_behind:
+            await self.networks.sweep_bridges()
 
     async def ensure_running(self, ref: str) -> None:
         """Before a start: the network-only container a container joins must run (e.g. after a daemon restart)."""
@@ -137,9 +140,9 @@ class Attachments:
 
     async def reconcile(self) -> None:
         """Repair what was missed (the gateway was down, a hook never came): free the addresses of
-        containers that are gone, bind pending ones whose container exists, remove stray holders;
-        in a cluster, take back the addresses of containers whose allocation was reclaimed while
-        this host was lost (``_readopt``)."""
+        containers that are gone, bind pending ones whose container exists, remove stray holders and
+        the Docker networks left behind (``VirtualNetworks.sweep_bridges``); in a cluster, take back
+        the addresses of containers whose allocation was reclaimed while this host was lost (``_readopt``)."""
         async with self._reconcile_lock:
             await self._reconcile()
 
@@ -179,6 +182,7 @@ class Attachments:
             elif now - holder["Created"] > PENDING_GRACE:
                 log.info("removing stray network-only container %s", name)
                 await self._remove(name)
+        await self.networks.sweep_bridges()  # last: the holders removed above may have kept a bridge in use
 
     async def _restart_after_restore(self, user: dict[str, Any]) -> None:
         """Start a container its restart policy should have brought back with the daemon, but that lost the race.

@@ -32,6 +32,7 @@ DEFAULT = Network("default", IPv4Network("10.1.0.0/16"), IPv4Address("10.1.0.1")
 LABEL_NETWORK = "powerstrip.net.network"
 STATE_FILE = "net.sqlite3"
 BRIDGE_REMOVAL_SECONDS = 10.0
+_REFUSED = (403, 409)  # dockerd refuses a network removal: still in use (or so it believes)
 
 
 def bridge_name(network: Network) -> str:
@@ -61,6 +62,9 @@ class VirtualNetworks:
         self.resolvers: Callable[[Network], list[str]] | None = None
         # Within this process, reserving on a network and dropping an empty implicit one never interleave.
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # Docker networks whose removal dockerd refused (bridge name -> virtual network name): retried when a
+        # container goes and on each reconcile (``sweep_bridges``), so none is left for good.
+        self.left_behind: dict[str, str] = {}
 
     @property
     def host(self) -> str | None:
@@ -127,7 +131,12 @@ class VirtualNetworks:
 
     async def _drop_if_unused(self, network: Network) -> None:
         if network.implicit and not await asyncio.to_thread(self.store.allocations, network.name):
-            await self.delete(network.name)
+            try:
+                await self.delete(network.name)
+            except DockerError as exc:
+                if exc.status not in _REFUSED:
+                    raise
+                # Logged and recorded by _remove_bridge; the address was freed all the same.
 
     async def _named(self, name: str, cidr: IPv4Network | None) -> Network:
         try:
@@ -204,19 +213,81 @@ class VirtualNetworks:
         """Delete Docker's bridge network, waiting (bounded) while endpoints of removed containers linger.
 
         Under load the daemon may still be detaching a just-removed network-only container; giving up at
-        once would leave the bridge behind with no record of it in the store.
+        once would leave the bridge behind with no record of it in the store. When the wait runs out the
+        bridge is recorded in ``left_behind`` (and the refusal raised): ``sweep_bridges`` retries it.
         """
+        name = bridge_name(network)
         deadline = asyncio.get_running_loop().time() + BRIDGE_REMOVAL_SECONDS
         while True:
             try:
-                await self._delete_docker_network(bridge_name(network))
+                await self._delete_docker_network(name)
+                self.left_behind.pop(name, None)
                 return
             except DockerError as exc:
                 if exc.status == 404:
+                    self.left_behind.pop(name, None)
                     return
-                if exc.status not in (403, 409) or asyncio.get_running_loop().time() > deadline:
+                if exc.status not in _REFUSED or asyncio.get_running_loop().time() > deadline:
+                    self.left_behind[name] = network.name
+                    if exc.status in _REFUSED:
+                        await self._log_left_behind(name, exc)
                     raise
             await asyncio.sleep(0.2)
+
+    async def _log_left_behind(self, name: str, refused: DockerError) -> None:
+        """Say why dockerd still refuses network ``name`` after the wait, and what happens next."""
+        try:
+            found = await self.docker.call("GET", f"/networks/{name}") or {}
+        except DockerError:
+            found = {}
+        attached = sorted(e.get("Name") or k for k, e in (found.get("Containers") or {}).items())
+        if attached:
+            log.warning("net: Docker network %s is left behind for now: dockerd refuses it (%s), still attached: "
+                        "%s; it is removed when a container goes or at the next reconcile",
+                        name, refused.message, ", ".join(attached))
+        else:
+            log.warning("net: Docker network %s is left behind for now: dockerd refuses it (%s) although no "
+                        "container is attached: its endpoint count drifted under concurrent removals (a dockerd "
+                        "bug, moby#42119), which dockerd corrects only when it restarts; the watcher removes the "
+                        "network then (every reconcile tries again)", name, refused.message)
+
+    async def sweep_bridges(self) -> None:
+        """One more try (no waiting) at the Docker networks left behind, and on a single host at any bridge
+        whose virtual network is gone (left by an earlier run of the gateway, e.g. stopped before a retry
+        succeeded). A bridge whose network is wanted again (re-created meanwhile) is kept and forgotten.
+
+        Called on each container destroy event while some are recorded (the container holding a lingering
+        endpoint may be the one that went) and on each reconcile (the watcher reconciles when it
+        reconnects to a restarted dockerd, which is when dockerd has corrected a drifted endpoint count).
+        """
+        if self.cluster is None:  # in a cluster the converger prunes bridges of deleted networks itself
+            bridges = await self.bridges()  # before the store: a bridge listed has its network stored
+            stored = {n.name for n in await asyncio.to_thread(self.store.networks)}
+            for found in bridges:
+                name, label = found["Name"], (found.get("Labels") or {}).get(LABEL_NETWORK)
+                if label and label not in stored and name == f"ps-{label}" and name not in self.left_behind:
+                    log.info("net: Docker network %s belongs to no virtual network (left behind earlier): removing it", name)
+                    self.left_behind[name] = label
+        for name, label in list(self.left_behind.items()):
+            async with self._locks[label]:  # never against a reserve that is re-creating that network
+                try:
+                    await asyncio.to_thread(self.store.network, label)
+                except NotFound:
+                    pass
+                else:
+                    self.left_behind.pop(name, None)  # wanted again: the bridge is in use, not left behind
+                    continue
+                try:
+                    await self._delete_docker_network(name)
+                except DockerError as exc:
+                    if exc.status not in (*_REFUSED, 404):
+                        raise
+                    if exc.status != 404:
+                        log.debug("net: Docker network %s still refused: %s", name, exc.message)
+                        continue
+                else:
+                    log.info("net: removed Docker network %s, left behind earlier (dockerd refused it then)", name)
+                self.left_behind.pop(name, None)
 
     async def _delete_docker_network(self, ref: str) -> None:
         """``DELETE /networks/{ref}``, first clearing endpoints the daemon kept for containers now gone.

@@ -17,7 +17,7 @@ from harness.util import wait_until
 from powerstrip.adapters.net.networks import bridge_name
 from powerstrip.hooks.model import ClientRequest, HookRejected
 
-from .conftest import NetHooks
+from .conftest import NetHooks, restart_dockerd
 
 pytestmark = pytest.mark.docker
 
@@ -165,7 +165,7 @@ def test_stop_start_and_a_start_after_the_holder_stopped_keep_the_address(hooks:
     assert ipv4_of(dockerd, "keeper") == "10.0.12.2/255.255.255.0"
 
 
-def test_fifty_concurrent_creates_get_distinct_addresses(hooks: NetHooks, client) -> None:
+def test_fifty_concurrent_creates_get_distinct_addresses(hooks: NetHooks, dockerd, client) -> None:
     async def create(i: int) -> str:
         body = json.dumps({"Image": "ubuntu", "Cmd": ["true"], "Env": ["SOCKETPLANE_CIDR=10.0.13.0/24"]})
         _, response = await hooks.exchange("POST", f"/containers/create?name=many{i}", body)
@@ -189,6 +189,15 @@ def test_fifty_concurrent_creates_get_distinct_addresses(hooks: NetHooks, client
     with ThreadPoolExecutor(10) as pool:
         list(pool.map(hooks.remove, ids))
     assert hooks.allocations() == []
+    if leftovers(client)[1] and not client.networks.get(bridge).attrs.get("Containers"):
+        # dockerd refuses the network with no endpoint left: its endpoint count drifted under the concurrent
+        # removals (moby#42119), which no client can undo and dockerd corrects only when it starts. The
+        # adapter must have recorded the bridge and remove it once dockerd is back (its watcher reconciles).
+        assert hooks.adapter.networks.left_behind == {bridge: "10.0.13.0-24"}
+        print(f"dockerd's endpoint count of {bridge} drifted: restarting dockerd")
+        restart_dockerd(dockerd)
+        wait_until(lambda: leftovers(client) == ([], []), 60, 0.2, "the bridge left behind removed after dockerd's restart")
+        print("\n".join(line for line in dockerd.log_tail(2000).splitlines() if "endpoint_cnt" in line))
     assert leftovers(client) == ([], [])
 
 
