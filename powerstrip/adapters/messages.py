@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
-
 from powerstrip.hooks.model import ClientRequest
+from powerstrip.http.params import query_params
+from powerstrip.http.paths import normalize_path
 
 
 def target_parts(request: ClientRequest) -> tuple[str, dict[str, list[str]]]:
-    """The request target's path and its parsed query."""
-    parts = urlsplit(request.request)
-    return parts.path, parse_qs(parts.query)
+    """The path dockerd routes (decoded, cleaned) and the parameters it reads (the gateway refused any other
+    reading before the hooks ran)."""
+    return normalize_path(request.request), query_params(request.request)
 
 
 def json_or_none(text: str | None) -> Any:

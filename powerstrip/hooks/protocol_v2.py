@@ -13,10 +13,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import jsonpatch
 
+from powerstrip.http.params import query_params
 from powerstrip.http.paths import normalize_path
 from powerstrip.hooks.model import ClientRequest, Peer, ServerResponse
 
@@ -74,7 +74,7 @@ def call_document(request: ClientRequest, response: ServerResponse | None = None
             "method": request.method,
             "target": request.request,
             "path": normalize_path(request.request),
-            "query": parse_qs(urlsplit(request.request).query, keep_blank_values=True),
+            "query": query_params(request.request),
             "headers": _headers(request.headers),
             "object": request_object,
             "body": request_body,

@@ -34,6 +34,7 @@ from powerstrip.http.head import (
 )
 from powerstrip.http.machine import error_response, may_hijack, status_line
 from powerstrip.http.outcome import Outcome
+from powerstrip.http.params import AmbiguousParameters, check_form_body, query_params
 from powerstrip.http.warning import warning_lines, with_warnings
 from powerstrip.proxy.streams import (
     BodyTooLarge,
@@ -309,6 +310,15 @@ async def _hooked(
         # refused from its declared length: a client waiting for 100 Continue is not invited to send it
         await send_error(client, 413, too_large, False, outcome)
         await discard_input(client.reader, LINGER_BYTES, LINGER_SECONDS)
+        return outcome
+    try:  # parameters dockerd would read otherwise than the hooks: refused before the body is invited
+        query_params(head.target)
+        check_form_body(value for name, value in head.headers if name.lower() == b"content-type")
+    except AmbiguousParameters as exc:
+        keep_alive = head.keep_alive and head.framing is Framing.NONE
+        await send_error(client, 400, f"powerstrip: {exc}", keep_alive, outcome)
+        if not keep_alive:
+            await discard_input(client.reader, LINGER_BYTES, LINGER_SECONDS)
         return outcome
     if head.expects_continue:
         client.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")

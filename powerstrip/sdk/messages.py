@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from powerstrip.canonical import BodyRefused, canonicalize
+from powerstrip.http.params import AmbiguousParameters, query_params
 from powerstrip.http.paths import normalize_path
 from powerstrip.hooks.model import ClientRequest, ServerResponse
 from powerstrip.sdk.reject import Reject
@@ -113,7 +113,13 @@ class Request(JsonBody):
 
     @property
     def query(self) -> dict[str, list[str]]:
-        return parse_qs(urlsplit(self.target).query, keep_blank_values=True)
+        """The parameters as dockerd reads them (``query_params``): values in order, and dockerd's handlers take
+        the first of a parameter they read once (``query["name"][0]``). A hook assigning ``target`` a query Go
+        would read differently gets a 400 here."""
+        try:
+            return query_params(self.target)
+        except AmbiguousParameters as refused:
+            raise Reject(400, f"the request target cannot be judged: {refused}") from None
 
     def warn(self, text: str) -> None:
         """A warning for the client: a ``Warning: 299 powerstrip "adapter NAME: text"`` header on the response

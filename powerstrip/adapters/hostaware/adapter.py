@@ -21,7 +21,6 @@ import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -37,6 +36,7 @@ from powerstrip.adapters.net.cluster import ClusterSettings
 from powerstrip.adapters.net.docker_api import DockerAPI
 from powerstrip.adapters.qos.service import open_qos
 from powerstrip.hooks.model import ClientRequest, HookRejected, ServerResponse
+from powerstrip.http.paths import normalize_path
 from powerstrip.observability.extensions import EXTENSIONS, View
 
 _CREATE = re.compile(r"(?:/v[0-9.]+)?/containers/create")
@@ -76,7 +76,7 @@ class HostAwareAdapter:
 
     async def pre_hook(self, request: ClientRequest) -> ClientRequest:
         self.start()
-        if request.method == "POST" and _CREATE.fullmatch(urlsplit(request.request).path):
+        if request.method == "POST" and _CREATE.fullmatch(normalize_path(request.request)):
             refusing = self.monitor.refusing()
             if refusing:
                 raise HookRejected(503, self.refusal(refusing))

@@ -12,7 +12,6 @@ import asyncio
 import json
 import logging
 import re
-from urllib.parse import unquote
 
 from powerstrip.adapters import BuiltinContext
 from powerstrip.adapters.messages import json_or_none, target_parts
@@ -84,7 +83,7 @@ class NetAdapter:
             if request.method == "POST" and _CREATE.fullmatch(path):
                 return await self._before_create(request, query)
             if request.method == "POST" and (match := _START.fullmatch(path)):
-                await self.attachments.ensure_running(unquote(match[1]))
+                await self.attachments.ensure_running(match[1])
         except NetError as exc:
             raise HookRejected(exc.status, exc.message) from None
         except DockerError as exc:
@@ -100,7 +99,7 @@ class NetAdapter:
             if request.method == "POST" and _CREATE.fullmatch(path):
                 await self._after_create(request, response, query)
             elif request.method == "DELETE" and (match := _CONTAINER.fullmatch(path)) and response.code < 300:
-                await self.attachments.detach_removed(unquote(match[1]))
+                await self.attachments.detach_removed(match[1])
         except (NetError, DockerError) as exc:
             log.warning("net: %s %s: %s (the watcher will reconcile)", request.method, path, exc)
         return response

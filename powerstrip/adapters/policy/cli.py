@@ -6,7 +6,6 @@ import json
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import click
 
@@ -20,6 +19,7 @@ from powerstrip.adapters.policy.source import SOCKET_PROXY_ENV
 from powerstrip.config.loader import ConfigError, find_config_path, load_config
 from powerstrip.config.model import AdapterSpec, Config, EndpointSpec
 from powerstrip.hooks.model import Peer
+from powerstrip.http.params import AmbiguousParameters, query_params
 
 
 def socket_proxy_config() -> Config:
@@ -73,8 +73,12 @@ def explain(method: str, path: str, body_file: str | None, identity: tuple[str, 
             body = json.loads(Path(body_file).read_text(encoding="utf-8"))
         except (OSError, ValueError, UnicodeDecodeError):
             body = UNREADABLE
-    decision = decide(policy, _peer(identity), method.upper(), path, body,
-                      parse_qs(urlsplit(path).query, keep_blank_values=True))
+    try:
+        query = query_params(path)
+    except AmbiguousParameters as exc:
+        click.echo(f"result:  refused by the gateway before any rule (400): {exc}")
+        raise SystemExit(1) from None
+    decision = decide(policy, _peer(identity), method.upper(), path, body, query)
     click.echo(f"profile: {decision.profile.name if decision.profile else '(none matches)'}")
     click.echo(f"rule:    {_rule_text(decision)}")
     verdict = "allow" if decision.allowed else "deny"
@@ -95,7 +99,7 @@ def _limits_text(profile: Profile, method: str, path: str) -> str:
     parts = [str(profile.rate_limit)] if profile.rate_limit else []
     cap = profile.concurrency
     if cap is not None:
-        streaming = long_lived(policy_path(path), parse_qs(urlsplit(path).query, keep_blank_values=True))
+        streaming = long_lived(policy_path(path), query_params(path))
         counts = "counts" if cap.streams or not streaming else "is a long-lived stream, not counted"
         parts.append(f"{cap}: this request {counts}")
     return "; ".join(parts)

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote, urlencode, urlsplit
+from urllib.parse import quote, unquote, urlencode
 
 from powerstrip.adapters.net.docker_api import DockerAPI, DockerError
 from powerstrip.adapters.policy.model import Policy, Profile
@@ -129,7 +129,7 @@ def stamp_build(policy: Policy, profile: Profile, request: Request) -> None:
     """``POST /build``: the owner label into the image's labels (the ``labels`` query, a JSON object)."""
     query = request.query
     try:
-        labels = json.loads((query.get("labels") or ["{}"])[-1] or "{}")
+        labels = json.loads((query.get("labels") or ["{}"])[0] or "{}")  # dockerd reads the first
     except ValueError:
         raise Reject(400, "policy: the labels parameter is not JSON") from None
     if not isinstance(labels, dict):
@@ -152,7 +152,7 @@ def scope_lists(policy: Policy, profile: Profile, request: Request, path: str) -
         return
     query = request.query
     try:
-        filters = json.loads((query.get("filters") or ["{}"])[-1] or "{}")
+        filters = json.loads((query.get("filters") or ["{}"])[0] or "{}")  # dockerd reads the first
     except ValueError:
         raise Reject(400, "policy: the filters parameter is not JSON") from None
     if not isinstance(filters, dict):
@@ -166,5 +166,5 @@ def scope_lists(policy: Policy, profile: Profile, request: Request, path: str) -
 
 
 def _set_query(request: Request, query: dict[str, list[str]]) -> None:
-    request.target = urlsplit(request.target).path + "?" + urlencode(
+    request.target = request.target.partition("?")[0] + "?" + urlencode(
         [(key, value) for key, values in query.items() for value in values])

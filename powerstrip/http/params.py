@@ -1,0 +1,90 @@
+"""Request parameters as dockerd's handlers read them, and the requests whose parameters have no single reading.
+
+dockerd reads a parameter with Go's ``r.FormValue``/``r.Form``: the query is everything after the first ``?``
+(a request target has no fragment, so a ``#`` is part of it), split on ``&`` by ``url.ParseQuery``, which
+*skips* a pair with an invalid %-escape or a ``;`` (Go 1.17 and later; older Go split on it) and keeps the
+decoded bytes as they are. Python's ``urlsplit`` cuts a ``#...`` "fragment" off, ``parse_qs`` keeps a bad escape
+as text and turns invalid UTF-8 into U+FFFD: a hook reading the target that way could judge other parameters than
+the ones dockerd executes (``?x=1#&networkmode=host``, ``?filters=%zz&filters={}``). And Go's ``r.Form`` takes
+parameters from the *body* too: ``ParseForm`` reads an ``application/x-www-form-urlencoded`` body before the
+query (its values come first, so ``r.Form.Get`` returns them), and ``FormValue`` would read a
+``multipart/form-data`` one when it is the first to parse the form (dockerd 20.10's build parses it another
+way first, as tried here; the gateway does not depend on that order).
+
+So a hooked request is refused (``AmbiguousParameters``, a 400) when its target has a ``#``, a raw byte outside
+printable ASCII, a ``;``, an invalid %-escape or an escape that does not decode to UTF-8 in its query, or when it
+carries a form body: what remains reads the same in Go, in Python and in an adapter's own URL parser, and
+``query_params`` is that one reading (values in order; dockerd's ``FormValue`` takes the first).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import unquote_to_bytes
+
+# Go's url.ParseQuery skips a pair whose escapes are invalid: '%' not followed by two hex digits.
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_PRINTABLE = re.compile(r"[\x21-\x7e]*")
+# The body types Go's net/http reads parameters from (mime.ParseMediaType lowers and trims the media type).
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+class AmbiguousParameters(ValueError):
+    """The client sent parameters that dockerd and a hook could read differently; the message says how."""
+
+
+def query_params(target: str) -> dict[str, list[str]]:
+    """The parameters of request ``target`` (path and query), as dockerd reads them.
+
+    Keys map to their values in the order sent; a key without ``=`` has the value ``""``. Raises
+    ``AmbiguousParameters`` for a target whose query Go and Python would read differently (see the module).
+    """
+    if "#" in target:
+        raise AmbiguousParameters("the request target has a '#', which Go reads as part of the path or query and "
+                                  "URL parsers as a fragment they drop; percent-encode it (%23)")
+    query = target.partition("?")[2]
+    params: dict[str, list[str]] = {}
+    if not query:
+        return params
+    if not _PRINTABLE.fullmatch(query):
+        raise AmbiguousParameters("the query has a byte outside printable ASCII; percent-encode it")
+    if ";" in query:
+        raise AmbiguousParameters("the query has a ';', which Go (since 1.17) drops with its whole parameter and "
+                                  "older parsers read as a separator; percent-encode it (%3B)")
+    if _BAD_ESCAPE.search(query) is not None:
+        raise AmbiguousParameters("the query has a '%' that is not a %XX escape: dockerd would drop that parameter "
+                                  "and a hook would read it; write '%' as %25")
+    for pair in query.split("&"):
+        if not pair:
+            continue
+        key, _, value = pair.partition("=")
+        params.setdefault(_decoded(key), []).append(_decoded(value))
+    return params
+
+
+def _decoded(text: str) -> str:
+    """One key or value: '+' is a space, %XX a byte, the bytes UTF-8 (Go keeps invalid bytes, Python would not)."""
+    try:
+        return unquote_to_bytes(text.replace("+", " ")).decode("utf-8")
+    except UnicodeDecodeError:
+        raise AmbiguousParameters("a query parameter's %-escapes do not decode to UTF-8 text") from None
+
+
+def form_body_type(content_types: Iterable[bytes]) -> str | None:
+    """The media type among ``content_types`` (the values of every Content-Type header) from which Go would read
+    request parameters, else None. Go's ``Header.Get`` takes the first header; every one is checked here."""
+    for value in content_types:
+        media_type = value.split(b";", 1)[0].strip(b" \t").lower().decode("latin-1")
+        if media_type in FORM_TYPES:
+            return media_type
+    return None
+
+
+def check_form_body(content_types: Iterable[bytes]) -> None:
+    """``AmbiguousParameters`` when the body is a form dockerd would read parameters from that no hook sees."""
+    media_type = form_body_type(content_types)
+    if media_type is not None:
+        raise AmbiguousParameters(f"a {media_type} body is refused on a hooked endpoint: dockerd would read request "
+                                  "parameters from it (before the query's) that the hooks do not judge; send the "
+                                  "parameters in the query")
