@@ -150,30 +150,24 @@ def _allowed_sources(powers: Powers) -> str:
 
 
 def _security(host: Mapping[str, Any], powers: Powers) -> Iterator[str]:
-    options = [_text(option) for option in _list(host.get("SecurityOpt"))]
-    yield from _unconfining(options, powers)
     no_new_privileges = False
-    for option in options:
-        key, value = _split_option(option)
+    for option in _list(host.get("SecurityOpt")):
+        text = _text(option)
+        key, value = _split_option(text)
         if key == "no-new-privileges":
             no_new_privileges = value == "" or value.lower() in _TRUE
+            continue
+        if powers.unconfined:
+            continue
+        if key == "seccomp" or (key == "apparmor" and value != "docker-default") or \
+                (key == "label" and (value == "disable" or "spc_t" in value)):
+            yield f"security option {text!r} is not allowed"
     if not powers.unconfined:
         for field_name in ("MaskedPaths", "ReadonlyPaths"):
             if field_name in host and host[field_name] is not None:
                 yield f"{field_name} (changing the /proc paths masked from containers) is not allowed"
     if powers.require_no_new_privileges and not no_new_privileges:
         yield "SecurityOpt must include no-new-privileges"
-
-
-def _unconfining(options: list[str], powers: Powers) -> Iterator[str]:
-    """The security options that lift a confinement (seccomp, AppArmor, SELinux labels) ``powers`` lacks."""
-    if powers.unconfined:
-        return
-    for option in options:
-        key, value = _split_option(option)
-        if key == "seccomp" or (key == "apparmor" and value != "docker-default") or \
-                (key == "label" and (value == "disable" or "spc_t" in value)):
-            yield f"security option {option!r} is not allowed"
 
 
 def _split_option(option: str) -> tuple[str, str]:
@@ -303,12 +297,11 @@ def service_spec(body: Body, _query: Query, powers: Powers) -> list[str]:
 
 
 def build(_body: Body, query: Query, powers: Powers) -> list[str]:
-    """A build's powers are query parameters (its body is the context), which the classic builder gives every
-    ``RUN`` container: ``networkmode`` (``--network host``) and ``securityopt`` (``--security-opt``, all values
-    read). dockerd reads the first ``networkmode``; every one is judged, so none can hide behind another."""
-    found = [violation for mode in query.get("networkmode") or ()
-             for violation in _namespaces({"NetworkMode": mode}, powers)]
-    return found + list(_unconfining(list(query.get("securityopt") or ()), powers))
+    """``docker build --network host`` is a query parameter, not a body. dockerd reads the first
+    ``networkmode``; every one is judged, so none can hide behind another. (``securityopt`` needs no check:
+    dockerd on Linux refuses security options on a build.)"""
+    return [violation for mode in query.get("networkmode") or ()
+            for violation in _namespaces({"NetworkMode": mode}, powers)]
 
 
 def volume_create(body: Body, _query: Query, powers: Powers) -> list[str]:

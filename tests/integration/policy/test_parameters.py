@@ -129,3 +129,4 @@ def test_a_build_cannot_hide_host_network_behind_a_second_value(policy_gateway, 
             daemon.images.remove(image.id)
         except docker.errors.APIError:
             pass
+

@@ -110,6 +110,9 @@ def test_exec_service_build_volume():
                                 "Networks": [{"Target": "host"}]}}
     assert len(service_spec(service, {}, Powers())) == 4
     assert build({}, {"networkmode": ["host"]}, Powers()) and build({}, {"networkmode": ["default"]}, Powers()) == []
+    # dockerd builds with the first value, a hook that reads the last would see the second: every one is judged
+    assert build({}, {"networkmode": ["host", "default"]}, Powers()) and build({}, {"networkmode": ["default", "HOST"]},
+                                                                                Powers())
     assert volume_create({"Driver": "local", "DriverOpts": {"type": "none", "o": "bind", "device": "/"}}, {}, Powers())
     assert volume_create({"DriverOpts": {"o": "BIND", "device": "/etc"}}, {}, Powers())
     assert volume_create({"Driver": "local"}, {}, Powers()) == []
