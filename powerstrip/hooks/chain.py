@@ -13,7 +13,7 @@ from powerstrip.canonical import BodyRefused, judged_body
 from powerstrip.config.model import AdapterSpec
 from powerstrip.hooks.model import Adapter, AdapterFailure, ClientRequest, HookRejected, ServerResponse
 from powerstrip.hooks.scope import ExchangeScope
-from powerstrip.http.params import AmbiguousParameters, query_params
+from powerstrip.http.params import AmbiguousRequest, check_target
 
 log = logging.getLogger("powerstrip.hooks")
 T = TypeVar("T")
@@ -128,9 +128,9 @@ class ChainRun:
             return result
         check_request(result)
         try:
-            query_params(result.request)
+            check_target(result.request)
             body = judged_body(result.method, result.request, result.body)
-        except (AmbiguousParameters, BodyRefused) as exc:
+        except (AmbiguousRequest, BodyRefused) as exc:
             raise AdapterFailure(f"the request it returned cannot be forwarded: {exc}") from None
         return result if body == result.body else replace(result, body=body)
 

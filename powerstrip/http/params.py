@@ -1,4 +1,4 @@
-"""Request parameters as dockerd's handlers read them, and the requests whose parameters have no single reading.
+"""Request parameters as dockerd's handlers read them, and the targets and parameters with no single reading.
 
 dockerd reads a parameter with Go's ``r.FormValue``/``r.Form``: the query is everything after the first ``?``
 (a request target has no fragment, so a ``#`` is part of it), split on ``&`` by ``url.ParseQuery``, which
@@ -11,10 +11,11 @@ query (its values come first, so ``r.Form.Get`` returns them), and ``FormValue``
 ``multipart/form-data`` one when it is the first to parse the form (dockerd 20.10's build parses it another
 way first, as tried here; the gateway does not depend on that order).
 
-So a hooked request is refused (``AmbiguousParameters``, a 400) when its target has a ``#``, a raw byte outside
-printable ASCII, a ``;``, an invalid %-escape or an escape that does not decode to UTF-8 in its query, or when it
-carries a form body: what remains reads the same in Go, in Python and in an adapter's own URL parser, and
-``query_params`` is that one reading (values in order; dockerd's ``FormValue`` takes the first).
+So a hooked request is refused (``AmbiguousRequest``, a 400) when its target is not a path (``x:/containers/create``
+is one to dockerd), has a ``#``, or has in its query a raw byte outside printable ASCII, a ``;``, an invalid
+%-escape or an escape that does not decode to UTF-8, and when it carries a form body: what remains reads the same
+in Go, in Python and in an adapter's own URL parser, and ``query_params`` is that one reading (values in order;
+dockerd's ``FormValue`` takes the first).
 """
 
 from __future__ import annotations
@@ -30,30 +31,43 @@ _PRINTABLE = re.compile(r"[\x21-\x7e]*")
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
-class AmbiguousParameters(ValueError):
-    """The client sent parameters that dockerd and a hook could read differently; the message says how."""
+class AmbiguousRequest(ValueError):
+    """The client sent a target or parameters that dockerd and a hook could read differently; the message says how."""
+
+
+def check_target(target: str) -> None:
+    """``AmbiguousRequest`` unless ``target`` is a path (origin-form) whose query reads one way.
+
+    dockerd routes ``x:/containers/create`` and ``http://host/containers/create`` as ``/containers/create``
+    (Go's ``url.ParseRequestURI`` takes a scheme and an authority): the gateway's own routes and rules read
+    them that way too (``normalize_path``), but an adapter matching the target it is given would not.
+    """
+    if not target.startswith("/"):
+        raise AmbiguousRequest("the request target is not a path starting with '/' (dockerd would read a scheme "
+                               "or authority off it, a hook might not); send the path alone")
+    query_params(target)
 
 
 def query_params(target: str) -> dict[str, list[str]]:
     """The parameters of request ``target`` (path and query), as dockerd reads them.
 
     Keys map to their values in the order sent; a key without ``=`` has the value ``""``. Raises
-    ``AmbiguousParameters`` for a target whose query Go and Python would read differently (see the module).
+    ``AmbiguousRequest`` for a target whose query Go and Python would read differently (see the module).
     """
     if "#" in target:
-        raise AmbiguousParameters("the request target has a '#', which Go reads as part of the path or query and "
+        raise AmbiguousRequest("the request target has a '#', which Go reads as part of the path or query and "
                                   "URL parsers as a fragment they drop; percent-encode it (%23)")
     query = target.partition("?")[2]
     params: dict[str, list[str]] = {}
     if not query:
         return params
     if not _PRINTABLE.fullmatch(query):
-        raise AmbiguousParameters("the query has a byte outside printable ASCII; percent-encode it")
+        raise AmbiguousRequest("the query has a byte outside printable ASCII; percent-encode it")
     if ";" in query:
-        raise AmbiguousParameters("the query has a ';', which Go (since 1.17) drops with its whole parameter and "
+        raise AmbiguousRequest("the query has a ';', which Go (since 1.17) drops with its whole parameter and "
                                   "older parsers read as a separator; percent-encode it (%3B)")
     if _BAD_ESCAPE.search(query) is not None:
-        raise AmbiguousParameters("the query has a '%' that is not a %XX escape: dockerd would drop that parameter "
+        raise AmbiguousRequest("the query has a '%' that is not a %XX escape: dockerd would drop that parameter "
                                   "and a hook would read it; write '%' as %25")
     for pair in query.split("&"):
         if not pair:
@@ -68,7 +82,7 @@ def _decoded(text: str) -> str:
     try:
         return unquote_to_bytes(text.replace("+", " ")).decode("utf-8")
     except UnicodeDecodeError:
-        raise AmbiguousParameters("a query parameter's %-escapes do not decode to UTF-8 text") from None
+        raise AmbiguousRequest("a query parameter's %-escapes do not decode to UTF-8 text") from None
 
 
 def form_body_type(content_types: Iterable[bytes]) -> str | None:
@@ -82,9 +96,9 @@ def form_body_type(content_types: Iterable[bytes]) -> str | None:
 
 
 def check_form_body(content_types: Iterable[bytes]) -> None:
-    """``AmbiguousParameters`` when the body is a form dockerd would read parameters from that no hook sees."""
+    """``AmbiguousRequest`` when the body is a form dockerd would read parameters from that no hook sees."""
     media_type = form_body_type(content_types)
     if media_type is not None:
-        raise AmbiguousParameters(f"a {media_type} body is refused on a hooked endpoint: dockerd would read request "
+        raise AmbiguousRequest(f"a {media_type} body is refused on a hooked endpoint: dockerd would read request "
                                   "parameters from it (before the query's) that the hooks do not judge; send the "
                                   "parameters in the query")

@@ -9,9 +9,10 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 _PATTERN_SYNTAX = re.compile(r"([A-Z]+|\*) (/\S*)")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")  # Go's getScheme
 ANY_METHOD = "*"
 _ANY_VERSION = "/*/"
 
@@ -22,12 +23,27 @@ def normalize_path(target: str) -> str:
     The query is cut at the first raw ``?``, then the path is percent-decoded once and
     cleaned like Go's ``path.Clean`` (as gorilla/mux does, trailing slash kept). Matching
     the raw URI instead is how AuthZ filters were bypassed (``?x=/auth``, ``%2F``, ``..``).
-    An absolute-form target (``http://host/path``) yields its path.
+    A target with a scheme yields its path as Go's ``url.ParseRequestURI`` reads it: after the
+    authority of ``http://host/path``, and also right after the scheme of ``x:/containers/create``,
+    which dockerd routes to ``/containers/create`` (a scheme-less reading would see ``/x:/...``).
     """
-    if not target.startswith("/") and "://" in target:
-        target = urlsplit(target).path or "/"
-    path = unquote(target.partition("?")[0])
-    return _clean(path)
+    path = target.partition("?")[0]
+    if not path.startswith("/"):
+        path = _after_scheme(path)
+    return _clean(unquote(path))
+
+
+def _after_scheme(target: str) -> str:
+    """Go's reading of a request target with a scheme (``getScheme``, then an authority only after ``//``);
+    a path without a leading ``/`` is opaque to Go and routes nowhere (``/``)."""
+    scheme = _SCHEME.match(target)
+    if scheme is None:
+        return target
+    rest = target[scheme.end():]
+    if rest.startswith("//"):
+        slash = rest.find("/", 2)
+        return rest[slash:] if slash >= 0 else "/"
+    return rest if rest.startswith("/") else "/"
 
 
 def _clean(path: str) -> str:

@@ -34,7 +34,7 @@ from powerstrip.http.head import (
 )
 from powerstrip.http.machine import error_response, may_hijack, status_line
 from powerstrip.http.outcome import Outcome
-from powerstrip.http.params import AmbiguousParameters, check_form_body, query_params
+from powerstrip.http.params import AmbiguousRequest, check_form_body, check_target
 from powerstrip.http.warning import warning_lines, with_warnings
 from powerstrip.proxy.streams import (
     BodyTooLarge,
@@ -312,9 +312,9 @@ async def _hooked(
         await discard_input(client.reader, LINGER_BYTES, LINGER_SECONDS)
         return outcome
     try:  # parameters dockerd would read otherwise than the hooks: refused before the body is invited
-        query_params(head.target)
+        check_target(head.target)
         check_form_body(value for name, value in head.headers if name.lower() == b"content-type")
-    except AmbiguousParameters as exc:
+    except AmbiguousRequest as exc:
         keep_alive = head.keep_alive and head.framing is Framing.NONE
         await send_error(client, 400, f"powerstrip: {exc}", keep_alive, outcome)
         if not keep_alive:

@@ -20,7 +20,7 @@ import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from powerstrip.canonical import BodyRefused, canonicalize
-from powerstrip.http.params import AmbiguousParameters, query_params
+from powerstrip.http.params import AmbiguousRequest, query_params
 from powerstrip.http.paths import normalize_path
 from powerstrip.hooks.model import ClientRequest, ServerResponse
 from powerstrip.sdk.reject import Reject
@@ -118,7 +118,7 @@ class Request(JsonBody):
         would read differently gets a 400 here."""
         try:
             return query_params(self.target)
-        except AmbiguousParameters as refused:
+        except AmbiguousRequest as refused:
             raise Reject(400, f"the request target cannot be judged: {refused}") from None
 
     def warn(self, text: str) -> None:

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from powerstrip.http.params import AmbiguousParameters, check_form_body, form_body_type, query_params
+from powerstrip.http.params import AmbiguousRequest, check_form_body, check_target, form_body_type, query_params
 
 
 def test_parameters_in_order_with_blanks_and_plus():
@@ -35,8 +35,16 @@ def test_parameters_in_order_with_blanks_and_plus():
     ("/build?t=a b", "printable ASCII"),
 ])
 def test_a_query_go_reads_otherwise_is_refused(target, reason):
-    with pytest.raises(AmbiguousParameters, match=reason):
+    with pytest.raises(AmbiguousRequest, match=reason):
         query_params(target)
+
+
+@pytest.mark.parametrize("target", ["x:/containers/create", "http://docker/v1.41/containers/create", "*",
+                                    "containers/create"])
+def test_a_target_that_is_not_a_path_is_refused(target):
+    with pytest.raises(AmbiguousRequest, match="not a path"):
+        check_target(target)
+    check_target("/v1.41/containers/create?name=a")
 
 
 _QUERY_TEXT = st.text(alphabet=st.sampled_from("ab=&+%2Bc0F9é~!$'()*,/:@?"), max_size=40)
@@ -46,7 +54,7 @@ _QUERY_TEXT = st.text(alphabet=st.sampled_from("ab=&+%2Bc0F9é~!$'()*,/:@?"), ma
 def test_an_accepted_query_reads_the_same_to_python(query):
     try:
         params = query_params("/containers/json?" + query)
-    except AmbiguousParameters:
+    except AmbiguousRequest:
         return
     assert params == parse_qs(query, keep_blank_values=True)
 
@@ -66,5 +74,5 @@ def test_form_bodies_are_found_in_every_content_type_header(values, found):
     if found is None:
         check_form_body(values)
     else:
-        with pytest.raises(AmbiguousParameters, match="send the parameters in the query"):
+        with pytest.raises(AmbiguousRequest, match="send the parameters in the query"):
             check_form_body(values)

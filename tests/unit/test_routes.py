@@ -58,6 +58,16 @@ def clusterhq(tmp_path: Path) -> RouteTable:
         ("", "/"),
         ("http://docker/v1.41/containers/create?x=1", "/v1.41/containers/create"),
         ("http://docker", "/"),
+        # Go's url.ParseRequestURI takes a scheme off any target (dockerd creates with "POST x:/containers/create")
+        ("x:/containers/create", "/containers/create"),
+        ("v1.41:/containers/create?name=a", "/containers/create"),
+        ("HTTP://h/v1.41/containers/create", "/v1.41/containers/create"),
+        ("x:///v1.41/containers/create", "/v1.41/containers/create"),
+        ("a+b.c-d:/v1.41/%63ontainers/create", "/v1.41/containers/create"),
+        ("x:containers/create", "/"),                   # opaque: no path to route
+        ("1x:/containers/create", "/1x:/containers/create"),  # not a scheme (starts with a digit)
+        ("x%3A/containers/create", "/x:/containers/create"),  # not a scheme either: Go refuses it
+        ("containers/create", "/containers/create"),
     ],
 )
 def test_normalize_path(target: str, path: str) -> None:
@@ -129,6 +139,8 @@ def test_any_method_entries_join_every_method_in_config_order() -> None:
         "/v1.41/x/../containers/create",
         "/v1.41//containers/./create",
         "http://docker/v1.41/containers/create",
+        "x:/containers/create",
+        "v1.41:/v1.41/containers/create",
     ],
 )
 def test_create_hooks_match_every_spelling_of_the_path(clusterhq: RouteTable, target: str) -> None:

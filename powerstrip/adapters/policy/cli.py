@@ -19,7 +19,7 @@ from powerstrip.adapters.policy.source import SOCKET_PROXY_ENV
 from powerstrip.config.loader import ConfigError, find_config_path, load_config
 from powerstrip.config.model import AdapterSpec, Config, EndpointSpec
 from powerstrip.hooks.model import Peer
-from powerstrip.http.params import AmbiguousParameters, query_params
+from powerstrip.http.params import AmbiguousRequest, query_params
 
 
 def socket_proxy_config() -> Config:
@@ -75,7 +75,7 @@ def explain(method: str, path: str, body_file: str | None, identity: tuple[str, 
             body = UNREADABLE
     try:
         query = query_params(path)
-    except AmbiguousParameters as exc:
+    except AmbiguousRequest as exc:
         click.echo(f"result:  refused by the gateway before any rule (400): {exc}")
         raise SystemExit(1) from None
     decision = decide(policy, _peer(identity), method.upper(), path, body, query)

@@ -130,3 +130,27 @@ def test_a_build_cannot_hide_host_network_behind_a_second_value(policy_gateway, 
         except docker.errors.APIError:
             pass
 
+
+
+@pytest.mark.parametrize("target", ["x:/containers/create", "v1.41:/v1.41/containers/create",
+                                    "http://docker/v1.41/containers/create"])
+def test_a_create_target_with_a_scheme_is_judged_and_refused(policy_gateway, daemon, dockerd, uniq, target):
+    """Go's url.ParseRequestURI takes a scheme (and an authority after '//') off the target: dockerd creates a
+    privileged container for ``POST x:/containers/create``. The gateway routes it as the create it is and refuses
+    it, since an adapter matching the target it is given would not see a create."""
+    gw = policy_gateway(RULES)
+    body = json.dumps({"Image": "ps-busybox", "Cmd": ["true"], "HostConfig": {"Privileged": True}}).encode()
+    headers = {"Content-Type": "application/json"}
+    control, name = f"par-scheme-control-{uniq}", f"par-scheme-{uniq}"
+    try:
+        direct = rawhttp.request(dockerd.socket_path, "POST", f"{target}?name={control}", body, headers)
+        assert direct.status == 201 and daemon.api.inspect_container(control)["HostConfig"]["Privileged"] is True
+        via = rawhttp.request(gw.socket_path, "POST", f"{target}?name={name}", body, headers)
+        assert via.status == 400 and "not a path" in via.json()["message"], via.body
+        assert not exists(daemon, name)
+    finally:
+        for each in (control, name):
+            try:
+                daemon.api.remove_container(each, force=True)
+            except docker.errors.NotFound:
+                pass
