@@ -23,8 +23,8 @@ from powerstrip.adapters.net.converger import LEASE_TTL
 from powerstrip.adapters.net.housekeeping import LOST_HOST_GRACE
 from powerstrip.adapters.net.docker_api import DockerError
 from powerstrip.adapters.net.etcd_store import EtcdStore
-from powerstrip.adapters.net.model import NetError
-from powerstrip.adapters.net.networks import VirtualNetworks, open_networks
+from powerstrip.adapters.net.model import NetError, Network
+from powerstrip.adapters.net.networks import VirtualNetworks, bridge_name, open_networks
 from powerstrip.optiongroups import grouped
 
 T = TypeVar("T")
@@ -228,7 +228,17 @@ def network_info(name: str, docker: str, state_dir: Path, cluster: ClusterSettin
 @state_options
 def delete(name: str, docker: str, state_dir: Path, cluster: ClusterSettings | None) -> None:
     """Delete network NAME (refused while containers are attached)."""
-    click.echo(run(docker, state_dir, cluster, lambda networks: networks.delete(name)).name)
+
+    async def delete_network(networks: VirtualNetworks) -> tuple[Network, bool]:
+        deleted = await networks.delete(name)
+        return deleted, bridge_name(deleted) in networks.left_behind
+
+    deleted, left_behind = run(docker, state_dir, cluster, delete_network)
+    click.echo(deleted.name)
+    if left_behind:  # the reason is the warning logged above; this process ends: the gateway's sweep finds it
+        click.echo(f"warning: network {deleted.name} is deleted, but its Docker network {bridge_name(deleted)} is "
+                   "left behind: the gateway removes it once dockerd lets it (until then its range stays taken "
+                   "on this host)", err=True)
 
 
 @click.command("info")

@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 DEFAULT = Network("default", IPv4Network("10.1.0.0/16"), IPv4Address("10.1.0.1"))
 LABEL_NETWORK = "powerstrip.net.network"
 STATE_FILE = "net.sqlite3"
-BRIDGE_REMOVAL_SECONDS = 10.0
+BRIDGE_REMOVAL_SECONDS = 10.0  # how long a refused bridge removal is retried while endpoints are listed
+DRIFT_SECONDS = 1.0  # ... and while none is listed (the endpoint count drifted, moby#42119, once this passed)
 _REFUSED = (403, 409)  # dockerd refuses a network removal: still in use (or so it believes)
 
 
@@ -86,6 +87,9 @@ class VirtualNetworks:
         return network
 
     async def delete(self, name: str) -> Network:
+        """Delete virtual network ``name`` (refused while addresses are in use), then its Docker network.
+        A Docker network dockerd refuses is left behind for now (``bridge_name(network) in left_behind``,
+        logged) and removed later (``sweep_bridges``): the virtual network is deleted all the same."""
         if name == DEFAULT.name:
             raise Conflict(f"network {name} is built in and cannot be deleted")
         network = await asyncio.to_thread(self.store.delete_network, name)
@@ -131,12 +135,7 @@ class VirtualNetworks:
 
     async def _drop_if_unused(self, network: Network) -> None:
         if network.implicit and not await asyncio.to_thread(self.store.allocations, network.name):
-            try:
-                await self.delete(network.name)
-            except DockerError as exc:
-                if exc.status not in _REFUSED:
-                    raise
-                # Logged and recorded by _remove_bridge; the address was freed all the same.
+            await self.delete(network.name)  # a bridge dockerd refuses is recorded for later, not raised
 
     async def _named(self, name: str, cidr: IPv4Network | None) -> Network:
         try:
@@ -209,47 +208,69 @@ class VirtualNetworks:
                 if exc.status not in (403, 404, 409):
                     raise
 
-    async def _remove_bridge(self, network: Network) -> None:
-        """Delete Docker's bridge network, waiting (bounded) while endpoints of removed containers linger.
+    async def _remove_bridge(self, network: Network) -> bool:
+        """Delete Docker's bridge network; ``False`` when dockerd refuses it for now (recorded, logged).
 
-        Under load the daemon may still be detaching a just-removed network-only container; giving up at
-        once would leave the bridge behind with no record of it in the store. When the wait runs out the
-        bridge is recorded in ``left_behind`` (and the refusal raised): ``sweep_bridges`` retries it.
+        Under load the daemon may still be detaching a just-removed network-only container: while some
+        endpoint is listed on the network, the refusal is retried for up to ``BRIDGE_REMOVAL_SECONDS``.
+        When none is listed, the network's endpoint count has drifted (moby#42119) once the short window
+        between an endpoint's deletion and the count's decrement has passed (``DRIFT_SECONDS``): only
+        dockerd's restart corrects that, so there is no point in waiting. Either way the bridge is then
+        recorded in ``left_behind`` for ``sweep_bridges`` and the caller goes on: the virtual network is
+        gone from the store already, and a user's delete (or ``docker rm``) is answered at once.
+        Other errors (the daemon unreachable) are raised, with the bridge recorded all the same.
         """
         name = bridge_name(network)
-        deadline = asyncio.get_running_loop().time() + BRIDGE_REMOVAL_SECONDS
+        loop = asyncio.get_running_loop()
+        started, none_listed_since = loop.time(), None
         while True:
             try:
                 await self._delete_docker_network(name)
-                self.left_behind.pop(name, None)
-                return
             except DockerError as exc:
-                if exc.status == 404:
-                    self.left_behind.pop(name, None)
-                    return
-                if exc.status not in _REFUSED or asyncio.get_running_loop().time() > deadline:
-                    self.left_behind[name] = network.name
-                    if exc.status in _REFUSED:
-                        await self._log_left_behind(name, exc)
-                    raise
-            await asyncio.sleep(0.2)
+                if exc.status != 404:
+                    if exc.status not in _REFUSED:
+                        self.left_behind[name] = network.name
+                        raise
+                    attached = await self._attached(name)
+                    if attached is not None:
+                        now = loop.time()
+                        if attached:
+                            none_listed_since, waiting = None, now - started < BRIDGE_REMOVAL_SECONDS
+                        else:
+                            none_listed_since = none_listed_since or now
+                            waiting = now - none_listed_since < DRIFT_SECONDS
+                        if waiting:
+                            await asyncio.sleep(0.2)
+                            continue
+                        self.left_behind[name] = network.name
+                        self._log_left_behind(network, name, exc, attached)
+                        return False
+            self.left_behind.pop(name, None)
+            return True
 
-    async def _log_left_behind(self, name: str, refused: DockerError) -> None:
-        """Say why dockerd still refuses network ``name`` after the wait, and what happens next."""
+    async def _attached(self, name: str) -> list[str] | None:
+        """The endpoints dockerd lists on network ``name`` (``None`` if the network is gone)."""
         try:
             found = await self.docker.call("GET", f"/networks/{name}") or {}
-        except DockerError:
+        except DockerError as exc:
+            if exc.status == 404:
+                return None
             found = {}
-        attached = sorted(e.get("Name") or k for k, e in (found.get("Containers") or {}).items())
+        return sorted(e.get("Name") or k for k, e in (found.get("Containers") or {}).items())
+
+    @staticmethod
+    def _log_left_behind(network: Network, name: str, refused: DockerError, attached: list[str]) -> None:
+        """Say why dockerd refuses network ``name``, and what happens next."""
         if attached:
-            log.warning("net: Docker network %s is left behind for now: dockerd refuses it (%s), still attached: "
-                        "%s; it is removed when a container goes or at the next reconcile",
-                        name, refused.message, ", ".join(attached))
+            log.warning("net: virtual network %s is deleted, but its Docker network %s is left behind for now: "
+                        "dockerd refuses it (%s), still attached: %s; it is removed when a container goes or at "
+                        "the next reconcile", network.name, name, refused.message, ", ".join(attached))
         else:
-            log.warning("net: Docker network %s is left behind for now: dockerd refuses it (%s) although no "
-                        "container is attached: its endpoint count drifted under concurrent removals (a dockerd "
-                        "bug, moby#42119), which dockerd corrects only when it restarts; the watcher removes the "
-                        "network then (every reconcile tries again)", name, refused.message)
+            log.warning("net: virtual network %s is deleted, but its Docker network %s is left behind for now: "
+                        "dockerd refuses it (%s) although no container is attached: its endpoint count drifted "
+                        "under concurrent removals (a dockerd bug, moby#42119), which dockerd corrects only when "
+                        "it restarts; the gateway removes the network then (every reconcile tries again)",
+                        network.name, name, refused.message)
 
     async def sweep_bridges(self) -> None:
         """One more try (no waiting) at the Docker networks left behind, and on a single host at any bridge

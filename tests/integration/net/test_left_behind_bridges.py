@@ -21,6 +21,7 @@ from typing import Any
 
 import docker
 import pytest
+from click.testing import CliRunner
 
 from harness.net import leftovers
 from harness.util import wait_until
@@ -28,6 +29,7 @@ from powerstrip.adapters.net import networks as networks_module
 from powerstrip.adapters.net.docker_api import DockerError
 from powerstrip.adapters.net.networks import DEFAULT, LABEL_NETWORK, STATE_FILE, VirtualNetworks
 from powerstrip.adapters.net.sqlite_store import SqliteStore
+from powerstrip.cli import main
 
 from .conftest import NetHooks, restart_dockerd
 
@@ -38,6 +40,7 @@ LOOP = ("/bin/sh", "-c", "while true; do sleep 1; done")
 @pytest.fixture
 def short_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(networks_module, "BRIDGE_REMOVAL_SECONDS", 0.5)
+    monkeypatch.setattr(networks_module, "DRIFT_SECONDS", 0.2)
 
 
 class DriftedDaemon:
@@ -98,6 +101,28 @@ def test_a_bridge_refused_for_a_drifted_count_is_recorded_and_removed_after_the_
     assert [a.owner for a in networks.store.allocations()] == []
 
 
+def test_deleting_a_network_whose_bridge_drifted_answers_at_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """No 10 s wait for a count that only a restart corrects (the default timings): the virtual network is
+    deleted, the bridge recorded, the reason logged; the sweep after dockerd's restart removes it."""
+    networks, daemon = drifted_networks(tmp_path)
+    networks.store.release("ps-net-1")
+
+    async def scenario() -> float:
+        started = asyncio.get_running_loop().time()
+        with caplog.at_level(logging.WARNING):
+            await networks.delete("x")  # powerstrip network delete x
+        return asyncio.get_running_loop().time() - started
+
+    took = asyncio.run(scenario())
+    assert networks_module.DRIFT_SECONDS <= took < networks_module.DRIFT_SECONDS + 2 < networks_module.BRIDGE_REMOVAL_SECONDS
+    assert [n.name for n in networks.store.networks()] == ["default"]
+    assert networks.left_behind == {"ps-x": "x"} and daemon.exists
+    assert "virtual network x is deleted, but its Docker network ps-x is left behind for now" in caplog.text
+    daemon.restart()
+    asyncio.run(networks.sweep_bridges())
+    assert not daemon.exists and networks.left_behind == {}
+
+
 def test_a_bridge_left_behind_whose_network_is_wanted_again_is_kept(tmp_path: Path, short_wait: None) -> None:
     networks, daemon = drifted_networks(tmp_path)
 
@@ -153,3 +178,24 @@ def test_the_watcher_removes_a_bridge_left_behind_when_dockerd_is_back(
                            ipam=docker.types.IPAMConfig(pool_configs=[pool]))  # as if dockerd had refused it
     restart_dockerd(dockerd)
     wait_until(lambda: leftovers(client) == ([], []), 60, 0.2, "the bridge removed once dockerd is back")
+
+
+@pytest.mark.docker
+def test_network_delete_answers_when_dockerd_keeps_the_bridge_and_the_gateway_removes_it_later(
+    hooks: NetHooks, dockerd, client: docker.DockerClient, short_wait: None
+) -> None:
+    """``powerstrip network delete`` while a container powerstrip does not know holds the bridge: the network
+    is deleted (exit 0, with a warning), and the gateway's reconcile removes the bridge once it is free."""
+    cli = ("--docker", dockerd.url, "--state-dir", str(hooks.state_dir))
+    assert CliRunner().invoke(main, ["network", "create", "held", "10.0.18.0/24", *cli]).exit_code == 0
+    other = client.containers.run("ubuntu", list(LOOP), network="ps-held", detach=True)
+    deleted = CliRunner().invoke(main, ["network", "delete", "held", *cli])
+    assert (deleted.exit_code, deleted.stdout) == (0, "held\n"), deleted.output
+    assert "warning: network held is deleted, but its Docker network ps-held is left behind" in deleted.stderr
+    assert "held" not in [n.name for n in hooks.adapter.networks.store.networks()]
+    assert leftovers(client) == ([], ["ps-held"])
+    hooks.run(hooks.adapter.attachments.reconcile())  # still held: kept, and now recorded by the gateway
+    assert hooks.adapter.networks.left_behind == {"ps-held": "held"}
+    other.remove(force=True)
+    hooks.run(hooks.adapter.attachments.reconcile())  # the gateway's next one (every 30 s)
+    assert leftovers(client) == ([], []) and hooks.adapter.networks.left_behind == {}

@@ -56,32 +56,36 @@ def short_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(networks_module, "BRIDGE_REMOVAL_SECONDS", 0.5)
 
 
-def delete_x(tmp_path: Path, daemon: StaleDaemon) -> None:
+def delete_x(tmp_path: Path, daemon: StaleDaemon) -> VirtualNetworks:
     """``powerstrip network rm x`` against ``daemon``: the store's network ``x`` is carried by ``ps-x``."""
     store = SqliteStore(tmp_path / STATE_FILE, seed=[DEFAULT])
     store.create_network("x", IPv4Network("10.9.0.0/24"))
-    asyncio.run(VirtualNetworks(store, daemon).delete("x"))  # type: ignore[arg-type]
+    networks = VirtualNetworks(store, daemon)  # type: ignore[arg-type]
+    asyncio.run(networks.delete("x"))
+    return networks
 
 
 def test_an_endpoint_of_a_gone_container_is_disconnected_and_the_network_removed(tmp_path: Path) -> None:
     daemon = StaleDaemon({"holder7": False})
-    delete_x(tmp_path, daemon)
+    networks = delete_x(tmp_path, daemon)
     assert daemon.endpoints == {}
     assert ("POST", "/networks/ps-x/disconnect", {"Container": "holder7", "Force": True}) in daemon.calls
     assert daemon.calls[-1][:2] == ("DELETE", "/networks/ps-x")
+    assert networks.left_behind == {}
 
 
-def test_an_endpoint_of_a_live_container_is_left_and_the_refusal_stands(tmp_path: Path) -> None:
+def test_an_endpoint_of_a_live_container_is_left_and_the_network_left_behind(tmp_path: Path) -> None:
+    """The virtual network is deleted all the same; its bridge is recorded for ``sweep_bridges``."""
     daemon = StaleDaemon({"holder7": True})
-    with pytest.raises(DockerError) as raised:
-        delete_x(tmp_path, daemon)
-    assert raised.value is REFUSED
+    networks = delete_x(tmp_path, daemon)
     assert daemon.endpoints == {"holder7": True}
     assert not [c for c in daemon.calls if c[0] == "POST"]
+    assert networks.left_behind == {"ps-x": "x"}
+    assert [n.name for n in networks.store.networks()] == ["default"]
 
 
 def test_only_the_stale_of_several_endpoints_go(tmp_path: Path) -> None:
     daemon = StaleDaemon({"gone": False, "alive": True})
-    with pytest.raises(DockerError):
-        delete_x(tmp_path, daemon)
+    networks = delete_x(tmp_path, daemon)
     assert daemon.endpoints == {"alive": True}
+    assert networks.left_behind == {"ps-x": "x"}
