@@ -145,6 +145,22 @@ class PrivateDockerd:
         except TimeoutError as e:
             raise HarnessError(f"{e}; dockerd log tail:\n{self.log_tail()}") from None
 
+    def restart(self) -> None:
+        """Stop dockerd and start it again with the same data and arguments (as a host reboot would).
+
+        Also the cure for state only dockerd's start-up repairs, e.g. a network's drifted endpoint count
+        (moby#42119)."""
+        assert self.proc is not None and self.dir, "dockerd not started"
+        argv = Path(f"/proc/{self.proc.pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        terminate(self.proc, term_timeout=40.0)
+        wait_until(lambda: not Path(self.dir, "dockerd.pid").exists(), 30, 0.1, "dockerd's pid file to go")
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                ["nsenter", f"--net=/var/run/netns/{self.netns}", *[a.decode() for a in argv]],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            )
+        wait_until(lambda: unix_ping(self.socket_path), 60, 0.2, "dockerd /_ping after the restart")
+
     def _write_config(self) -> str:
         # An empty daemon.json of our own, so /etc/docker/daemon.json (if any) cannot interfere.
         path = os.path.join(self.dir, "daemon.json")

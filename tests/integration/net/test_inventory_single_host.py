@@ -30,7 +30,7 @@ LOOP = ["/bin/sh", "-c", "while true; do sleep 1; done"]
 def client(dockerd):
     c = docker.DockerClient(base_url=dockerd.url, timeout=60)
     yield c
-    clean_daemon(c)
+    clean_daemon(c, dockerd)
     c.close()
 
 

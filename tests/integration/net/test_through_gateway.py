@@ -63,7 +63,7 @@ def docker_cli(gw: Gateway, *args: str, ok: bool | None = True) -> str:
 def client(dockerd):
     c = docker.DockerClient(base_url=dockerd.url, timeout=60)
     yield c
-    clean_daemon(c)
+    clean_daemon(c, dockerd)
     c.close()
 
 

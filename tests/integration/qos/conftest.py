@@ -28,7 +28,7 @@ def client(dockerd) -> Iterator[docker.DockerClient]:
     try:
         yield c
     finally:
-        clean_daemon(c)  # containers (and with them their namespaces, veths and qdiscs) and networks
+        clean_daemon(c, dockerd)  # containers (and with them their namespaces, veths and qdiscs) and networks
         c.close()
 
 
