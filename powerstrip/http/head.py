@@ -285,6 +285,14 @@ def _remember(memo: dict[bytes, _H], raw: bytes, head: _H) -> _H:
 known_request: Callable[[bytes], RequestHead | None] = _REQUESTS.get
 
 
+def _transfer_encoding_in_http10() -> MalformedMessage:
+    """Go's server ignores Transfer-Encoding in an HTTP/1.0 request (golang/go#12785) and reads no body, so a
+    relayed chunked body would reach dockerd as the next request, unjudged; RFC 9112 (6.1) calls the framing
+    faulty. Refused, and the connection closed (an error answer always closes it)."""
+    return MalformedMessage("Transfer-Encoding in an HTTP/1.0 request: dockerd (Go) ignores it and would read the "
+                            "body as the next request; use HTTP/1.1 or Content-Length")
+
+
 def parse_request_head(raw: bytes) -> RequestHead:
     """Parse a request head (``raw`` ends with the blank line)."""
     head = _REQUESTS.get(raw)
@@ -301,6 +309,8 @@ def _parse_request_head(raw: bytes) -> RequestHead:
         if fields is not None:
             http11 = match[3] == b"1"
             if fields.chunked:
+                if not http11:
+                    raise _transfer_encoding_in_http10()
                 framing, length = Framing.CHUNKED, 0
             elif fields.length > 0:
                 framing, length = Framing.LENGTH, fields.length
@@ -322,8 +332,10 @@ def parse_request_head_llhttp(raw: bytes) -> RequestHead:
     _feed(parser, raw)
     headers = collected.headers or []
     scanned = _FramingHeaders.scan(headers)
-    framing = scanned.body_framing() or (Framing.NONE, 0)
     version = parser.get_http_version()
+    if scanned.encodings and version == "1.0":
+        raise _transfer_encoding_in_http10()
+    framing = scanned.body_framing() or (Framing.NONE, 0)
     return RequestHead(
         method=parser.get_method().decode("ascii"),
         target=collected.url.decode("latin-1"),

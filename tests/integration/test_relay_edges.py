@@ -90,6 +90,23 @@ def test_a_bare_lf_head_is_answered_at_once_as_dockerd_answers_it(gateway):
     assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"OK")
 
 
+def test_a_chunked_http10_request_is_refused_since_dockerd_would_read_its_body_as_a_request(gateway, dockerd):
+    """Go ignores Transfer-Encoding in an HTTP/1.0 request (golang/go#12785): direct, dockerd answers the ping and
+    then reads the chunked body as a second request (its 400). Relayed, that body would be a request no hook
+    judged; the gateway refuses the request instead, and the daemon sees nothing of it."""
+    request = (b"GET /_ping HTTP/1.0\r\nHost: d\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"5\r\nhello\r\n0\r\n\r\n")
+    with connect(dockerd.socket_path, timeout=5) as sock:
+        sock.sendall(request)
+        direct = read_all(sock)
+    assert re.findall(rb"HTTP/1\.[01] (\d{3})", direct) == [b"200", b"400"], direct
+    with connect(gateway.socket_path, timeout=5) as sock:
+        sock.sendall(request)
+        via = read_all(sock)
+    assert re.findall(rb"HTTP/1\.[01] (\d{3})", via) == [b"400"], via
+    assert b"Transfer-Encoding in an HTTP/1.0 request" in via
+
+
 def test_pipelined_requests_followed_by_a_half_close_are_all_answered(gateway):
     with connect(gateway.socket_path) as sock:
         sock.sendall(b"GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n" * 2 + b"GET /v1.41/version HTTP/1.1\r\nHost: d\r\n\r\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -86,3 +87,14 @@ def test_a_remembered_response_head_depends_on_the_request_method():
     assert parse_response_head(raw, "GET").length == 5
     assert parse_response_head(raw, "HEAD").framing.value == "none"
     assert parse_response_head(raw, "GET").length == 5
+
+
+@pytest.mark.parametrize("raw", [
+    b"GET /_ping HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n",   # the fast path
+    b"GET /_ping HTTP/1.0\r\nTransfer-Encoding: gzip, chunked\r\nX: 1\r\nX: 2\r\n\r\n",        # llhttp's
+    b"POST /_ping HTTP/1.0\nTransfer-Encoding: chunked\n\n",                                    # bare LF
+])
+def test_transfer_encoding_in_an_http10_request_is_refused(raw):
+    """Go reads no body for it (it ignores the field), so the chunks would reach dockerd as a request."""
+    with pytest.raises(MalformedMessage, match="HTTP/1.0"):
+        parse_request_head(raw)
