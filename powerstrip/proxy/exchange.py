@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
@@ -391,8 +392,8 @@ async def _forward(
     if not route.post or response.status == 101 or response.framing is Framing.UNTIL_CLOSE:
         if route.post:
             log.warning("post-hooks not run for %s %s: the response is a stream", forwarded.method, forwarded.request)
-        if scope.warnings:
-            response.raw = with_warnings(response.raw, _warnings(scope))
+        if scope.warnings:  # a copy: parsed heads are shared (the parser's memo), never changed
+            response = dataclasses.replace(response, raw=with_warnings(response.raw, _warnings(scope)))
         if may_hijack(head):
             return await _deliver(client, upstream, link, head.keep_alive, response, None, limits, outcome, None)
         async with PeerWatch(client.reader) as watch:

@@ -312,3 +312,14 @@ def test_the_audit_entry_lists_the_warnings() -> None:
     outcome = Outcome(status=200, uid="u-1", hooks=[HookRecord("policy", "pre", "ok", 0.001, ("adapter policy: x",))])
     entry = audit_entry(ClientConnection(_Transport(), exchange.Peer(uid=0)), ExchangeRecord("GET", "/x", True, 1, outcome, 0.01))
     assert entry["warnings"] == ["adapter policy: x"]
+
+
+def test_a_warning_stays_with_its_own_exchange() -> None:
+    """The daemon's head is parsed once and remembered (the parser's memo): adding one client's Warning headers
+    must not change the remembered head that the next client, answered the same second, is sent."""
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n[]"
+    quiet = Adapter("quiet")
+    quiet.pre("* /*")(lambda request: None)
+    asyncio.run(_exchange(lambda: _Link(answer), _slot_taker([])))
+    written, _ = asyncio.run(_exchange(lambda: _Link(answer), quiet))
+    assert bytes(written.data) == answer
