@@ -120,6 +120,15 @@ class Adapter(Protocol):
     async def close(self) -> None: ...
 
 
+class HeadJudge(Protocol):
+    """Optional: ``reads_body`` False says the adapter judges METHOD TARGET by its head alone (the body is data
+    for the daemon: a build context, an archive, an image). When every pre-hook of a route without post-hooks
+    says so, the hooks are given no body (``body`` None) and the body is streamed to the daemon unbuffered,
+    whatever its size or bytes. A hook must not give such a request a body."""
+
+    def reads_body(self, method: str, target: str) -> bool: ...
+
+
 class PathJudge(Protocol):
     """Optional, for an adapter that is a route's only hook: ``judge_path`` may decide a request before its
     body is read, so a path-only decision costs no hook round trip (the built-in policy's rules). ``None``:

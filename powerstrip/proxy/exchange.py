@@ -294,9 +294,123 @@ async def hooked(
     """
     scope = ExchangeScope(ends=True)
     try:
+        if head_alone_judges(route, adapters, head):
+            return await _streamed(client, peer, link, head, route, adapters, limits, scope)
         return await _hooked(client, peer, link, head, route, adapters, limits, scope)
     finally:
         scope.end()
+
+
+def head_alone_judges(route: Route, adapters: dict[str, Adapter], head: RequestHead) -> bool:
+    """Whether every hook of ``route`` judges this request by its head alone (``HeadJudge``), so its body (a build
+    context, an archive, an image) is streamed to the daemon as framed, never buffered, never bounded by
+    ``--max-body-size`` nor required to be text. Only for routes without post-hooks and bodies that exist."""
+    if head.framing is Framing.NONE or route.post or not route.pre:
+        return False
+    for spec in route.pre:
+        reads_body = getattr(adapters[spec.name], "reads_body", None)
+        if reads_body is None or reads_body(head.method, head.target):
+            return False
+    return True
+
+
+async def _streamed(
+    client: Stream, peer: Peer, link: DaemonLink, head: RequestHead, route: Route,
+    adapters: dict[str, Adapter], limits: Limits, scope: ExchangeScope,
+) -> Outcome:
+    """A hooked exchange whose hooks need no body: they judge the head, then the body flows to the daemon.
+
+    Nothing of the body is read before the pre-hooks decided (a ``100 Continue`` waits for them), so a refused
+    request has its body discarded and its connection closed; a hook cannot give such a request a body.
+    """
+    outcome = Outcome(uid=exchange_uid())
+    chain = ChainRun(adapters, outcome.hooks)
+    try:
+        check_target(head.target)
+        check_form_body(value for name, value in head.headers if name.lower() == b"content-type")
+    except AmbiguousRequest as exc:
+        return await _refuse_unread(client, 400, f"powerstrip: {exc}", outcome, None)
+    headers = tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in head.headers)
+    request = ClientRequest(head.method, head.target, None, headers, outcome.uid, is_dry_run(head), peer, scope)
+    try:
+        forwarded = await chain.pre(route.pre, request)
+        if forwarded.body is not None:
+            raise ChainStopped(502, "powerstrip: a pre-hook gave a body to a request whose body no hook reads")
+    except ChainStopped as stop:
+        return await _refuse_unread(client, stop.status, stop.message, outcome, scope)
+    except Exception as exc:  # noqa: BLE001 - as in the buffered exchange: an answer, never a dropped connection
+        log.exception("the pre-hook path failed (uid %s)", outcome.uid)
+        return await _refuse_unread(client, 502, f"powerstrip: the pre-hooks failed ({type(exc).__name__}: "
+                                    f"{str(exc)[:200]}); nothing was forwarded to the daemon", outcome, scope)
+    if forwarded.dry_run:
+        await _dry_run_answer(client, head, forwarded, outcome)
+        outcome.keep_alive = False  # the body was never read
+        return outcome
+    try:
+        upstream = await link.connect()
+    except DaemonUnavailable as exc:
+        return await _refuse_unread(client, 502, str(exc), outcome, scope)
+    request_line = f"{forwarded.method} {forwarded.request} HTTP/1.1".encode("latin-1")
+    upstream.writer.write(serialize_head(request_line, replace_headers(head.headers, (b"expect",), [])))
+    if head.expects_continue:
+        client.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    pump = asyncio.ensure_future(copy_body(client.reader, upstream.writer, head.framing, head.length,
+                                           pause=limits.body_timeout))
+    answer = asyncio.ensure_future(_final_response(upstream, client, forwarded.method))
+    try:
+        await asyncio.wait({pump, answer}, return_when=asyncio.FIRST_COMPLETED)
+        if not answer.done() and pump.exception() is None:  # the whole body is sent: the answer is next
+            await unless_peer_leaves(client.reader, asyncio.wait({answer}))
+    except BaseException:  # the client left, or the gateway stops: neither task outlives the exchange
+        pump.cancel()
+        answer.cancel()
+        link.discard()
+        raise
+    failure = _streamed_failure(answer, pump, limits)
+    if failure is not None:
+        pump.cancel()
+        answer.cancel()
+        link.discard()
+        status, message = failure
+        if not status:  # the client left: nobody to answer
+            outcome.note, outcome.keep_alive = message, False
+            return outcome
+        return await send_error(client, status, message, False, outcome, scope)
+    response = answer.result()
+    if scope.warnings:  # a copy: parsed heads are shared (the parser's memo), never changed
+        response = dataclasses.replace(response, raw=with_warnings(response.raw, _warnings(scope)))
+    return await _deliver(client, upstream, link, head.keep_alive, response, pump, limits, outcome, None)
+
+
+def _streamed_failure(answer: asyncio.Future[ResponseHead], pump: asyncio.Future[None],
+                      limits: Limits) -> tuple[int, str] | None:
+    """Why a streamed exchange has no response to relay — (status, message), status 0 when the client left —
+    or None when the daemon's answer is in. The side at fault is named: a body the client stopped sending or
+    framed wrong is its own; a daemon that answered wrong or left is a 502."""
+    if answer.done() and not answer.cancelled():
+        error = answer.exception()
+        if error is None:
+            return None
+        if isinstance(error, MalformedMessage):
+            return 502, f"the daemon sent a malformed response ({error})"
+        return 502, f"the daemon closed the connection while the request body was sent ({error})"
+    error = pump.exception()
+    if isinstance(error, TimeoutError):
+        return 408, f"request body paused for more than {limits.body_timeout:g}s"
+    if isinstance(error, MalformedMessage):
+        return error.status, f"powerstrip: {error}"
+    if isinstance(error, PeerClosed):
+        return 0, "the client closed the connection inside the request body"
+    return 502, f"the daemon stopped taking the request body ({error})"
+
+
+async def _refuse_unread(client: Stream, status: int, message: str, outcome: Outcome,
+                         scope: ExchangeScope | None) -> Outcome:
+    """An answer to a request whose body was not read: the connection closes, after a bounded read of what the
+    client still sends (so that it reads the answer rather than a reset)."""
+    await send_error(client, status, message, False, outcome, scope)
+    await discard_input(client.reader, LINGER_BYTES, LINGER_SECONDS)
+    return outcome
 
 
 async def _hooked(

@@ -93,16 +93,17 @@ class ChunkedReader:
 
 async def copy_body(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, framing: Framing, length: int,
-    chunks: ChunkedReader | None = None,
+    chunks: ChunkedReader | None = None, pause: float | None = None,
 ) -> None:
     """Relay one body as it is framed on the wire, streaming, flow-controlled by ``drain``.
 
-    ``chunks`` continues a chunked body that was already partly read.
+    ``chunks`` continues a chunked body that was already partly read. ``pause``: the longest wait for the
+    next bytes (``TimeoutError`` after it); None, as long as it takes.
     """
     if framing is Framing.LENGTH:
         remaining = length
         while remaining:
-            data = await reader.read(min(remaining, CHUNK))
+            data = await asyncio.wait_for(reader.read(min(remaining, CHUNK)), pause)
             if not data:
                 raise PeerClosed("connection closed inside a body")
             writer.write(data)
@@ -111,7 +112,7 @@ async def copy_body(
     elif framing is Framing.CHUNKED:
         chunks = chunks or ChunkedReader(reader)
         while not chunks.done:
-            raw, _ = await chunks.next_piece()
+            raw, _ = await asyncio.wait_for(chunks.next_piece(), pause)
             writer.write(raw)
             if len(raw) > 2 or chunks.done:
                 await writer.drain()

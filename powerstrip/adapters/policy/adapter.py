@@ -46,6 +46,7 @@ from powerstrip.adapters.policy.ownership import (
     stamp_owner,
 )
 from powerstrip.adapters.policy.paths import policy_path
+from powerstrip.adapters.policy.powers import data_body
 from powerstrip.adapters.policy.ratelimit import RateLimiter
 from powerstrip.adapters.policy.source import PolicySource
 from powerstrip.hooks.model import RELAY, PathVerdict, Peer
@@ -86,6 +87,11 @@ class PolicyAdapter(Adapter):
         self._fast_entries: dict[tuple[str, str, str], tuple[dict[str, Any], str]] = {}  # their audit entries
         self.pre("* /*")(self.judge)
         self.post("POST /*/containers/create", "GET /*/containers/*/json")(self.answer)
+
+    def reads_body(self, method: str, target: str) -> bool:
+        """``HeadJudge``: the bodies that are data for the daemon (a build context, an archive, an image or plugin
+        tarball) are never judged, so the gateway streams them instead of buffering them for this hook."""
+        return not data_body(method, policy_path(target))
 
     def judge_path(self, method: str, target: str, peer: Peer) -> PathVerdict | None:
         """The gateway's fast path (hooks.model.PathJudge): a decision the path alone makes — an allowed

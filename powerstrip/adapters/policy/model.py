@@ -83,6 +83,8 @@ class Powers:
     images: tuple[str, ...] | None = None  # fnmatch globs over normalised references; None: any image
     require_limits: frozenset[str] = frozenset()  # of LIMITS
     network_drivers: tuple[str, ...] = ("bridge", "overlay")  # POST /networks/create Driver (empty: bridge)
+    volume_mounts: bool = False  # local volumes whose type/device mount more than a tmpfs (binds: bind_sources)
+    plugins: bool = False  # plugin pull, create, upgrade, set
 
 
 

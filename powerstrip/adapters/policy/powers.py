@@ -62,6 +62,11 @@ def host_config_violations(host: Mapping[str, Any], powers: Powers) -> list[str]
         found.append("device requests (DeviceRequests, --gpus) are not allowed")
     found += [f"bind mount of {source!r} is not allowed ({_allowed_sources(powers)})"
               for source in _bind_sources(host) if not _source_allowed(source, powers)]
+    for mount in _list(host.get("Mounts")):
+        mount = _dict(mount)
+        if _text(mount.get("Type")).lower() == "volume":
+            driver = _dict(_dict(mount.get("VolumeOptions")).get("DriverConfig"))
+            found += local_volume_violations(_text(driver.get("Name")), _dict(driver.get("Options")), powers)
     if _list(host.get("VolumesFrom")) and not powers.volumes_from:
         found.append("VolumesFrom (another container's mounts) is not allowed")
     found += _security(host, powers)
@@ -105,32 +110,39 @@ def _capabilities(host: Mapping[str, Any], powers: Powers) -> Iterator[str]:
 
 
 def _bind_sources(host: Mapping[str, Any]) -> Iterator[str]:
-    """Every host path the container would see: ``Binds`` with a path source, ``Mounts`` of type bind, and
-    ``Mounts`` of type volume whose local driver options bind a host directory (``o=bind``, ``device=``)."""
+    """Every host path the container would see by a bind: ``Binds`` with a path source, ``Mounts`` of type
+    bind (volumes whose driver options mount something are ``local_volume_violations``)."""
     for bind in _list(host.get("Binds")):
         source = _text(bind).split(":", 1)[0]
         if source.startswith("/") or not source:
             yield source or _text(bind)
     for mount in _list(host.get("Mounts")):
         mount = _dict(mount)
-        kind = _text(mount.get("Type")).lower()
-        if kind == "bind":
+        if _text(mount.get("Type")).lower() == "bind":
             yield _text(mount.get("Source"))
-        elif kind == "volume":
-            driver = _dict(_dict(mount.get("VolumeOptions")).get("DriverConfig"))
-            device = bind_device(_text(driver.get("Name")), _dict(driver.get("Options")))
-            if device is not None:
-                yield device
 
 
-def bind_device(driver: str, options: Mapping[str, Any]) -> str | None:
-    """The host path a ``local`` volume binds (``o=bind``/``rbind``, ``device=PATH``), else None."""
+def local_volume_violations(driver: str, options: Mapping[str, Any], powers: Powers) -> list[str]:
+    """What a ``local`` volume's driver options would mount with the daemon's privileges.
+
+    dockerd's local driver calls mount(2) with ``device``, ``type`` and ``o`` as given: ``o=bind`` binds the
+    host path ``device`` (judged as a bind source), and any file system but a tmpfs reaches the host: a block
+    device (``type=ext4,device=/dev/sda1``), a kernel file system (``proc``, ``sysfs``, ``devtmpfs``,
+    ``cgroup``, ``binfmt_misc``), an overlay of host directories (``type=overlay,o=lowerdir=/etc``), a network
+    share mounted from the host's own address. Those need the ``volume_mounts`` power."""
     if driver not in ("", "local"):
-        return None
-    flags = {flag.strip().lower() for flag in _text(options.get("o")).split(",")}
+        return []
+    kind, device = _text(options.get("type")), _text(options.get("device"))
+    flags = {flag.strip().lower() for flag in _text(options.get("o")).split(",")}  # mount's flags, any case
     if flags & {"bind", "rbind"}:
-        return _text(options.get("device")) or "(no device)"
-    return None
+        if _source_allowed(device, powers):
+            return []
+        return [f"a volume binding {device or '(no device)'!r} (DriverOpts o=bind) is not allowed "
+                f"({_allowed_sources(powers)})"]
+    if powers.volume_mounts or kind == "tmpfs" or not (kind or device):
+        return []
+    return [f"a local volume mounting {kind or '(no type)'} {device!r} (DriverOpts type/device) is not allowed: "
+            "it would mount a host device, kernel file system, host directory or network share (volume_mounts)"]
 
 
 def _source_allowed(source: str, powers: Powers) -> bool:
@@ -305,10 +317,17 @@ def build(_body: Body, query: Query, powers: Powers) -> list[str]:
 
 
 def volume_create(body: Body, _query: Query, powers: Powers) -> list[str]:
-    device = bind_device(_text(body.get("Driver")), _dict(body.get("DriverOpts")))
-    if device is None or _source_allowed(device, powers):
+    return local_volume_violations(_text(body.get("Driver")), _dict(body.get("DriverOpts")), powers)
+
+
+def plugin_install(_body: Body, _query: Query, powers: Powers) -> list[str]:
+    """A plugin runs with the privileges it declares (capabilities, host network, devices, mounts of host
+    paths): pulling, creating or upgrading one, or setting its mount sources and device paths, is a host
+    power of its own. Enabling or removing an installed one is not."""
+    if powers.plugins:
         return []
-    return [f"a volume binding {device!r} (DriverOpts o=bind) is not allowed ({_allowed_sources(powers)})"]
+    return ["installing or reconfiguring a plugin is not allowed: plugins run with the host privileges they "
+            "declare (plugins)"]
 
 
 def network_create(body: Body, _query: Query, powers: Powers) -> list[str]:
@@ -338,7 +357,25 @@ _ENDPOINTS: tuple[tuple[str, re.Pattern[str], BodyCheck], ...] = (
     ("POST", re.compile(r"/build"), BodyCheck(build, reads_body=False)),
     ("POST", re.compile(r"/volumes/create"), BodyCheck(volume_create)),
     ("POST", re.compile(r"/networks/create"), BodyCheck(network_create)),
+    ("POST", re.compile(r"/plugins/(?:pull|create)"), BodyCheck(plugin_install, reads_body=False)),
+    ("POST", re.compile(r"/plugins/.+/(?:upgrade|set)"), BodyCheck(plugin_install, reads_body=False)),
 )
+
+
+# The endpoints whose body is data for the daemon, not instructions: a build context, a file archive, an image or
+# plugin tarball. No check reads them (a build's powers are in its query, a plugin's are judged by its path), so
+# the gateway may stream them past the policy unread, whatever their size or bytes.
+_DATA_BODIES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("POST", re.compile(r"/build")),
+    ("PUT", re.compile(r"/containers/.+/archive")),
+    ("POST", re.compile(r"/images/(?:load|create)")),
+    ("POST", re.compile(r"/plugins/create")),
+)
+
+
+def data_body(method: str, path: str) -> bool:
+    """Whether ``method path`` (version-stripped) carries a body no policy check reads."""
+    return any(m == method and regex.fullmatch(path) for m, regex in _DATA_BODIES)
 
 
 def checker_for(method: str, path: str) -> BodyCheck | None:

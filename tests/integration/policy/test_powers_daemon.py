@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+import docker
 import pytest
 
 from harness import rawhttp
@@ -195,3 +196,75 @@ def test_build_with_the_host_network_is_refused(policy_gateway, daemon, uniq):
             daemon.images.remove(f"pol-b-{uniq}", force=True)
         except docker.errors.ImageNotFound:
             pass
+
+
+def test_a_local_volume_cannot_mount_the_host(policy_gateway, daemon, uniq, tmp_path):
+    """dockerd's local driver mounts whatever type and device it is given, with its own privileges: directly, an
+    overlay whose lower directory is a host directory shows that directory's files in a container. Through the
+    gateway the same volume (and a kernel file system, a host device) is refused for want of ``volume_mounts``."""
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "flag").write_text("host secret\n")
+    for part in ("upper", "work"):
+        (tmp_path / part).mkdir()
+    overlay = {"type": "overlay", "device": "overlay",
+               "o": f"lowerdir={secret},upperdir={tmp_path / 'upper'},workdir={tmp_path / 'work'}"}
+    control = f"pol-vctl-{uniq}"
+    try:
+        daemon.volumes.create(name=control, driver="local", driver_opts=overlay)
+        seen = daemon.containers.run("ps-busybox", ["cat", "/host/flag"], volumes={control: {"bind": "/host"}},
+                                     remove=True, user="1000")
+        assert seen == b"host secret\n"  # the control: dockerd mounted the host directory for the container
+        gw = policy_gateway(RULES)
+        for options in (overlay, {"type": "proc", "device": "proc"}, {"type": "ext4", "device": "/dev/sda1"}):
+            volume = {"Name": f"pol-vm-{uniq}", "Driver": "local", "DriverOpts": options}
+            reply = rawhttp.request(gw.socket_path, "POST", "/v1.41/volumes/create", json.dumps(volume).encode(),
+                                    {"Content-Type": "application/json"})
+            assert reply.status == 403 and "(volume_mounts)" in reply.json()["message"], (options, reply.body)
+            assert f"pol-vm-{uniq}" not in [v.name for v in daemon.volumes.list()]
+        tmpfs = {"Name": f"pol-vt-{uniq}", "Driver": "local", "DriverOpts": {"type": "tmpfs", "device": "tmpfs"}}
+        reply = rawhttp.request(gw.socket_path, "POST", "/v1.41/volumes/create", json.dumps(tmpfs).encode(),
+                                {"Content-Type": "application/json"})
+        assert reply.status == 201, reply.body  # a private tmpfs is nothing of the host's
+    finally:
+        for name in (control, f"pol-vt-{uniq}"):
+            try:
+                daemon.volumes.get(name).remove(force=True)
+            except Exception:  # noqa: BLE001 - not made
+                pass
+
+
+def test_installing_a_plugin_needs_the_plugins_power(policy_gateway, daemon, uniq, tmp_path):
+    """A plugin runs with the privileges its config declares: directly, dockerd installs one asking for
+    CAP_SYS_ADMIN and the host network; through the gateway the same create is refused."""
+    import io
+    import tarfile
+
+    from harness.image import rootfs_tar
+
+    plugin_dir = tmp_path / "plugin"
+    (plugin_dir / "rootfs").mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(rootfs_tar())) as tar:
+        tar.extractall(plugin_dir / "rootfs")
+    (plugin_dir / "config.json").write_text(json.dumps({
+        "description": "powerstrip test", "documentation": "-", "entrypoint": ["/bin/sleep", "60"],
+        "interface": {"types": ["docker.volumedriver/1.0"], "socket": "test.sock"},
+        "network": {"type": "host"}, "linux": {"capabilities": ["CAP_SYS_ADMIN"]}}))
+    control, probe = f"pol-plugin-ctl-{uniq}:latest", f"pol-plugin-{uniq}:latest"
+    try:
+        daemon.api.create_plugin(control, str(plugin_dir))
+        config = daemon.api.inspect_plugin(control)["Config"]
+        assert config["Linux"]["Capabilities"] == ["CAP_SYS_ADMIN"] and config["Network"]["Type"] == "host"
+        gw = policy_gateway(RULES)
+        client = docker.APIClient(base_url=gw.url)
+        with pytest.raises(docker.errors.APIError) as refused:
+            client.create_plugin(probe, str(plugin_dir))
+        assert refused.value.status_code == 403 and "(plugins)" in str(refused.value)
+        assert probe not in [p["Name"] for p in daemon.api.plugins()]
+        client.close()
+    finally:
+        for name in (control, probe):
+            try:
+                daemon.api.remove_plugin(name, force=True)
+            except docker.errors.APIError:
+                pass

@@ -81,6 +81,14 @@ SPELLINGS: tuple[Spelling, ...] = (
                      for m in _hc(i).get("Mounts") or []),
        {"Mounts": [{"Type": "volume", "Target": "/host-etc", "VolumeOptions": {"DriverConfig": {
            "Options": {"type": "none", "o": "rbind,ro", "device": "/etc"}}}}]}),
+    # a local volume that mounts more than a tmpfs: a host directory overlaid, a kernel file system, a device
+    *(_s("volume-mounts", f"Mounts volume type={options['type']}",
+         lambda i, t=options["type"]: any(((m.get("VolumeOptions") or {}).get("DriverConfig") or {})
+                                          .get("Options", {}).get("type") == t for m in _hc(i).get("Mounts") or []),
+         {"Mounts": [{"Type": "volume", "Target": "/host", "VolumeOptions": {"DriverConfig": {"Options": options}}}]})
+      for options in ({"type": "overlay", "device": "overlay", "o": "lowerdir=/etc,upperdir=/tmp/u,workdir=/tmp/w"},
+                      {"type": "proc", "device": "proc"}, {"type": "ext4", "device": "/dev/sda1"},
+                      {"type": "nfs", "device": ":/", "o": "addr=127.0.0.1"})),
     _s("volumes-from", "VolumesFrom", lambda i: bool(_hc(i)["VolumesFrom"]), {"VolumesFrom": ["{victim}"]}),
     *(_s("unconfined", opt, lambda i, o=opt: o in (_hc(i)["SecurityOpt"] or []), {"SecurityOpt": [opt]})
       for opt in ("seccomp=unconfined", "seccomp:unconfined", "apparmor=unconfined", "apparmor:unconfined",

@@ -26,7 +26,7 @@ GRANTING = {
     "devices": Powers(devices=True), "device-requests": Powers(device_requests=True),
     "bind": Powers(bind_sources=("/etc",)), "volumes-from": Powers(volumes_from=True),
     "unconfined": Powers(unconfined=True), "runtime": Powers(runtimes=("", "runc", "io.containerd.runc.v2")),
-    "sysctl": Powers(sysctls=("net.ipv4.*",)), "root": Powers(root=True),
+    "sysctl": Powers(sysctls=("net.ipv4.*",)), "root": Powers(root=True), "volume-mounts": Powers(volume_mounts=True),
     **{f"host-{ns}": Powers(host_namespaces=frozenset({ns})) for ns in ("network", "pid", "ipc", "uts", "userns", "cgroup")},
 }
 
@@ -118,6 +118,40 @@ def test_exec_service_build_volume():
     assert volume_create({"Driver": "local"}, {}, Powers()) == []
 
 
+@pytest.mark.parametrize(("options", "refused"), [
+    ({}, False),
+    ({"size": "10m"}, False),
+    ({"type": "tmpfs", "device": "tmpfs", "o": "size=1m,uid=1000"}, False),
+    ({"type": "tmpfs", "device": "/etc", "o": "bind"}, True),          # mount's flags make it a bind of /etc
+    ({"type": "overlay", "device": "overlay", "o": "lowerdir=/etc,upperdir=/tmp/u,workdir=/tmp/w"}, True),
+    ({"type": "ext4", "device": "/dev/sda1"}, True),
+    ({"type": "proc", "device": "proc"}, True),
+    ({"type": "devtmpfs", "device": "devtmpfs"}, True),
+    ({"type": "binfmt_misc", "device": "binfmt_misc"}, True),
+    ({"type": "nfs", "device": ":/export", "o": "addr=10.0.0.1"}, True),
+    ({"type": "TMPFS", "device": "tmpfs"}, True),                       # mount(2) knows no such type: not a tmpfs
+])
+def test_local_volume_options_that_mount_the_host_need_volume_mounts(options, refused):
+    body = {"Driver": "local", "DriverOpts": options}
+    assert bool(volume_create(body, {}, Powers())) is refused
+    create = {"Image": "x", "HostConfig": {"Mounts": [{"Type": "volume", "Target": "/v", "VolumeOptions": {
+        "DriverConfig": {"Name": "local", "Options": options}}}]}}
+    assert bool(container_create(create, {}, Powers())) is refused
+    granted = Powers(volume_mounts=True)
+    assert bool(volume_create(body, {}, granted)) is ("bind" in options.get("o", ""))  # binds: bind_sources still
+    assert volume_create({"Driver": "other-plugin", "DriverOpts": options}, {}, Powers()) == []
+
+
+def test_plugins_need_their_own_power():
+    from powerstrip.adapters.policy.powers import checker_for
+
+    for path in ("/plugins/pull", "/plugins/create", "/plugins/vieux/sshfs:latest/set", "/plugins/x/upgrade"):
+        check = checker_for("POST", path)
+        assert check is not None and not check.reads_body, path
+        assert check.check({}, {}, Powers()) and check.check({}, {}, Powers(plugins=True)) == []
+    assert checker_for("POST", "/plugins/x/enable") is None and checker_for("GET", "/plugins/privileges") is None
+
+
 def test_legacy_start_body_and_update():
     from powerstrip.adapters.policy.powers import checker_for
 
@@ -170,3 +204,12 @@ def test_referenced_networks():
     assert referenced_networks(body) == ["team-net", "other"]
     assert referenced_networks({"HostConfig": {"NetworkMode": "container:x"}}) == []
     assert referenced_networks({"HostConfig": {"NetworkMode": "host"}}) == []
+
+
+def test_volume_mounts_and_plugins_are_written_like_the_other_powers():
+    from powerstrip.adapters.policy.loader import parse_policy
+
+    policy = parse_policy("profiles:\n  - name: admin\n    rules: [{allow: '* /**'}]\n"
+                          "    powers: {volume_mounts: true, plugins: true}\n", "policy.yml")
+    assert policy.profiles[0].powers.volume_mounts and policy.profiles[0].powers.plugins
+    assert not Powers().volume_mounts and not Powers().plugins
