@@ -48,6 +48,7 @@ from powerstrip.adapters.policy.ownership import (
 from powerstrip.adapters.policy.paths import policy_path
 from powerstrip.adapters.policy.powers import data_body
 from powerstrip.adapters.policy.ratelimit import RateLimiter
+from powerstrip.adapters.policy.service_networks import check_service_networks
 from powerstrip.adapters.policy.source import PolicySource
 from powerstrip.hooks.model import RELAY, PathVerdict, Peer
 from powerstrip.observability.extensions import EXTENSIONS, View
@@ -59,6 +60,7 @@ log = logging.getLogger("powerstrip.policy")
 REMEMBERED_WARNINGS = 1024
 FAST_DECISIONS = 4096  # cached peers and path decisions, each; cleared when full (new connections, queries)
 _INSPECT = re.compile(r"/containers/[^/]+/json")
+_SERVICE_SPEC = re.compile(r"/services/create|/services/[^/]+/update")
 
 
 def create_adapter(context: BuiltinContext) -> Adapter:
@@ -156,6 +158,16 @@ class PolicyAdapter(Adapter):
                 self._warn(request, path, limited.reason)
         if profile is None:
             return
+        if self.docker is not None and request.method == "POST" and _SERVICE_SPEC.fullmatch(path) \
+                and isinstance(body, dict) and "network" not in profile.powers.host_namespaces \
+                and not profile.powers.unrestricted:
+            try:
+                await check_service_networks(self.docker, body)
+            except Reject as refused:
+                if decision.mode == "enforce" or refused.status != 403:
+                    raise
+                if decision.mode == "warn":
+                    self._warn(request, path, refused.message)
         if profile.owner is not None:
             if self.docker is not None:
                 await check_owner(self.docker, policy, profile, request.method, path)

@@ -48,9 +48,9 @@ _PROFILE_KEYS = ("name", "match", "presets", "mode", "rules", "powers", "rate_li
 _MATCH_KEYS = ("uid", "gid", "address", "cert_cn", "cert_san", "listener")
 _RULE_KEYS = ("allow", "deny", "reason", "mode")
 _POWER_BOOLS = ("unrestricted", "privileged", "join_containers", "devices", "device_requests", "volumes_from",
-                "unconfined", "require_no_new_privileges", "root", "volume_mounts", "plugins")
+                "unconfined", "require_no_new_privileges", "root", "volume_mounts", "plugins", "swarm")
 _POWER_LISTS = ("host_namespaces", "capabilities", "require_drop", "bind_sources", "runtimes", "sysctls", "images",
-                "require_limits", "network_drivers")
+                "require_limits", "network_drivers", "log_drivers")
 _BOOL = "tag:yaml.org,2002:bool"
 T = TypeVar("T")
 
@@ -272,8 +272,8 @@ def _powers(node: Node, what: str, report: _Report) -> Powers | None:
                 if not value.startswith("/"):
                     report.error(item, f"{what}: bind_sources: {value!r} is not an absolute path")
             found[key] = tuple(value.rstrip("/") or "/" for value, _ in values)
-        elif key == "runtimes":
-            found[key] = tuple(value for value, _ in values) + ("",)  # the daemon's default runtime
+        elif key in ("runtimes", "log_drivers"):
+            found[key] = tuple(value for value, _ in values) + ("",)  # the daemon's default
         else:
             found[key] = tuple(value for value, _ in values)
     return Powers(**found)

@@ -85,6 +85,8 @@ class Powers:
     network_drivers: tuple[str, ...] = ("bridge", "overlay")  # POST /networks/create Driver (empty: bridge)
     volume_mounts: bool = False  # local volumes whose type/device mount more than a tmpfs (binds: bind_sources)
     plugins: bool = False  # plugin pull, create, upgrade, set
+    swarm: bool = False  # swarm init/join/leave/update/unlock, node changes, GET /swarm (join tokens)
+    log_drivers: tuple[str, ...] = ("", "json-file", "local", "none")  # LogConfig.Type ("" the daemon's default)
 
 
 

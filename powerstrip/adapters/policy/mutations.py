@@ -4,18 +4,29 @@ inspect answers."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from powerstrip.adapters.policy.model import Profile
-from powerstrip.adapters.policy.powers import normalise_image
+from powerstrip.adapters.policy.powers import normalise_image, split_option
+
+
+_START = re.compile(r"/containers/[^/]+/start")
 
 
 def mutate_create(profile: Profile, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    """``body`` of a create (``path`` version-stripped) with the profile's labels, env and image remap."""
+    """``body`` of a create (``path`` version-stripped) with the profile's labels, env and image remap, and for
+    a profile that may not run as root, ``no-new-privileges`` on the container (a legacy start body too)."""
     if profile.labels and path in ("/containers/create", "/networks/create", "/volumes/create", "/services/create"):
         body = {**body, "Labels": {**(body.get("Labels") or {}), **dict(profile.labels)}}
+    confine = not profile.powers.root and not profile.powers.unrestricted
+    if confine and _START.fullmatch(path) and body:
+        return no_new_privileges(body)  # API < 1.24: the start body is the HostConfig dockerd applies
     if path != "/containers/create":
         return body
+    if confine:
+        host = body.get("HostConfig")
+        body = {**body, "HostConfig": no_new_privileges(host if isinstance(host, dict) else {})}
     if profile.env:
         names = {name for name, _ in profile.env}
         kept = [item for item in body.get("Env") or [] if str(item).split("=", 1)[0] not in names]
@@ -24,6 +35,16 @@ def mutate_create(profile: Profile, path: str, body: dict[str, Any]) -> dict[str
     if profile.image_remap and isinstance(image, str):
         body = {**body, "Image": remap_image(image, profile.image_remap)}
     return body
+
+
+def no_new_privileges(host: dict[str, Any]) -> dict[str, Any]:
+    """``host`` (a HostConfig) with ``no-new-privileges`` last in its SecurityOpt, the client's own settings of it
+    dropped (dockerd applies the last). ``root: false`` judges the user a container starts as; without this, a
+    setuid-root file (copied in with ``docker cp``, or in the image) would still make a process uid 0."""
+    options = host.get("SecurityOpt")
+    kept = [option for option in options if split_option(str(option))[0] != "no-new-privileges"] \
+        if isinstance(options, list) else []
+    return {**host, "SecurityOpt": [*kept, "no-new-privileges"]}
 
 
 def remap_image(image: str, remap: tuple[tuple[str, str], ...]) -> str:

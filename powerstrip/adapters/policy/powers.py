@@ -77,7 +77,19 @@ def host_config_violations(host: Mapping[str, Any], powers: Powers) -> list[str]
         if not any(fnmatch.fnmatchcase(str(name), glob) for glob in powers.sysctls):
             found.append(f"sysctl {name!r} is not allowed")
     found += _limits(host, powers)
+    found += log_driver_violations(_text(_dict(host.get("LogConfig")).get("Type")), powers)
+    if _text(host.get("CgroupParent")) and not powers.unconfined:
+        found.append(f"CgroupParent {_text(host.get('CgroupParent'))!r} is not allowed: it takes the container out "
+                     "of the daemon's cgroup parent and its limits")
     return found
+
+
+def log_driver_violations(driver: str, powers: Powers) -> list[str]:
+    """A log driver not listed: syslog, gelf, fluentd, splunk and the cloud drivers send every line from the
+    daemon's own network (a listener on the host's loopback included) or with the host's credentials."""
+    if driver in powers.log_drivers:
+        return []
+    return [f"log driver {driver!r} is not allowed (allowed: {', '.join(map(repr, powers.log_drivers))})"]
 
 
 def _namespaces(host: Mapping[str, Any], powers: Powers) -> Iterator[str]:
@@ -165,7 +177,7 @@ def _security(host: Mapping[str, Any], powers: Powers) -> Iterator[str]:
     no_new_privileges = False
     for option in _list(host.get("SecurityOpt")):
         text = _text(option)
-        key, value = _split_option(text)
+        key, value = split_option(text)
         if key == "no-new-privileges":
             no_new_privileges = value == "" or value.lower() in _TRUE
             continue
@@ -182,8 +194,11 @@ def _security(host: Mapping[str, Any], powers: Powers) -> Iterator[str]:
         yield "SecurityOpt must include no-new-privileges"
 
 
-def _split_option(option: str) -> tuple[str, str]:
-    """dockerd splits on ``=``, and on ``:`` for the legacy spelling (``seccomp:unconfined``)."""
+def split_option(option: str) -> tuple[str, str]:
+    """dockerd splits on ``=``, and on ``:`` for the legacy spelling (``seccomp:unconfined``); a bare
+    ``disable`` is ``label=disable`` to it (moby's parseSecurityOpt)."""
+    if option.strip() == "disable":
+        return "label", "disable"
     separator = "=" if "=" in option else ":"
     key, _, value = option.partition(separator)
     return key.strip().lower(), value.strip()
@@ -302,18 +317,46 @@ def service_spec(body: Body, _query: Query, powers: Powers) -> list[str]:
             found.append("disabling AppArmor is not allowed")
         if _dict(privileges.get("SELinuxContext")).get("Disable") is True:
             found.append("disabling SELinux labels is not allowed")
-    for network in _list(template.get("Networks")):
-        if _text(_dict(network).get("Target")).lower() == "host" and "network" not in powers.host_namespaces:
-            found.append("the host network (Networks host) is not allowed")
+    if "network" not in powers.host_namespaces:
+        found += [f"the host network ({where} Target {target!r}) is not allowed"
+                  for where, target in service_networks(body) if target.lower() == "host"]
+    found += log_driver_violations(_text(_dict(template.get("LogDriver")).get("Name")), powers)
     return found
 
 
+def service_networks(body: Body) -> list[tuple[str, str]]:
+    """Every network a service spec attaches its tasks to: ``TaskTemplate.Networks`` and the deprecated
+    top-level ``Networks``, which swarmkit still reads when the other is empty. Targets may be names, IDs or ID
+    prefixes (the adapter resolves those to tell the host network)."""
+    lists = (("TaskTemplate.Networks", _list(_dict(body.get("TaskTemplate")).get("Networks"))),
+             ("Networks", _list(body.get("Networks"))))
+    return [(where, _text(_dict(network).get("Target"))) for where, items in lists for network in items]
+
+
 def build(_body: Body, query: Query, powers: Powers) -> list[str]:
-    """``docker build --network host`` is a query parameter, not a body. dockerd reads the first
-    ``networkmode``; every one is judged, so none can hide behind another. (``securityopt`` needs no check:
-    dockerd on Linux refuses security options on a build.)"""
-    return [violation for mode in query.get("networkmode") or ()
-            for violation in _namespaces({"NetworkMode": mode}, powers)]
+    """A build's powers are query parameters (its body is the context). dockerd reads the first of each; every
+    one is judged, so none can hide behind another. ``networkmode=host`` is the host network; a ``remote``
+    context is fetched by the daemon itself, from the host's network (its loopback included), as is an image
+    imported ``fromSrc`` a URL; ``cgroupparent`` leaves the daemon's cgroup parent. (``securityopt`` needs no
+    check: dockerd on Linux refuses security options on a build.)"""
+    found = [violation for mode in query.get("networkmode") or ()
+             for violation in _namespaces({"NetworkMode": mode}, powers)]
+    found += _fetched_by_the_daemon("remote", [r for r in query.get("remote") or () if r != "client-session"], powers)
+    if not powers.unconfined:
+        found += [f"cgroupparent {parent!r} is not allowed" for parent in query.get("cgroupparent") or () if parent]
+    return found
+
+
+def image_import(_body: Body, query: Query, powers: Powers) -> list[str]:
+    """``POST /images/create?fromSrc=URL``: the daemon downloads the image from the host's network."""
+    return _fetched_by_the_daemon("fromSrc", [s for s in query.get("fromSrc") or () if s not in ("", "-")], powers)
+
+
+def _fetched_by_the_daemon(parameter: str, urls: list[str], powers: Powers) -> list[str]:
+    if "network" in powers.host_namespaces:
+        return []
+    return [f"{parameter}={url!r} is not allowed: the daemon would fetch it from the host's network (as the host "
+            "network power allows)" for url in urls]
 
 
 def volume_create(body: Body, _query: Query, powers: Powers) -> list[str]:
@@ -330,12 +373,27 @@ def plugin_install(_body: Body, _query: Query, powers: Powers) -> list[str]:
             "declare (plugins)"]
 
 
+_BRIDGE_NAME = "com.docker.network.bridge.name"
+
+
 def network_create(body: Body, _query: Query, powers: Powers) -> list[str]:
     """macvlan, ipvlan and the like put containers on the host's own links: drivers are allowed by name."""
     driver = _text(body.get("Driver")) or "bridge"
-    if driver in powers.network_drivers:
+    found = [] if driver in powers.network_drivers else \
+        [f"network driver {driver!r} is not allowed (allowed: {', '.join(powers.network_drivers)})"]
+    if _dict(body.get("Options")).get(_BRIDGE_NAME) is not None and "network" not in powers.host_namespaces:
+        found.append(f"naming the bridge ({_BRIDGE_NAME}) is not allowed: a name the host already has joins the "
+                     "container to that host bridge (as the host network power allows)")
+    return found
+
+
+def swarm_control(_body: Body, _query: Query, powers: Powers) -> list[str]:
+    """Making, joining, leaving or changing a swarm, changing its nodes, or reading its join tokens
+    (``GET /swarm``) or unlock key: a manager's tokens let another machine join and be given every service."""
+    if powers.swarm:
         return []
-    return [f"network driver {driver!r} is not allowed (allowed: {', '.join(powers.network_drivers)})"]
+    return ["controlling the swarm (init, join, leave, update, unlock, nodes) or reading its join tokens is not "
+            "allowed (swarm)"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,10 +413,15 @@ _ENDPOINTS: tuple[tuple[str, re.Pattern[str], BodyCheck], ...] = (
     ("POST", re.compile(r"/services/create"), BodyCheck(service_spec)),
     ("POST", re.compile(r"/services/[^/]+/update"), BodyCheck(service_spec)),
     ("POST", re.compile(r"/build"), BodyCheck(build, reads_body=False)),
+    ("POST", re.compile(r"/images/create"), BodyCheck(image_import, reads_body=False)),
     ("POST", re.compile(r"/volumes/create"), BodyCheck(volume_create)),
     ("POST", re.compile(r"/networks/create"), BodyCheck(network_create)),
     ("POST", re.compile(r"/plugins/(?:pull|create)"), BodyCheck(plugin_install, reads_body=False)),
     ("POST", re.compile(r"/plugins/.+/(?:upgrade|set)"), BodyCheck(plugin_install, reads_body=False)),
+    ("POST", re.compile(r"/swarm/(?:init|join|leave|update|unlock)"), BodyCheck(swarm_control, reads_body=False)),
+    ("GET", re.compile(r"/swarm(?:/unlockkey)?"), BodyCheck(swarm_control, reads_body=False)),
+    ("POST", re.compile(r"/nodes/[^/]+/update"), BodyCheck(swarm_control, reads_body=False)),
+    ("DELETE", re.compile(r"/nodes/[^/]+"), BodyCheck(swarm_control, reads_body=False)),
 )
 
 

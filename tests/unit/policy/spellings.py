@@ -89,6 +89,11 @@ SPELLINGS: tuple[Spelling, ...] = (
       for options in ({"type": "overlay", "device": "overlay", "o": "lowerdir=/etc,upperdir=/tmp/u,workdir=/tmp/w"},
                       {"type": "proc", "device": "proc"}, {"type": "ext4", "device": "/dev/sda1"},
                       {"type": "nfs", "device": ":/", "o": "addr=127.0.0.1"})),
+    _s("log-driver", "LogConfig syslog", lambda i: _hc(i)["LogConfig"]["Type"] == "syslog",
+       {"LogConfig": {"Type": "syslog", "Config": {"syslog-address": "udp://127.0.0.1:514"}}}),
+    _s("cgroup-parent", "CgroupParent /", lambda i: _hc(i)["CgroupParent"] == "/", {"CgroupParent": "/"}),
+    _s("unconfined", "disable (label=disable to dockerd)", lambda i: "disable" in (_hc(i)["SecurityOpt"] or []),
+       {"SecurityOpt": ["disable"]}),
     _s("volumes-from", "VolumesFrom", lambda i: bool(_hc(i)["VolumesFrom"]), {"VolumesFrom": ["{victim}"]}),
     *(_s("unconfined", opt, lambda i, o=opt: o in (_hc(i)["SecurityOpt"] or []), {"SecurityOpt": [opt]})
       for opt in ("seccomp=unconfined", "seccomp:unconfined", "apparmor=unconfined", "apparmor:unconfined",

@@ -27,6 +27,7 @@ GRANTING = {
     "bind": Powers(bind_sources=("/etc",)), "volumes-from": Powers(volumes_from=True),
     "unconfined": Powers(unconfined=True), "runtime": Powers(runtimes=("", "runc", "io.containerd.runc.v2")),
     "sysctl": Powers(sysctls=("net.ipv4.*",)), "root": Powers(root=True), "volume-mounts": Powers(volume_mounts=True),
+    "log-driver": Powers(log_drivers=("", "json-file", "syslog")), "cgroup-parent": Powers(unconfined=True),
     **{f"host-{ns}": Powers(host_namespaces=frozenset({ns})) for ns in ("network", "pid", "ipc", "uts", "userns", "cgroup")},
 }
 
@@ -213,3 +214,97 @@ def test_volume_mounts_and_plugins_are_written_like_the_other_powers():
                           "    powers: {volume_mounts: true, plugins: true}\n", "policy.yml")
     assert policy.profiles[0].powers.volume_mounts and policy.profiles[0].powers.plugins
     assert not Powers().volume_mounts and not Powers().plugins
+
+
+def test_log_drivers_that_send_from_the_host_need_listing():
+    def create(driver: str) -> dict:
+        return {"Image": "x", "HostConfig": {"LogConfig": {"Type": driver}}}
+
+    for driver in ("syslog", "gelf", "fluentd", "splunk", "awslogs"):
+        assert container_create(create(driver), {}, Powers()), driver
+    for driver in ("", "json-file", "local", "none"):
+        assert container_create(create(driver), {}, Powers()) == [], driver
+    service = {"TaskTemplate": {"ContainerSpec": {"Image": "x"}, "LogDriver": {"Name": "gelf"}}}
+    assert service_spec(service, {}, Powers()) and service_spec(service, {}, Powers(log_drivers=("", "gelf"))) == []
+
+
+def test_a_build_or_import_the_daemon_fetches_needs_the_host_network():
+    from powerstrip.adapters.policy.powers import checker_for
+
+    host = Powers(host_namespaces=frozenset({"network"}))
+    for query in ({"remote": ["http://127.0.0.1:8080/context.tar"]}, {"remote": ["https://github.com/a/b.git"]},
+                  {"cgroupparent": ["/"]}):
+        assert build({}, query, Powers()), query
+    assert build({}, {"remote": ["client-session"]}, Powers()) == []
+    assert build({}, {"remote": ["http://x/c.tar"]}, host) == []
+    imports = checker_for("POST", "/images/create")
+    assert imports is not None and not imports.reads_body
+    assert imports.check({}, {"fromSrc": ["http://127.0.0.1/image.tar"]}, Powers())
+    assert imports.check({}, {"fromSrc": ["-"]}, Powers()) == imports.check({}, {"fromImage": ["busybox"]}, Powers()) == []
+
+
+def test_a_service_on_the_host_network_in_either_list_is_refused():
+    for body in ({"TaskTemplate": {"Networks": [{"Target": "host"}]}}, {"Networks": [{"Target": "HOST"}]}):
+        assert service_spec(body, {}, Powers()), body
+        assert service_spec(body, {}, Powers(host_namespaces=frozenset({"network"}))) == []
+
+
+def test_naming_the_bridge_needs_the_host_network():
+    from powerstrip.adapters.policy.powers import network_create
+
+    body = {"Name": "n", "Options": {"com.docker.network.bridge.name": "br0"}}
+    assert network_create(body, {}, Powers())
+    assert network_create(body, {}, Powers(host_namespaces=frozenset({"network"}))) == []
+    assert network_create({"Name": "n", "Options": {"com.docker.network.driver.mtu": "1400"}}, {}, Powers()) == []
+
+
+def test_swarm_control_and_its_tokens_need_the_swarm_power():
+    from powerstrip.adapters.policy.powers import checker_for
+
+    for method, path in (("POST", "/swarm/init"), ("POST", "/swarm/join"), ("POST", "/swarm/leave"),
+                         ("POST", "/swarm/update"), ("POST", "/swarm/unlock"), ("GET", "/swarm"),
+                         ("GET", "/swarm/unlockkey"), ("POST", "/nodes/abc/update"), ("DELETE", "/nodes/abc")):
+        check = checker_for(method, path)
+        assert check is not None and check.check({}, {}, Powers()), (method, path)
+        assert check.check({}, {}, Powers(swarm=True)) == []
+    assert checker_for("GET", "/nodes") is None and checker_for("GET", "/info") is None
+
+
+def test_a_profile_that_may_not_run_as_root_gets_no_new_privileges():
+    from powerstrip.adapters.policy.model import ClientMatch, Profile
+    from powerstrip.adapters.policy.mutations import mutate_create
+
+    confined = Profile("t", ClientMatch(), (), powers=Powers(root=False))
+    body = {"Image": "x", "User": "1000", "HostConfig": {"SecurityOpt": ["no-new-privileges=false", "label=x"]}}
+    assert mutate_create(confined, "/containers/create", body)["HostConfig"]["SecurityOpt"] == \
+        ["label=x", "no-new-privileges"]
+    assert mutate_create(confined, "/containers/create", {"Image": "x"})["HostConfig"] == \
+        {"SecurityOpt": ["no-new-privileges"]}
+    assert mutate_create(confined, "/containers/abc/start", {"Privileged": False})["SecurityOpt"] == ["no-new-privileges"]
+    assert mutate_create(confined, "/containers/abc/start", {}) == {}  # no start body: the create's HostConfig
+    assert mutate_create(Profile("r", ClientMatch(), ()), "/containers/create", {"Image": "x"}) == {"Image": "x"}
+
+
+def test_a_service_naming_the_host_network_by_id_is_refused():
+    """The body cannot tell an ID from a name: the adapter asks the daemon (a stand-in here) what each is."""
+    import asyncio
+
+    from powerstrip.adapters.net.docker_api import DockerError
+    from powerstrip.adapters.policy.service_networks import check_service_networks
+    from powerstrip.sdk import Reject
+
+    class Daemon:
+        networks = {"4f3c2b": {"Name": "host", "Driver": "host"}, "web": {"Name": "web", "Driver": "overlay"}}
+
+        async def call(self, method: str, path: str):
+            try:
+                return self.networks[path.rsplit("/", 1)[1]]
+            except KeyError:
+                raise DockerError(404, "network not found") from None
+
+    for body in ({"TaskTemplate": {"Networks": [{"Target": "web"}, {"Target": "4f3c2b"}]}},
+                 {"Networks": [{"Target": "4f3c2b"}]}):
+        with pytest.raises(Reject, match="the host network's ID"):
+            asyncio.run(check_service_networks(Daemon(), body))  # type: ignore[arg-type]
+    asyncio.run(check_service_networks(Daemon(), {"TaskTemplate": {"Networks": [{"Target": "web"},  # type: ignore[arg-type]
+                                                                             {"Target": "missing"}]}}))
