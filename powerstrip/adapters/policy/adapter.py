@@ -137,7 +137,7 @@ class PolicyAdapter(Adapter):
             mutated = mutate_create(profile, path, body)
             if mutated is not body:
                 request.json = body = mutated
-        query = request.query if path == "/build" else {}  # the only powers in a query: build's networkmode
+        query = request.query  # powers in a query: a build's networkmode and remote, an import's fromSrc
         if profile is None:
             decision = decide(policy, request.peer, request.method, request.target, body, query)
         else:

@@ -34,7 +34,7 @@ _FOLDS = str.maketrans({"s": "\u017f", "S": "\u017f", "k": "\u212a", "K": "\u212
 
 def _lower_keys(value):
     if isinstance(value, dict):
-        return {key.lower(): _lower_keys(item) if key not in ("Sysctls", "Options") else item
+        return {key.lower(): _lower_keys(item) if key not in ("Sysctls", "Options", "Config") else item
                 for key, item in value.items()}
     if isinstance(value, list):
         return [_lower_keys(item) for item in value]
@@ -44,8 +44,8 @@ def _lower_keys(value):
 def _folded_keys(value):
     """Keys swapped in case, with ſ for s and the Kelvin sign for k: encoding/json still matches them."""
     if isinstance(value, dict):
-        return {key.swapcase().translate(_FOLDS) if key not in ("Sysctls", "Options") else key:
-                _folded_keys(item) if key not in ("Sysctls", "Options") else item for key, item in value.items()}
+        return {key.swapcase().translate(_FOLDS) if key not in ("Sysctls", "Options", "Config") else key:
+                _folded_keys(item) if key not in ("Sysctls", "Options", "Config") else item for key, item in value.items()}
     if isinstance(value, list):
         return [_folded_keys(item) for item in value]
     return value
