@@ -107,3 +107,20 @@ def test_import_adapter_explains_what_is_wrong(tmp_path) -> None:
         import_adapter("my_hooks_mod:number", [tmp_path])
     with pytest.raises(AdapterLoadError, match="cannot import 'no_such_module_here'"):
         import_adapter("no_such_module_here:adapter", [tmp_path])
+
+
+@pytest.mark.parametrize("target", ["/containers/json?x=1#&all=1", "/build?networkmode=%zz&networkmode=host",
+                                    "/build?a=1;b=2"])
+def test_a_target_an_adapter_returns_must_read_one_way(target: str) -> None:
+    """The parameters the next hook and the daemon read must agree (powerstrip/http/params.py): an adapter that
+    makes an ambiguous target has failed, as one that makes an ambiguous body."""
+    rewriter = Adapter("rewriter")
+
+    @rewriter.pre("* /*")
+    def rewrite(request: Request) -> None:
+        request.target = target
+
+    run, specs = chain_of((AdapterSpec("r", "python:x:y"), rewriter))
+    with pytest.raises(ChainStopped) as stopped:
+        asyncio.run(run.pre(specs, REQUEST))
+    assert stopped.value.status == 502 and "the request it returned cannot be forwarded" in stopped.value.message
