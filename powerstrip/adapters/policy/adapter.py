@@ -40,6 +40,7 @@ from powerstrip.adapters.policy.mutations import mutate_create, redacted
 from powerstrip.adapters.policy.ownership import (
     CREATES,
     check_owner,
+    check_query_owner,
     check_references,
     scope_lists,
     stamp_build,
@@ -171,6 +172,7 @@ class PolicyAdapter(Adapter):
         if profile.owner is not None:
             if self.docker is not None:
                 await check_owner(self.docker, policy, profile, request.method, path)
+                await check_query_owner(self.docker, policy, profile, request.method, path, request)
                 if isinstance(body, dict):
                     await check_references(self.docker, policy, profile, path, body)
             scope_lists(policy, profile, request, path)

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote, urlencode
+from urllib.parse import quote, urlencode
 
 from powerstrip.adapters.net.docker_api import DockerAPI, DockerError
 from powerstrip.adapters.policy.model import Policy, Profile
@@ -57,7 +57,8 @@ async def check_owner(docker: DockerAPI, policy: Policy, profile: Profile, metho
         match = kind.path.fullmatch(path)
         if match is None or match[1] in kind.not_ids or (kind.methods is not None and method not in kind.methods):
             continue
-        name = unquote(match[1])
+        name = match[1]  # policy_path decoded the path once, as dockerd's router does: decoding again would
+        # judge another name than the one dockerd reads ('b%2541net' is dockerd's 'b%41net', not 'bAnet')
         info = await _inspect(docker, kind.inspect.format(quote(name, safe="")), name)
         if info is None:
             return  # the daemon answers the 404 itself
@@ -80,49 +81,164 @@ async def _inspect(docker: DockerAPI, path: str, name: str) -> dict[str, Any] | 
     return info if isinstance(info, dict) else None
 
 
-def referenced_containers(body: dict[str, Any]) -> list[str]:
-    """The other containers a create names: their mounts (``VolumesFrom``), their namespaces (``container:``
-    modes) and ``Links``: a scoped client may only name its own."""
-    host = body.get("HostConfig") if isinstance(body.get("HostConfig"), dict) else {}
-    found = [str(item).split(":", 1)[0] for item in host.get("VolumesFrom") or []]
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _host(body: dict[str, Any], start: bool) -> dict[str, Any]:
+    """The HostConfig of a create body, or the body itself for a legacy start (API < 1.24 takes a HostConfig
+    as the start body, and dockerd 20.10 applies it: links, modes, mounts)."""
+    return body if start else _dict(body.get("HostConfig"))
+
+
+def _endpoints(body: dict[str, Any], start: bool) -> dict[str, Any]:
+    return {} if start else _dict(_dict(body.get("NetworkingConfig")).get("EndpointsConfig"))
+
+
+def _link_names(links: Any) -> list[str]:
+    return [str(link).split(":", 1)[0].lstrip("/") for link in _list(links)]
+
+
+def referenced_containers(body: dict[str, Any], start: bool = False) -> list[str]:
+    """The other containers a create (or, ``start``, a legacy start's HostConfig body) names: their mounts
+    (``VolumesFrom``), their namespaces (``container:`` modes) and ``Links`` (also an endpoint's): a scoped
+    client may only name its own."""
+    host = _host(body, start)
+    found = [str(item).split(":", 1)[0] for item in _list(host.get("VolumesFrom"))]
     found += [str(host.get(field))[len("container:"):] for field in ("NetworkMode", "PidMode", "IpcMode", "Cgroup")
               if str(host.get(field) or "").startswith("container:")]
-    found += [str(link).split(":", 1)[0].lstrip("/") for link in host.get("Links") or []]
-    return [name for name in found if name]
+    found += _link_names(host.get("Links"))
+    for endpoint in _endpoints(body, start).values():
+        found += _link_names(_dict(endpoint).get("Links"))
+    return list(dict.fromkeys(name for name in found if name))  # each judged once
 
 
 _DAEMON_NETWORKS = ("", "default", "bridge", "host", "none")  # no owner; host/none are judged as powers
 
 
-def referenced_networks(body: dict[str, Any]) -> list[str]:
-    """The user-defined networks a create attaches to: ``NetworkMode`` and ``NetworkingConfig`` endpoints."""
-    host = body.get("HostConfig") if isinstance(body.get("HostConfig"), dict) else {}
+def referenced_networks(body: dict[str, Any], start: bool = False) -> list[str]:
+    """The user-defined networks a create (or, ``start``, a legacy start's HostConfig body) attaches to:
+    ``NetworkMode`` and the ``NetworkingConfig`` endpoints, by name and by ``NetworkID`` (dockerd's
+    getNetworkID prefers an endpoint's NetworkID to its name: every one is judged)."""
+    host = _host(body, start)
     mode = str(host.get("NetworkMode") or "")
-    networking = body.get("NetworkingConfig") if isinstance(body.get("NetworkingConfig"), dict) else {}
     names = [mode] if not mode.startswith("container:") else []
-    names += [str(name) for name in (networking.get("EndpointsConfig") or {})]
-    return [name for name in names if name not in _DAEMON_NETWORKS]
+    for name, endpoint in _endpoints(body, start).items():
+        names += [str(name), str(_dict(endpoint).get("NetworkID") or "")]
+    return list(dict.fromkeys(name for name in names if name not in _DAEMON_NETWORKS))
+
+
+def referenced_volumes(host: dict[str, Any]) -> list[str]:
+    """The named volumes a HostConfig (or a service's ContainerSpec, with ``Mounts`` alone) mounts: a ``Binds``
+    entry whose source is not a path (``vol:/x``; Linux dockerd takes a source that is not absolute for a
+    volume name, and a lone ``/x`` is an anonymous volume), and ``Mounts`` of type volume with a ``Source``."""
+    found = []
+    for bind in _list(host.get("Binds")):
+        parts = str(bind).split(":")
+        if len(parts) >= 2 and not parts[0].startswith("/"):
+            found.append(parts[0])
+    for mount in _list(host.get("Mounts")):
+        mount = _dict(mount)
+        if str(mount.get("Type") or "").lower() == "volume":  # lowered as the powers check does
+            found.append(str(mount.get("Source") or ""))
+    return list(dict.fromkeys(name for name in found if name))
+
+
+_START = re.compile(r"/containers/[^/]+/start")
+_CONNECT = re.compile(r"/networks/[^/]+/(?:dis)?connect")
+_SERVICE = re.compile(r"/services/(?:create|[^/]+/update)")
+_REFERENCE_INSPECT: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
+    "container": ("/containers/{}/json", _config_labels),
+    "network": ("/networks/{}", lambda i: i.get("Labels")),
+    "volume": ("/volumes/{}", lambda i: i.get("Labels")),
+}
+
+
+def references(path: str, body: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (kind, name) pairs of the other objects a request body names, each to be the profile's own."""
+    if path == "/containers/create" or _START.fullmatch(path):
+        start = path != "/containers/create"
+        return ([("container", name) for name in referenced_containers(body, start)]
+                + [("network", name) for name in referenced_networks(body, start)]
+                + [("volume", name) for name in referenced_volumes(_host(body, start))])
+    if _CONNECT.fullmatch(path):
+        wanted = [("container", body["Container"])] if isinstance(body.get("Container"), str) else []
+        endpoint = _dict(body.get("EndpointConfig"))
+        wanted += [("container", name) for name in _link_names(endpoint.get("Links")) if name]
+        if endpoint.get("NetworkID"):  # preferred to the path's network by dockerd's getNetworkID
+            wanted.append(("network", str(endpoint["NetworkID"])))
+        return wanted
+    if _SERVICE.fullmatch(path):
+        spec = _dict(_dict(body.get("TaskTemplate")).get("ContainerSpec"))
+        return [("volume", name) for name in referenced_volumes({"Mounts": spec.get("Mounts")})]
+    return []
 
 
 async def check_references(docker: DockerAPI, policy: Policy, profile: Profile, path: str,
                            body: dict[str, Any]) -> None:
-    """A create, or a network connect, may name only the profile's own containers and networks; one that is
-    another owner's or does not exist is refused alike (403: a 404 would send the docker CLI off to pull the
-    image, and the two answers must not tell which names exist)."""
-    if path == "/containers/create":
-        wanted = [("container", name) for name in referenced_containers(body)]
-        wanted += [("network", name) for name in referenced_networks(body)]
-    elif re.fullmatch(r"/networks/[^/]+/(?:dis)?connect", path) and isinstance(body.get("Container"), str):
-        wanted = [("container", body["Container"])]
-    else:
-        return
-    for kind, name in wanted:
-        inspect = f"/containers/{quote(name, safe='')}/json" if kind == "container" else f"/networks/{quote(name, safe='')}"
-        info = await _inspect(docker, inspect, name)
-        labels = (_config_labels(info) if kind == "container" else info.get("Labels")) if info else None
-        if (labels or {}).get(policy.owner_label) != profile.owner:
+    """A create, a legacy start's HostConfig body, a network connect or a service may name only the profile's
+    own containers, networks and volumes; one that is another owner's or does not exist is refused alike (403:
+    a 404 would send the docker CLI off to pull the image, and the two answers must not tell which names
+    exist). A named volume that does not exist would be created by dockerd without the owner label, so it is
+    refused too: the profile creates it first (``docker volume create``)."""
+    for kind, name in references(path, body):
+        inspect, labels_of = _REFERENCE_INSPECT[kind]
+        info = await _inspect(docker, inspect.format(quote(name, safe="")), name)
+        if ((labels_of(info) if info else None) or {}).get(policy.owner_label) != profile.owner:
+            hint = " (create a volume with this profile before mounting it)" if kind == "volume" else ""
             raise Reject(403, f"policy (profile {profile.name!r}): {kind} {name!r} named in the request is not one "
-                              "of this profile's")
+                              f"of this profile's{hint}")
+
+
+async def check_query_owner(docker: DockerAPI, policy: Policy, profile: Profile, method: str, path: str,
+                            request: Request) -> None:
+    """The objects a query names: ``POST /commit?container=x`` commits container ``x`` (another owner's is
+    answered dockerd's 404, as by path), and a tag being moved — ``POST /images/{name}/tag?repo=&tag=``,
+    ``POST /commit?repo=&tag=``, ``POST /build?t=`` — must not name an existing image that is not the
+    profile's (403), or another owner's image would be replaced under its name. dockerd reads the first
+    value of ``container``, ``repo`` and ``tag`` (every ``t``): every value is judged."""
+    if method != "POST" or not (path in ("/commit", "/build") or _TAG.fullmatch(path)):
+        return
+    query = request.query
+    if path == "/commit":
+        for name in query.get("container") or ():
+            if not name:
+                continue
+            info = await _inspect(docker, f"/containers/{quote(name, safe='')}/json", name)
+            if info is not None and (_config_labels(info) or {}).get(policy.owner_label) != profile.owner:
+                raise Reject(404, f"No such container: {name}")
+    for reference in moved_tags(path, query):
+        info = await _inspect(docker, f"/images/{quote(reference, safe='')}/json", reference)
+        if info is not None and (_config_labels(info) or {}).get(policy.owner_label) != profile.owner:
+            raise Reject(403, f"policy (profile {profile.name!r}): the tag {reference!r} names an image that is not "
+                              "one of this profile's: moving it is not allowed")
+
+
+_TAG = re.compile(r"/images/.+/tag")
+
+
+def moved_tags(path: str, query: dict[str, list[str]]) -> list[str]:
+    """The image references a request (re)points at a new image, as dockerd's TagImage forms them: ``repo``
+    with ``tag`` replacing its own tag, or ``repo`` as given (``:latest`` when it has neither tag nor digest)."""
+    if path == "/build":
+        return [_reference(name, "") for name in query.get("t") or () if name]
+    if path == "/commit" or _TAG.fullmatch(path):
+        return [_reference(repo, tag) for repo in query.get("repo") or () if repo
+                for tag in query.get("tag") or [""]]
+    return []
+
+
+def _reference(repo: str, tag: str) -> str:
+    name, at, digest = repo.partition("@")
+    head, slash, last = name.rpartition("/")
+    bare = head + slash + last.split(":", 1)[0]
+    if tag:
+        return f"{bare}:{tag}"
+    return repo if at or ":" in last else f"{repo}:latest"
 
 
 def stamp_build(policy: Policy, profile: Profile, request: Request) -> None:
