@@ -47,3 +47,21 @@ def exists(client: docker.DockerClient, name: str) -> bool:
     except docker.errors.NotFound:
         return False
     return True
+
+
+def remove_containers(client: docker.DockerClient, *names: str) -> None:
+    """Remove the containers a test made (force); one that is not there is no error."""
+    for name in names:
+        try:
+            client.api.remove_container(name, force=True)
+        except docker.errors.NotFound:
+            pass
+
+
+# A profile whose every request goes through the hook (an owner: no path-only shortcut), allowed everything
+OWNER_TEAM_A = """\
+    profiles:
+      - name: team-a
+        owner: team-a
+        rules: [{allow: "* /**"}]
+"""

@@ -9,6 +9,7 @@ resulting state is the oracle.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import tarfile
@@ -20,15 +21,11 @@ import pytest
 from harness import rawhttp
 from harness.cli import run_docker
 from harness.image import busybox_path
+from tests.integration.policy.conftest import OWNER_TEAM_A
 
 pytestmark = pytest.mark.docker
 
-RULES = """\
-    profiles:
-      - name: team-a
-        owner: team-a
-        rules: [{allow: "* /**"}]
-"""
+RULES = OWNER_TEAM_A
 LIMIT = 64 * 1024  # the gateway's --max-body-size: every body below is larger
 
 
@@ -68,7 +65,6 @@ def test_a_build_context_with_binary_bytes_over_the_limit_is_built_and_owned(pol
         image, _ = client.images.build(fileobj=_context(blob), custom_context=True, tag=tag, rm=True)
         assert image.labels.get("powerstrip.owner") == "team-a"  # the hook still ran: it stamped the owner
         copied = daemon.containers.run(tag, ["md5sum", "/blob"], remove=True).split()[0].decode()
-        import hashlib
         assert copied == hashlib.md5(blob).hexdigest()
         # a refused build is answered without its context being read (the connection then closes)
         started = time.monotonic()

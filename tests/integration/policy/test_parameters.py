@@ -17,16 +17,11 @@ import docker
 import pytest
 
 from harness import rawhttp
-from tests.integration.policy.conftest import exists
+from tests.integration.policy.conftest import OWNER_TEAM_A, exists, remove_containers
 
 pytestmark = pytest.mark.docker
 
-RULES = """\
-    profiles:
-      - name: team-a
-        owner: team-a
-        rules: [{allow: "* /**"}]
-"""
+RULES = OWNER_TEAM_A
 
 
 def _filters(label: str) -> str:
@@ -79,11 +74,7 @@ def test_a_prune_cannot_take_its_filters_from_where_the_hooks_do_not_look(policy
         assert rawhttp.request(gw.socket_path, "POST", "/v1.41/containers/prune").status == 200
         assert exists(daemon, target)
     finally:
-        for name in (control, target):
-            try:
-                daemon.api.remove_container(name, force=True)
-            except docker.errors.NotFound:
-                pass
+        remove_containers(daemon, control, target)
 
 
 @pytest.mark.parametrize("separator", ["bad%zz", "a;b"])
@@ -149,8 +140,4 @@ def test_a_create_target_with_a_scheme_is_judged_and_refused(policy_gateway, dae
         assert via.status == 400 and "not a path" in via.json()["message"], via.body
         assert not exists(daemon, name)
     finally:
-        for each in (control, name):
-            try:
-                daemon.api.remove_container(each, force=True)
-            except docker.errors.NotFound:
-                pass
+        remove_containers(daemon, control, name)
