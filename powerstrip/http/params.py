@@ -95,6 +95,13 @@ def form_body_type(content_types: Iterable[bytes]) -> str | None:
     return None
 
 
+def check_parameters(target: str, headers: Iterable[tuple[bytes, bytes]]) -> None:
+    """``AmbiguousRequest`` unless a request to ``target`` with ``headers`` has parameters read one way:
+    its target (``check_target``) and its body (``check_form_body``, from every Content-Type header)."""
+    check_target(target)
+    check_form_body(value for name, value in headers if name.lower() == b"content-type")
+
+
 def check_form_body(content_types: Iterable[bytes]) -> None:
     """``AmbiguousRequest`` when the body is a form dockerd would read parameters from that no hook sees."""
     media_type = form_body_type(content_types)

@@ -35,7 +35,7 @@ from powerstrip.http.head import (
 )
 from powerstrip.http.machine import error_response, may_hijack, status_line
 from powerstrip.http.outcome import Outcome
-from powerstrip.http.params import AmbiguousRequest, check_form_body, check_target
+from powerstrip.http.params import AmbiguousRequest, check_parameters
 from powerstrip.http.warning import warning_lines, with_warnings
 from powerstrip.proxy.streams import (
     BodyTooLarge,
@@ -326,8 +326,7 @@ async def _streamed(
     outcome = Outcome(uid=exchange_uid())
     chain = ChainRun(adapters, outcome.hooks)
     try:
-        check_target(head.target)
-        check_form_body(value for name, value in head.headers if name.lower() == b"content-type")
+        check_parameters(head.target, head.headers)
     except AmbiguousRequest as exc:
         return await _refuse_unread(client, 400, f"powerstrip: {exc}", outcome, None)
     headers = tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in head.headers)
@@ -427,8 +426,7 @@ async def _hooked(
         await discard_input(client.reader, LINGER_BYTES, LINGER_SECONDS)
         return outcome
     try:  # parameters dockerd would read otherwise than the hooks: refused before the body is invited
-        check_target(head.target)
-        check_form_body(value for name, value in head.headers if name.lower() == b"content-type")
+        check_parameters(head.target, head.headers)
     except AmbiguousRequest as exc:
         keep_alive = head.keep_alive and head.framing is Framing.NONE
         await send_error(client, 400, f"powerstrip: {exc}", keep_alive, outcome)
