@@ -21,14 +21,14 @@ dockerd's ``FormValue`` takes the first).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from urllib.parse import unquote_to_bytes
 
 # Go's url.ParseQuery skips a pair whose escapes are invalid: '%' not followed by two hex digits.
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _PRINTABLE = re.compile(r"[\x21-\x7e]*")
-# The body types Go's net/http reads parameters from (mime.ParseMediaType lowers and trims the media type).
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# A Content-Type field whose media type is one Go's net/http reads parameters from (ParseForm, FormValue).
+_FORM_FIELD = re.compile(rb"\ncontent-type:[\t ]*(application/x-www-form-urlencoded|multipart/form-data)[\t ]*[;\r]",
+                         re.IGNORECASE)
 
 
 class AmbiguousRequest(ValueError):
@@ -45,7 +45,8 @@ def check_target(target: str) -> None:
     if not target.startswith("/"):
         raise AmbiguousRequest("the request target is not a path starting with '/' (dockerd would read a scheme "
                                "or authority off it, a hook might not); send the path alone")
-    query_params(target)
+    if "%" in _raw_query(target):  # only an escape can decode to bytes that are not UTF-8
+        query_params(target)
 
 
 def query_params(target: str) -> dict[str, list[str]]:
@@ -54,58 +55,58 @@ def query_params(target: str) -> dict[str, list[str]]:
     Keys map to their values in the order sent; a key without ``=`` has the value ``""``. Raises
     ``AmbiguousRequest`` for a target whose query Go and Python would read differently (see the module).
     """
+    params: dict[str, list[str]] = {}
+    for pair in _raw_query(target).split("&"):
+        if pair:
+            key, _, value = pair.partition("=")
+            params.setdefault(_decoded(key), []).append(_decoded(value))
+    return params
+
+
+def _raw_query(target: str) -> str:
+    """The query of ``target`` as sent, once it is known to read the same in Go and in Python."""
     if "#" in target:
         raise AmbiguousRequest("the request target has a '#', which Go reads as part of the path or query and "
-                                  "URL parsers as a fragment they drop; percent-encode it (%23)")
+                               "URL parsers as a fragment they drop; percent-encode it (%23)")
     query = target.partition("?")[2]
-    params: dict[str, list[str]] = {}
     if not query:
-        return params
+        return query
     if not _PRINTABLE.fullmatch(query):
         raise AmbiguousRequest("the query has a byte outside printable ASCII; percent-encode it")
     if ";" in query:
         raise AmbiguousRequest("the query has a ';', which Go (since 1.17) drops with its whole parameter and "
-                                  "older parsers read as a separator; percent-encode it (%3B)")
-    if _BAD_ESCAPE.search(query) is not None:
+                               "older parsers read as a separator; percent-encode it (%3B)")
+    if "%" in query and _BAD_ESCAPE.search(query) is not None:
         raise AmbiguousRequest("the query has a '%' that is not a %XX escape: dockerd would drop that parameter "
-                                  "and a hook would read it; write '%' as %25")
-    for pair in query.split("&"):
-        if not pair:
-            continue
-        key, _, value = pair.partition("=")
-        params.setdefault(_decoded(key), []).append(_decoded(value))
-    return params
+                               "and a hook would read it; write '%' as %25")
+    return query
 
 
 def _decoded(text: str) -> str:
     """One key or value: '+' is a space, %XX a byte, the bytes UTF-8 (Go keeps invalid bytes, Python would not)."""
+    if "%" not in text and "+" not in text:
+        return text
     try:
         return unquote_to_bytes(text.replace("+", " ")).decode("utf-8")
     except UnicodeDecodeError:
         raise AmbiguousRequest("a query parameter's %-escapes do not decode to UTF-8 text") from None
 
 
-def form_body_type(content_types: Iterable[bytes]) -> str | None:
-    """The media type among ``content_types`` (the values of every Content-Type header) from which Go would read
-    request parameters, else None. Go's ``Header.Get`` takes the first header; every one is checked here."""
-    for value in content_types:
-        media_type = value.split(b";", 1)[0].strip(b" \t").lower().decode("latin-1")
-        if media_type in FORM_TYPES:
-            return media_type
-    return None
+def form_body_type(head: bytes) -> str | None:
+    """The media type of a Content-Type field in request head ``head`` (CRLF line ends, as the parser keeps
+    heads) from which Go would read request parameters, else None. Go's ``Header.Get`` takes the first such
+    field and ``mime.ParseMediaType`` lowers and trims its type; every field is checked here."""
+    found = _FORM_FIELD.search(head)
+    return found[1].lower().decode("ascii") if found is not None else None
 
 
-def check_parameters(target: str, headers: Iterable[tuple[bytes, bytes]]) -> None:
-    """``AmbiguousRequest`` unless a request to ``target`` with ``headers`` has parameters read one way:
-    its target (``check_target``) and its body (``check_form_body``, from every Content-Type header)."""
+def check_parameters(target: str, head: bytes) -> None:
+    """``AmbiguousRequest`` unless a request to ``target`` with request head ``head`` has parameters that read
+    one way: its target (``check_target``), and no form body (Go would read parameters from it before the
+    query's, that no hook sees)."""
     check_target(target)
-    check_form_body(value for name, value in headers if name.lower() == b"content-type")
-
-
-def check_form_body(content_types: Iterable[bytes]) -> None:
-    """``AmbiguousRequest`` when the body is a form dockerd would read parameters from that no hook sees."""
-    media_type = form_body_type(content_types)
+    media_type = form_body_type(head)
     if media_type is not None:
         raise AmbiguousRequest(f"a {media_type} body is refused on a hooked endpoint: dockerd would read request "
-                                  "parameters from it (before the query's) that the hooks do not judge; send the "
-                                  "parameters in the query")
+                               "parameters from it (before the query's) that the hooks do not judge; send the "
+                               "parameters in the query")

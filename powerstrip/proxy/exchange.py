@@ -326,7 +326,7 @@ async def _streamed(
     outcome = Outcome(uid=exchange_uid())
     chain = ChainRun(adapters, outcome.hooks)
     try:
-        check_parameters(head.target, head.headers)
+        check_parameters(head.target, head.raw)
     except AmbiguousRequest as exc:
         return await _refuse_unread(client, 400, f"powerstrip: {exc}", outcome, None)
     headers = tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in head.headers)
@@ -426,7 +426,7 @@ async def _hooked(
         await discard_input(client.reader, LINGER_BYTES, LINGER_SECONDS)
         return outcome
     try:  # parameters dockerd would read otherwise than the hooks: refused before the body is invited
-        check_parameters(head.target, head.headers)
+        check_parameters(head.target, head.raw)
     except AmbiguousRequest as exc:
         keep_alive = head.keep_alive and head.framing is Framing.NONE
         await send_error(client, 400, f"powerstrip: {exc}", keep_alive, outcome)

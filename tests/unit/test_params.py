@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from powerstrip.http.params import AmbiguousRequest, check_form_body, check_target, form_body_type, query_params
+from powerstrip.http.params import AmbiguousRequest, check_parameters, check_target, form_body_type, query_params
 
 
 def test_parameters_in_order_with_blanks_and_plus():
@@ -59,20 +59,23 @@ def test_an_accepted_query_reads_the_same_to_python(query):
     assert params == parse_qs(query, keep_blank_values=True)
 
 
-@pytest.mark.parametrize(("values", "found"), [
-    ([b"application/x-www-form-urlencoded"], "application/x-www-form-urlencoded"),
-    ([b"  Application/X-WWW-Form-URLEncoded ; charset=utf-8"], "application/x-www-form-urlencoded"),
-    ([b"multipart/form-data; boundary=x"], "multipart/form-data"),
-    ([b"application/json", b"multipart/form-data; boundary=x"], "multipart/form-data"),  # any header, not the first
-    ([b"application/json"], None),
-    ([b"application/x-tar"], None),
-    ([b"multipart/mixed; boundary=x"], None),   # ParseMultipartForm reads form-data only
-    ([], None),
+@pytest.mark.parametrize(("fields", "found"), [
+    (b"Content-Type: application/x-www-form-urlencoded", "application/x-www-form-urlencoded"),
+    (b"content-type:\t Application/X-WWW-Form-URLEncoded ; charset=utf-8", "application/x-www-form-urlencoded"),
+    (b"Content-Type: multipart/form-data; boundary=x", "multipart/form-data"),
+    (b"Content-Type: application/json\r\nContent-Type: multipart/form-data; boundary=x", "multipart/form-data"),
+    (b"Content-Type: application/json", None),
+    (b"Content-Type: application/x-tar", None),
+    (b"Content-Type: multipart/mixed; boundary=x", None),   # ParseMultipartForm reads form-data only
+    (b"Content-Type: multipart/form-datax", None),
+    (b"X-Content-Type: multipart/form-data", None),
+    (b"X: 1", None),
 ])
-def test_form_bodies_are_found_in_every_content_type_header(values, found):
-    assert form_body_type(values) == found
+def test_form_bodies_are_found_in_every_content_type_field(fields, found):
+    head = b"POST /v1.41/containers/prune HTTP/1.1\r\nHost: d\r\n" + fields + b"\r\n\r\n"
+    assert form_body_type(head) == found
     if found is None:
-        check_form_body(values)
+        check_parameters("/v1.41/containers/prune", head)
     else:
         with pytest.raises(AmbiguousRequest, match="send the parameters in the query"):
-            check_form_body(values)
+            check_parameters("/v1.41/containers/prune", head)
