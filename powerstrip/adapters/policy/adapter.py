@@ -38,13 +38,13 @@ from powerstrip.adapters.policy.loader import PolicyError
 from powerstrip.adapters.policy.model import Concurrency, Decision, Policy, Profile, RateLimit
 from powerstrip.adapters.policy.mutations import mutate_create, redacted
 from powerstrip.adapters.policy.ownership import (
-    CREATES,
     check_owner,
     check_query_owner,
     check_references,
     scope_lists,
     stamp_build,
     stamp_owner,
+    stamped,
 )
 from powerstrip.adapters.policy.paths import policy_path
 from powerstrip.adapters.policy.powers import data_body
@@ -176,7 +176,7 @@ class PolicyAdapter(Adapter):
                 if isinstance(body, dict):
                     await check_references(self.docker, policy, profile, path, body)
             scope_lists(policy, profile, request, path)
-            if request.method == "POST" and path in CREATES and isinstance(body, dict):
+            if request.method == "POST" and stamped(path) and isinstance(body, dict):
                 request.json = stamp_owner(policy, profile, body)
             elif request.method == "POST" and path == "/build":
                 stamp_build(policy, profile, request)

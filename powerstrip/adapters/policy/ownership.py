@@ -14,15 +14,21 @@ from powerstrip.adapters.net.docker_api import DockerAPI, DockerError
 from powerstrip.adapters.policy.model import Policy, Profile
 from powerstrip.sdk import Reject, Request
 
-CREATES = ("/containers/create", "/networks/create", "/volumes/create", "/services/create")
+CREATES = ("/containers/create", "/networks/create", "/volumes/create", "/services/create", "/secrets/create",
+           "/configs/create")
 # images are shared (base images have no owner), so their list is not scoped; their prune is, so that a scoped
 # client never removes images it did not label as its own
 _SCOPED = ("/containers/json", "/networks", "/volumes", "/services", "/events", "/containers/prune",
-           "/networks/prune", "/volumes/prune", "/images/prune")
+           "/networks/prune", "/volumes/prune", "/images/prune", "/secrets", "/configs")
 
 
 def _config_labels(info: dict[str, Any]) -> Any:
     return (info.get("Config") or {}).get("Labels")
+
+
+def _spec_labels(info: dict[str, Any]) -> Any:
+    """A swarm object's labels (a service's, a secret's, a config's) are its spec's."""
+    return (info.get("Spec") or {}).get("Labels")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +47,9 @@ _KINDS = (
     _Kind(re.compile(r"/containers/([^/]+)(?:/.*)?"), "/containers/{}/json", _config_labels, "No such container: {}"),
     _Kind(re.compile(r"/networks/([^/]+)(?:/.*)?"), "/networks/{}", lambda i: i.get("Labels"), "network {} not found"),
     _Kind(re.compile(r"/volumes/([^/]+)"), "/volumes/{}", lambda i: i.get("Labels"), "get {}: no such volume"),
-    _Kind(re.compile(r"/services/([^/]+)(?:/.*)?"), "/services/{}", lambda i: (i.get("Spec") or {}).get("Labels"),
-          "service {} not found"),
+    _Kind(re.compile(r"/services/([^/]+)(?:/.*)?"), "/services/{}", _spec_labels, "service {} not found"),
+    _Kind(re.compile(r"/secrets/([^/]+)(?:/.*)?"), "/secrets/{}", _spec_labels, "secret {} not found"),
+    _Kind(re.compile(r"/configs/([^/]+)(?:/.*)?"), "/configs/{}", _spec_labels, "config {} not found"),
     # an exec instance belongs to its container's owner
     _Kind(re.compile(r"/exec/([^/]+)(?:/.*)?"), "/exec/{}/json", lambda i: i.get("ContainerID"),
           "No such exec instance: {}"),
@@ -155,6 +162,8 @@ _REFERENCE_INSPECT: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
     "container": ("/containers/{}/json", _config_labels),
     "network": ("/networks/{}", lambda i: i.get("Labels")),
     "volume": ("/volumes/{}", lambda i: i.get("Labels")),
+    "secret": ("/secrets/{}", _spec_labels),
+    "config": ("/configs/{}", _spec_labels),
 }
 
 
@@ -174,7 +183,12 @@ def references(path: str, body: dict[str, Any]) -> list[tuple[str, str]]:
         return wanted
     if _SERVICE.fullmatch(path):
         spec = _dict(_dict(body.get("TaskTemplate")).get("ContainerSpec"))
-        return [("volume", name) for name in referenced_volumes({"Mounts": spec.get("Mounts")})]
+        wanted = [("volume", name) for name in referenced_volumes({"Mounts": spec.get("Mounts")})]
+        for kind, field in (("secret", "Secrets"), ("config", "Configs")):  # swarmkit resolves the ID
+            prefix = kind.capitalize()
+            wanted += [(kind, str(_dict(item).get(f"{prefix}ID") or _dict(item).get(f"{prefix}Name") or ""))
+                       for item in _list(spec.get(field))]
+        return [(kind, name) for kind, name in wanted if name]
     return []
 
 
@@ -254,11 +268,27 @@ def stamp_build(policy: Policy, profile: Profile, request: Request) -> None:
     _set_query(request, query)
 
 
+_RELABELLED = re.compile(r"/(?:services|secrets|configs)/[^/]+/update")  # an update sends the whole spec, labels too
+
+
+def stamped(path: str) -> bool:
+    """Whether a POST to ``path`` (version-stripped) makes an object or sets its labels: its body is stamped."""
+    return path in CREATES or _RELABELLED.fullmatch(path) is not None
+
+
 def stamp_owner(policy: Policy, profile: Profile, body: dict[str, Any]) -> dict[str, Any]:
-    """The body with the owner label (the client's own label of that name cannot fake an owner)."""
+    """The body with the owner label (the client's own label of that name cannot fake an owner). A service's
+    task containers carry its ContainerSpec's labels: they are stamped too, or a service could plant containers
+    in another owner's lists."""
     if profile.owner is None:
         return body
-    return {**body, "Labels": {**(body.get("Labels") or {}), policy.owner_label: profile.owner}}
+    owned = {**body, "Labels": {**(body.get("Labels") or {}), policy.owner_label: profile.owner}}
+    template = body.get("TaskTemplate")
+    if isinstance(template, dict) and isinstance(template.get("ContainerSpec"), dict):
+        spec = template["ContainerSpec"]
+        spec = {**spec, "Labels": {**_dict(spec.get("Labels")), policy.owner_label: profile.owner}}
+        owned["TaskTemplate"] = {**template, "ContainerSpec": spec}
+    return owned
 
 
 def scope_lists(policy: Policy, profile: Profile, request: Request, path: str) -> None:

@@ -250,3 +250,41 @@ def test_a_tag_naming_another_owners_image_is_not_moved(teams, daemon, uniq, cle
             (target, answer)
     assert daemon.images.get(f"{bapp}:latest").id == theirs.id
     assert "team-a" not in json.dumps(daemon.images.get("ps-busybox:latest").labels or {})
+
+
+def test_swarm_secrets_and_configs_have_an_owner(teams, uniq):
+    """In swarm mode (made directly: the tenants lack the swarm power), team-b's secret and config carry its
+    owner label; team-a does not see them, cannot inspect, change or remove them, nor mount them in a service,
+    and cannot give its service's task containers another owner's label."""
+    a, b, direct = teams
+    status, _ = direct("POST", "/v1.41/swarm/init", {"ListenAddr": "127.0.0.1:2377", "AdvertiseAddr": "127.0.0.1"})
+    assert status == 200
+    secret, config, service = f"pol-sec-{uniq}", f"pol-conf-{uniq}", f"pol-svc-{uniq}"
+    try:
+        status, made = b("POST", "/v1.41/secrets/create", {"Name": secret, "Data": "c2VjcmV0"})
+        assert status == 201, made
+        secret_id = made["ID"]
+        assert b("POST", "/v1.41/configs/create", {"Name": config, "Data": "Y29uZmln"})[0] == 201
+        status, listed = direct("GET", "/v1.41/secrets")
+        assert [s["Spec"]["Labels"][OWNER] for s in listed if s["Spec"]["Name"] == secret] == ["team-b"]
+        assert a("GET", "/v1.41/secrets")[1] == [] and a("GET", "/v1.41/configs")[1] == []
+        assert [s["Spec"]["Name"] for s in b("GET", "/v1.41/secrets")[1]] == [secret]
+        for target in (f"/v1.41/secrets/{secret}", f"/v1.41/secrets/{secret_id}", f"/v1.41/configs/{config}"):
+            assert a("GET", target)[0] == 404 and a("DELETE", target)[0] == 404, target
+        spec = {"Name": service, "Labels": {OWNER: "team-b"},
+                "TaskTemplate": {"ContainerSpec": {"Image": "ps-busybox", "User": "1000", "Command": ["sleep", "60"],
+                                                   "Labels": {OWNER: "team-b"},
+                                                   "Secrets": [{"SecretID": secret_id, "SecretName": secret,
+                                                                "File": {"Name": "s", "UID": "0", "GID": "0",
+                                                                         "Mode": 292}}]}}}
+        status, answer = a("POST", "/v1.41/services/create", spec)
+        assert status == 403 and NOT_MINE in answer["message"], answer
+        del spec["TaskTemplate"]["ContainerSpec"]["Secrets"]
+        status, answer = a("POST", "/v1.41/services/create", spec)
+        assert status == 201, answer
+        made = direct("GET", f"/v1.41/services/{service}")[1]["Spec"]
+        assert made["Labels"][OWNER] == "team-a" and made["TaskTemplate"]["ContainerSpec"]["Labels"][OWNER] == "team-a"
+        assert direct("GET", f"/v1.41/secrets/{secret}")[0] == 200  # still there
+    finally:
+        direct("DELETE", f"/v1.41/services/{service}")
+        assert direct("POST", "/v1.41/swarm/leave?force=1")[0] == 200

@@ -210,3 +210,38 @@ def test_a_tag_of_ones_own_or_a_new_name_is_moved(adapter):
     for target in ("/v1.41/images/aimg:1/tag?repo=aimg&tag=1", "/v1.41/images/aimg:1/tag?repo=new&tag=2",
                    "/v1.41/commit?container=ac&repo=new", "/v1.41/build?t=aimg:1&t=new"):
         judge(adapter, "POST", target)
+
+
+# --- swarm secrets and configs ---------------------------------------------------------------------
+
+
+def test_a_services_secrets_and_configs_are_references():
+    spec = {"TaskTemplate": {"ContainerSpec": {"Image": "x", "Secrets": [{"SecretID": "s1", "SecretName": "n1"},
+                                                                          {"SecretName": "n2"}],
+                                               "Configs": [{"ConfigID": "c1"}, {"File": {"Name": "f"}}]}}}
+    assert references("/services/create", spec) == [("secret", "s1"), ("secret", "n2"), ("config", "c1")]
+
+
+def test_another_owners_secret_or_config_is_not_there(adapter):
+    docker = adapter.docker
+    docker.table.update({"/secrets/asec": {"Spec": {"Labels": A}}, "/secrets/bsec": {"Spec": {"Labels": B}},
+                         "/configs/bconf": {"Spec": {"Labels": B}}})
+    judge(adapter, "GET", "/v1.41/secrets/asec")
+    assert refused(adapter, "GET", "/v1.41/secrets/bsec").status == 404
+    assert refused(adapter, "DELETE", "/v1.41/configs/bconf").status == 404
+    assert refused(adapter, "POST", "/v1.41/secrets/bsec/update?version=1", {"Name": "bsec"}).status == 404
+    service = {"Name": "s", "TaskTemplate": {"ContainerSpec": {"Image": "ps-busybox", "User": "1000",
+                                                               "Secrets": [{"SecretID": "bsec"}]}}}
+    assert refused(adapter, "POST", "/v1.41/services/create", service).status == 403
+
+
+def test_secrets_configs_and_a_services_task_containers_are_stamped():
+    from powerstrip.adapters.policy.loader import parse_policy
+    from powerstrip.adapters.policy.ownership import stamp_owner, stamped
+
+    policy = parse_policy(textwrap.dedent(RULES), "policy.yml")
+    profile = policy.profiles[0]
+    assert stamped("/secrets/create") and stamped("/configs/create") and stamped("/secrets/x/update")
+    assert stamped("/services/x/update") and not stamped("/containers/x/update")
+    service = stamp_owner(policy, profile, {"Labels": B, "TaskTemplate": {"ContainerSpec": {"Labels": B}}})
+    assert service["Labels"] == A and service["TaskTemplate"]["ContainerSpec"]["Labels"] == A
