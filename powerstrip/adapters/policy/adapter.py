@@ -173,8 +173,8 @@ class PolicyAdapter(Adapter):
             if self.docker is not None:
                 await check_owner(self.docker, policy, profile, request.method, path)
                 await check_query_owner(self.docker, policy, profile, request.method, path, request)
-                if isinstance(body, dict):
-                    await check_references(self.docker, policy, profile, path, body)
+                await check_references(self.docker, policy, profile, path, body if isinstance(body, dict) else {},
+                                       request.query)
             scope_lists(policy, profile, request, path)
             if request.method == "POST" and stamped(path) and isinstance(body, dict):
                 request.json = stamp_owner(policy, profile, body)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from powerstrip.adapters.net.docker_api import DockerAPI, DockerError
 from powerstrip.adapters.policy.model import Policy, Profile
+from powerstrip.adapters.policy.powers import service_networks
 from powerstrip.sdk import Reject, Request
 
 CREATES = ("/containers/create", "/networks/create", "/volumes/create", "/services/create", "/secrets/create",
@@ -167,8 +168,16 @@ _REFERENCE_INSPECT: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
 }
 
 
-def references(path: str, body: dict[str, Any]) -> list[tuple[str, str]]:
-    """The (kind, name) pairs of the other objects a request body names, each to be the profile's own."""
+def references(path: str, body: dict[str, Any], query: Mapping[str, list[str]] | None = None) -> list[tuple[str, str]]:
+    """The (kind, name) pairs of the other objects a request body (or a build's query) names, each to be the
+    profile's own."""
+    if path == "/build":  # its RUN containers join the network (or the container's namespace) it names
+        found = []
+        for mode in (query or {}).get("networkmode") or ():
+            found += [("container", name) for name in referenced_containers({"NetworkMode": mode}, start=True)]
+            found += [("network", name) for name in referenced_networks({"NetworkMode": mode}, start=True)
+                      if name.lower() != "host"]
+        return found
     if path == "/containers/create" or _START.fullmatch(path):
         start = path != "/containers/create"
         return ([("container", name) for name in referenced_containers(body, start)]
@@ -184,6 +193,8 @@ def references(path: str, body: dict[str, Any]) -> list[tuple[str, str]]:
     if _SERVICE.fullmatch(path):
         spec = _dict(_dict(body.get("TaskTemplate")).get("ContainerSpec"))
         wanted = [("volume", name) for name in referenced_volumes({"Mounts": spec.get("Mounts")})]
+        wanted += [("network", target) for _, target in service_networks(body)
+                   if target.lower() not in (*_DAEMON_NETWORKS, "ingress")]
         for kind, field in (("secret", "Secrets"), ("config", "Configs")):  # swarmkit resolves the ID
             prefix = kind.capitalize()
             wanted += [(kind, str(_dict(item).get(f"{prefix}ID") or _dict(item).get(f"{prefix}Name") or ""))
@@ -193,13 +204,13 @@ def references(path: str, body: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 async def check_references(docker: DockerAPI, policy: Policy, profile: Profile, path: str,
-                           body: dict[str, Any]) -> None:
+                           body: dict[str, Any], query: Mapping[str, list[str]] | None = None) -> None:
     """A create, a legacy start's HostConfig body, a network connect or a service may name only the profile's
     own containers, networks and volumes; one that is another owner's or does not exist is refused alike (403:
     a 404 would send the docker CLI off to pull the image, and the two answers must not tell which names
     exist). A named volume that does not exist would be created by dockerd without the owner label, so it is
     refused too: the profile creates it first (``docker volume create``)."""
-    for kind, name in references(path, body):
+    for kind, name in references(path, body, query):
         inspect, labels_of = _REFERENCE_INSPECT[kind]
         info = await _inspect(docker, inspect.format(quote(name, safe="")), name)
         if ((labels_of(info) if info else None) or {}).get(policy.owner_label) != profile.owner:

@@ -245,3 +245,16 @@ def test_secrets_configs_and_a_services_task_containers_are_stamped():
     assert stamped("/services/x/update") and not stamped("/containers/x/update")
     service = stamp_owner(policy, profile, {"Labels": B, "TaskTemplate": {"ContainerSpec": {"Labels": B}}})
     assert service["Labels"] == A and service["TaskTemplate"]["ContainerSpec"]["Labels"] == A
+
+
+def test_a_builds_network_and_a_services_networks_are_references(adapter):
+    assert references("/build", {}, {"networkmode": ["bnet", "default", "HOST", "container:bc"]}) == [
+        ("network", "bnet"), ("container", "bc")]
+    spec = {"Networks": [{"Target": "bnet"}, {"Target": "ingress"}],
+            "TaskTemplate": {"ContainerSpec": {"Image": "x"}, "Networks": [{"Target": "host"}, {"Target": "anet"}]}}
+    assert references("/services/create", spec) == [("network", "anet"), ("network", "bnet")]
+    assert refused(adapter, "POST", "/v1.41/build?networkmode=bnet").status == 403
+    judge(adapter, "POST", "/v1.41/build?networkmode=anet")
+    service = {"Name": "s", "Networks": [{"Target": BNET_ID}],
+               "TaskTemplate": {"ContainerSpec": {"Image": "ps-busybox", "User": "1000"}}}
+    assert refused(adapter, "POST", "/v1.41/services/create", service).status == 403
