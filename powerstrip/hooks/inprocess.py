@@ -57,6 +57,11 @@ class InProcessAdapter:
         self._spec = spec
         self._adapter = adapter
 
+    def reads_body(self, method: str, target: str) -> bool:
+        """The adapter's own answer (``HeadJudge``, the SDK's ``body=False``); one without any reads every body."""
+        reads = getattr(self._adapter, "reads_body", None)
+        return True if reads is None else bool(reads(method, target))
+
     async def pre_hook(self, request: ClientRequest) -> ClientRequest:
         return await self._bounded(self._adapter.pre_hook(request))
 

@@ -31,6 +31,7 @@ Handler = TypeVar("Handler", bound=Callable[..., Any])
 class _Registration:
     patterns: tuple[Pattern, ...]
     handler: Callable[..., Any]
+    reads_body: bool = True
 
     def applies(self, method: str, path: str) -> bool:
         return any(pattern.matches(method, path) for pattern in self.patterns)
@@ -67,25 +68,38 @@ class Adapter:
         self._pre: list[_Registration] = []
         self._post: list[_Registration] = []
 
-    def pre(self, *patterns: str) -> Callable[[Handler], Handler]:
-        """Run the decorated ``handler(request)`` before the daemon, for requests matching ``patterns``."""
-        return self._register(self._pre, patterns)
+    def pre(self, *patterns: str, body: bool = True) -> Callable[[Handler], Handler]:
+        """Run the decorated ``handler(request)`` before the daemon, for requests matching ``patterns``.
+
+        ``body=False``: the handler judges the request by its head (method, target, headers, peer) and is given
+        no body (``request.body`` is None). When every pre-hook of a request's route says so (and the route has
+        no post-hook), the gateway streams the body to the daemon unbuffered: a build context, an archive, an
+        image tarball of any size or bytes. Such a handler cannot set a body."""
+        return self._register(self._pre, patterns, body)
 
     def post(self, *patterns: str) -> Callable[[Handler], Handler]:
         """Run the decorated ``handler(request, response)`` on the daemon's complete answer."""
         return self._register(self._post, patterns)
 
     @staticmethod
-    def _register(into: list[_Registration], patterns: tuple[str, ...]) -> Callable[[Handler], Handler]:
+    def _register(into: list[_Registration], patterns: tuple[str, ...], body: bool = True) -> Callable[[Handler], Handler]:
         if not patterns:
             raise ValueError('give at least one endpoint pattern, e.g. "POST /*/containers/create"')
         compiled = tuple(Pattern.compile(pattern) for pattern in patterns)
 
         def decorate(handler: Handler) -> Handler:
-            into.append(_Registration(compiled, handler))
+            into.append(_Registration(compiled, handler, body))
             return handler
 
         return decorate
+
+    def reads_body(self, method: str, target: str) -> bool:
+        """``HeadJudge``: whether a pre-handler that runs for ``method target`` needs its body (one registered
+        without ``body=False``); with none, the gateway may stream the body past this adapter."""
+        if type(self).pre_hook is not Adapter.pre_hook:
+            return True  # a subclass that reads requests its own way: its handlers are not the whole story
+        path = normalize_path(target)
+        return any(registration.reads_body for registration in self._pre if registration.applies(method, path))
 
     def _handlers(self, registrations: list[_Registration], message: ClientRequest) -> list[_Registration]:
         if not registrations:

@@ -112,3 +112,36 @@ def test_an_early_answer_ends_the_exchange_and_spends_the_connection() -> None:
 def test_the_buffered_path_whenever_a_hook_may_read_the_body(adapter, route, head) -> None:
     assert not exchange.head_alone_judges(route, {"judge": adapter}, parse_request_head(head))  # type: ignore[dict-item]
     assert exchange.head_alone_judges(Route((SPEC,), ()), {"judge": HeadOnly()}, parse_request_head(_head()))  # type: ignore[dict-item]
+
+
+def test_an_sdk_adapter_streams_what_its_handlers_judge_by_the_head() -> None:
+    """``@adapter.pre(..., body=False)``: the handler sees no body, and the body flows past it unbuffered."""
+    from powerstrip.hooks.inprocess import InProcessAdapter
+    from powerstrip.sdk import Adapter, Reject, Request
+
+    sdk = Adapter("builds")
+    seen: list[bytes | None] = []
+
+    @sdk.pre("POST /*/build", body=False)
+    def no_host_network(request: Request) -> None:
+        seen.append(request.body)
+        if "host" in request.query.get("networkmode", []):
+            raise Reject(403, "no host network")
+
+    @sdk.pre("POST /*/containers/create")
+    def judge_create(request: Request) -> None: ...
+
+    adapter = InProcessAdapter(SPEC, sdk)
+    assert not adapter.reads_body("POST", "/v1.41/build?t=a") and adapter.reads_body("POST", "/containers/create")
+    assert not adapter.reads_body("PUT", "/v1.41/containers/x/archive")  # no handler: nothing to read it for
+    to_client, to_daemon, _ = asyncio.run(_run(adapter, _head(), BODY, after=BODY))  # type: ignore[arg-type]
+    assert seen == [None] and to_daemon.endswith(BODY) and to_client == ANSWER
+    refused_head = _head().replace(b"?t=a", b"?networkmode=host")
+    to_client, to_daemon, _ = asyncio.run(_run(adapter, refused_head, BODY))  # type: ignore[arg-type]
+    assert to_client.startswith(b"HTTP/1.1 403 ") and to_daemon == b""
+
+    class Custom(Adapter):
+        async def pre_hook(self, request):  # reads requests its own way
+            return request
+
+    assert Custom("c").reads_body("POST", "/build")
