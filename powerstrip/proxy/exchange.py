@@ -343,7 +343,8 @@ async def _streamed(
                                     f"{str(exc)[:200]}); nothing was forwarded to the daemon", outcome, scope)
     if forwarded.dry_run:
         await _dry_run_answer(client, head, forwarded, outcome)
-        outcome.keep_alive = False  # the body was never read
+        outcome.keep_alive = False  # the body was never read: drained (bounded), then the connection closes
+        await discard_input(client.reader, LINGER_BYTES, LINGER_SECONDS)
         return outcome
     try:
         upstream = await link.connect()
