@@ -46,7 +46,7 @@ from powerstrip.adapters.policy.ownership import (
     stamp_owner,
     stamped,
 )
-from powerstrip.adapters.policy.paths import policy_path
+from powerstrip.adapters.policy.paths import SERVICE_SPEC, policy_path
 from powerstrip.adapters.policy.powers import data_body
 from powerstrip.adapters.policy.ratelimit import RateLimiter
 from powerstrip.adapters.policy.service_networks import check_service_networks
@@ -61,7 +61,6 @@ log = logging.getLogger("powerstrip.policy")
 REMEMBERED_WARNINGS = 1024
 FAST_DECISIONS = 4096  # cached peers and path decisions, each; cleared when full (new connections, queries)
 _INSPECT = re.compile(r"/containers/[^/]+/json")
-_SERVICE_SPEC = re.compile(r"/services/create|/services/[^/]+/update")
 
 
 def create_adapter(context: BuiltinContext) -> Adapter:
@@ -159,7 +158,7 @@ class PolicyAdapter(Adapter):
                 self._warn(request, path, limited.reason)
         if profile is None:
             return
-        if self.docker is not None and request.method == "POST" and _SERVICE_SPEC.fullmatch(path) \
+        if self.docker is not None and request.method == "POST" and SERVICE_SPEC.fullmatch(path) \
                 and isinstance(body, dict) and "network" not in profile.powers.host_namespaces \
                 and not profile.powers.unrestricted:
             try:
@@ -172,9 +171,9 @@ class PolicyAdapter(Adapter):
         if profile.owner is not None:
             if self.docker is not None:
                 await check_owner(self.docker, policy, profile, request.method, path)
-                await check_query_owner(self.docker, policy, profile, request.method, path, request)
+                await check_query_owner(self.docker, policy, profile, request.method, path, query)
                 await check_references(self.docker, policy, profile, path, body if isinstance(body, dict) else {},
-                                       request.query)
+                                       query)
             scope_lists(policy, profile, request, path)
             if request.method == "POST" and stamped(path) and isinstance(body, dict):
                 request.json = stamp_owner(policy, profile, body)

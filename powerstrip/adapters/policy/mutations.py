@@ -4,14 +4,11 @@ inspect answers."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from powerstrip.adapters.policy.model import Profile
+from powerstrip.adapters.policy.paths import LEGACY_START
 from powerstrip.adapters.policy.powers import normalise_image, split_option
-
-
-_START = re.compile(r"/containers/[^/]+/start")
 
 
 def mutate_create(profile: Profile, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -20,7 +17,7 @@ def mutate_create(profile: Profile, path: str, body: dict[str, Any]) -> dict[str
     if profile.labels and path in ("/containers/create", "/networks/create", "/volumes/create", "/services/create"):
         body = {**body, "Labels": {**(body.get("Labels") or {}), **dict(profile.labels)}}
     confine = not profile.powers.root and not profile.powers.unrestricted
-    if confine and _START.fullmatch(path) and body:
+    if confine and LEGACY_START.fullmatch(path) and body:
         return no_new_privileges(body)  # API < 1.24: the start body is the HostConfig dockerd applies
     if path != "/containers/create":
         return body

@@ -12,6 +12,7 @@ from urllib.parse import quote, urlencode
 
 from powerstrip.adapters.net.docker_api import DockerAPI, DockerError
 from powerstrip.adapters.policy.model import Policy, Profile
+from powerstrip.adapters.policy.paths import LEGACY_START, SERVICE_SPEC
 from powerstrip.adapters.policy.powers import service_networks
 from powerstrip.sdk import Reject, Request
 
@@ -156,9 +157,7 @@ def referenced_volumes(host: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(name for name in found if name))
 
 
-_START = re.compile(r"/containers/[^/]+/start")
 _CONNECT = re.compile(r"/networks/[^/]+/(?:dis)?connect")
-_SERVICE = re.compile(r"/services/(?:create|[^/]+/update)")
 _REFERENCE_INSPECT: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
     "container": ("/containers/{}/json", _config_labels),
     "network": ("/networks/{}", lambda i: i.get("Labels")),
@@ -178,7 +177,7 @@ def references(path: str, body: dict[str, Any], query: Mapping[str, list[str]] |
             found += [("network", name) for name in referenced_networks({"NetworkMode": mode}, start=True)
                       if name.lower() != "host"]
         return found
-    if path == "/containers/create" or _START.fullmatch(path):
+    if path == "/containers/create" or LEGACY_START.fullmatch(path):
         start = path != "/containers/create"
         return ([("container", name) for name in referenced_containers(body, start)]
                 + [("network", name) for name in referenced_networks(body, start)]
@@ -190,7 +189,7 @@ def references(path: str, body: dict[str, Any], query: Mapping[str, list[str]] |
         if endpoint.get("NetworkID"):  # preferred to the path's network by dockerd's getNetworkID
             wanted.append(("network", str(endpoint["NetworkID"])))
         return wanted
-    if _SERVICE.fullmatch(path):
+    if SERVICE_SPEC.fullmatch(path):
         spec = _dict(_dict(body.get("TaskTemplate")).get("ContainerSpec"))
         wanted = [("volume", name) for name in referenced_volumes({"Mounts": spec.get("Mounts")})]
         wanted += [("network", target) for _, target in service_networks(body)
@@ -220,7 +219,7 @@ async def check_references(docker: DockerAPI, policy: Policy, profile: Profile, 
 
 
 async def check_query_owner(docker: DockerAPI, policy: Policy, profile: Profile, method: str, path: str,
-                            request: Request) -> None:
+                            query: Mapping[str, list[str]]) -> None:
     """The objects a query names: ``POST /commit?container=x`` commits container ``x`` (another owner's is
     answered dockerd's 404, as by path), and a tag being moved — ``POST /images/{name}/tag?repo=&tag=``,
     ``POST /commit?repo=&tag=``, ``POST /build?t=`` — must not name an existing image that is not the
@@ -228,7 +227,6 @@ async def check_query_owner(docker: DockerAPI, policy: Policy, profile: Profile,
     value of ``container``, ``repo`` and ``tag`` (every ``t``): every value is judged."""
     if method != "POST" or not (path in ("/commit", "/build") or _TAG.fullmatch(path)):
         return
-    query = request.query
     if path == "/commit":
         for name in query.get("container") or ():
             if not name:
@@ -246,7 +244,7 @@ async def check_query_owner(docker: DockerAPI, policy: Policy, profile: Profile,
 _TAG = re.compile(r"/images/.+/tag")
 
 
-def moved_tags(path: str, query: dict[str, list[str]]) -> list[str]:
+def moved_tags(path: str, query: Mapping[str, list[str]]) -> list[str]:
     """The image references a request (re)points at a new image, as dockerd's TagImage forms them: ``repo``
     with ``tag`` replacing its own tag, or ``repo`` as given (``:latest`` when it has neither tag nor digest)."""
     if path == "/build":

@@ -14,6 +14,9 @@ from powerstrip.adapters.policy.model import PathGlob
 from powerstrip.http.paths import normalize_path
 
 _VERSION = re.compile(r"/v[0-9.]+(?=/|$)")
+# Endpoints (version-stripped policy paths) several checks and mutations single out
+LEGACY_START = re.compile(r"/containers/[^/]+/start")  # its body, below API 1.24, is a HostConfig dockerd applies
+SERVICE_SPEC = re.compile(r"/services/(?:create|[^/]+/update)")  # its body is a whole service spec
 _METHOD = re.compile(r"[A-Z]+|\*")
 
 

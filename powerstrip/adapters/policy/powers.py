@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from powerstrip.adapters.policy.model import Powers
+from powerstrip.adapters.policy.paths import LEGACY_START, SERVICE_SPEC
 
 Body = Mapping[str, Any]
 Query = Mapping[str, list[str]]
@@ -407,11 +408,10 @@ class BodyCheck:
 
 _ENDPOINTS: tuple[tuple[str, re.Pattern[str], BodyCheck], ...] = (
     ("POST", re.compile(r"/containers/create"), BodyCheck(container_create)),
-    ("POST", re.compile(r"/containers/[^/]+/start"), BodyCheck(container_start)),
+    ("POST", LEGACY_START, BodyCheck(container_start)),
     ("POST", re.compile(r"/containers/[^/]+/update"), BodyCheck(container_update)),
     ("POST", re.compile(r"/containers/[^/]+/exec"), BodyCheck(exec_create)),
-    ("POST", re.compile(r"/services/create"), BodyCheck(service_spec)),
-    ("POST", re.compile(r"/services/[^/]+/update"), BodyCheck(service_spec)),
+    ("POST", SERVICE_SPEC, BodyCheck(service_spec)),
     ("POST", re.compile(r"/build"), BodyCheck(build, reads_body=False)),
     ("POST", re.compile(r"/images/create"), BodyCheck(image_import, reads_body=False)),
     ("POST", re.compile(r"/volumes/create"), BodyCheck(volume_create)),
