@@ -8,8 +8,10 @@ candidate runs under callgrind in front of ``bench.relay_ab``'s fake daemon; the
 
 - ``GET /_ping``: the floor (``bench.floor_relay``), HAProxy, powerstrip with the access log off and on;
   powerstrip's own work is its difference to the floor.
+- ``GET /_ping`` through powerstrip with one in-process pre-hook (``bench.noop``): the hook machinery alone (no
+  body to de-frame or canonicalise).
 - ``POST /containers/create`` with the docker CLI's ~2 KiB body: HAProxy, powerstrip unhooked, powerstrip
-  with one in-process pre-hook (``bench.noop``): the hook path's instructions, canonicalisation included.
+  with one in-process pre-hook: the hook path's instructions, canonicalisation included.
 
 Instructions are not time: the kernel's share (the same system calls for every relay here) is not in
 them, and Python's interpreter runs fewer instructions per cycle than HAProxy's C. They say how much
@@ -44,7 +46,8 @@ PING = b"GET /_ping HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\n\r\n"
 _BODY = SAMPLE.read_bytes()
 CREATE = (b"POST /v1.41/containers/create?name=psb-instructions HTTP/1.1\r\nHost: bench\r\n"
           b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(_BODY)) + _BODY
-HOOK_CONFIG = f'endpoints:\n  "POST /*/containers/create":\n    pre: [noop]\nadapters:\n  noop: python:{cands.NOOP_ADAPTER}\n'
+HOOK_CONFIG = (f'endpoints:\n  "POST /*/containers/create":\n    pre: [noop]\n  "GET /_ping":\n    pre: [noop]\n'
+               f'adapters:\n  noop: python:{cands.NOOP_ADAPTER}\n')
 _TOTAL = re.compile(rb"^(?:summary|totals): (\d+)", re.M)
 
 
@@ -171,6 +174,8 @@ def run(requests: int, progress) -> list[dict]:
             started[relay.name] = relay
             rows.append({"request": request_name, "candidate": relay.name, "ir": count(relay, request, requests)})
         hooked = _start_gateway(stack, workdir, "powerstrip, in-process hook", socket_path, "warning", HOOK_CONFIG)
+        progress("instructions: GET /_ping through powerstrip with an in-process hook")
+        rows.append({"request": "GET /_ping", "candidate": hooked.name, "ir": count(hooked, PING, requests)})
         for relay in (started["haproxy"], started["powerstrip (log off)"], hooked):
             progress(f"instructions: POST /containers/create through {relay.name}")
             name = "powerstrip (unhooked)" if relay.name == "powerstrip (log off)" else relay.name

@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--hook", choices=("none", "inproc"), default="none",
+                        help="inproc: the noop SDK adapter as an in-process pre-hook on the measured endpoints")
     parser.add_argument("--native", action="store_true", help="also sample C frames (uvloop, httptools, the interpreter)")
     parser.add_argument("--out", type=Path, default=cands.BENCH_DIR / "results")
     args = parser.parse_args(argv)
@@ -76,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     raw_path = args.out / f"profile-{stamp}.txt"
     with PrivateDockerd(extra_args=("-H", f"tcp://127.0.0.1:{DAEMON_TCP_PORT}")) as dockerd:
         with netns.inside(dockerd.netns):
-            gateway = cands.powerstrip(dockerd.url, "powerstrip", "powerstrip, no matching hook",
-                                       log_level=args.log_level)
+            adapter = f"python:{cands.NOOP_ADAPTER}" if args.hook == "inproc" else None
+            gateway = cands.powerstrip(dockerd.url, "powerstrip", "powerstrip", adapter, log_level=args.log_level)
             try:
                 wrk.run(gateway.url + args.endpoint, args.connections, 2)  # warm-up
                 load: dict = {}
@@ -95,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         print(spy.stderr, file=sys.stderr)
         return 1
     result = load.get("result")
-    head = (f"# Profile of the unhooked relay {stamp}\n\nGET {args.endpoint}, c={args.connections}, "
+    what = "the relay, one in-process hook" if args.hook == "inproc" else "the unhooked relay"
+    head = (f"# Profile of {what} {stamp}\n\nGET {args.endpoint}, c={args.connections}, "
             f"{args.seconds} s under py-spy (250 Hz, --nonblocking), powerstrip --log-level {args.log_level}; "
             f"wrk: {result.rps:.0f} req/s, p50 {result.p50_us:.0f} µs\n\n" if result else "")
     md_path = raw_path.with_suffix(".md")

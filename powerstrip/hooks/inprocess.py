@@ -11,7 +11,8 @@ import asyncio
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+import types
+from collections.abc import Coroutine, Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +71,15 @@ class InProcessAdapter:
 
     async def _bounded(self, call: Any) -> Any:
         try:
-            async with asyncio.timeout(self._spec.timeout):
-                return await call
+            if type(call) is not types.CoroutineType:
+                async with asyncio.timeout(self._spec.timeout):
+                    return await call
+            try:  # its first step, at once: a handler that is a plain function ends here, no timeout to arm
+                pending = call.send(None)
+            except StopIteration as done:
+                return done.value
+            async with asyncio.timeout(self._spec.timeout):  # it waits for something: that wait is bounded
+                return await _resumed(call, pending)
         except TimeoutError:
             raise AdapterFailure(f"no answer within {self._spec.timeout:g}s", 504) from None
         except (HookRejected, AdapterFailure):
@@ -84,3 +92,23 @@ class InProcessAdapter:
         close = getattr(self._adapter, "close", None)
         if close is not None:
             await close()
+
+
+@types.coroutine
+def _resumed(call: Coroutine[Any, Any, Any], pending: Any) -> Generator[Any, Any, Any]:
+    """Go on with a coroutine stepped once outside ``await`` (it yielded ``pending``, what it waits for): each
+    value the task sends and each exception it throws (the timeout's cancellation) is passed on, as ``await``
+    would have."""
+    while True:
+        try:
+            sent = yield pending
+        except BaseException as exc:  # noqa: BLE001 - passed on to the coroutine, which decides
+            try:
+                pending = call.throw(exc)
+            except StopIteration as done:
+                return done.value
+        else:
+            try:
+                pending = call.send(sent)
+            except StopIteration as done:
+                return done.value

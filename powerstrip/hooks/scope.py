@@ -55,6 +55,11 @@ class ExchangeScope:
             self._callbacks.append(callback)
         return True
 
+    @property
+    def awaits_end(self) -> bool:
+        """Whether a callback waits for the exchange's end (so the gateway must see the answer through)."""
+        return bool(self._callbacks)
+
     def end(self) -> None:
         """The gateway's: the exchange is over. Every callback runs once, in order; one that raises is logged
         and the others still run. Idempotent."""

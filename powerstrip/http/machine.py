@@ -10,7 +10,8 @@ values: on the hot path every allocation counts, and a test records the calls ju
 
 One connection carries exchanges one after another (keep-alive). Each goes through explicit phases:
 
-    IDLE → REQUEST_HEAD → (HOOKED: the driver runs the hook path and hands the connection back)
+    IDLE → REQUEST_HEAD → (HOOKED: the driver runs the hook path and hands the connection back,
+                           or hands back the judged request to forward: ``hooked_forward``)
                         → WAIT_RESPONSE → RESPONSE_BODY → IDLE (kept alive) | CLOSED
                                         → SPLICED (101, read-until-close) → CLOSED
 
@@ -126,6 +127,17 @@ class Refusal:
 
     status: int
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """A hooked request the pre-hooks let through, handed back for the machine to forward and relay: no post-hook,
+    warning or end callback waits for its answer, so it needs no stream and no task past the hooks."""
+
+    head: RequestHead     # as the hooks left it, framed for its whole body (Content-Length)
+    body: bytes
+    keep_alive: bool      # what the client's own request head allows
+    outcome: Outcome      # the hooks' records and the exchange's uid, completed by the relay
 
 
 @functools.lru_cache(maxsize=256)  # the same refusal (a path rule's) goes out again and again
@@ -410,6 +422,26 @@ class ConnectionMachine:
         self._buffer += leftover
         self._idle()
 
+    def hooked_forward(self, judged: Judged, leftover: bytes, daemon_open: bool) -> None:
+        """The pre-hooks judged the exchange and nothing else waits for its answer: the request as they left it
+        goes to the daemon, and the answer is relayed as an unhooked exchange's (``leftover``: what the client
+        sent past its request)."""
+        head = judged.head
+        if self.phase is _CLOSED:  # the client left while the hooks ran: nothing goes to the daemon
+            judged.outcome.note, judged.outcome.keep_alive = "the client went away", False
+            self._do.finished(head, judged.outcome)
+            return
+        self._head = head
+        self._outcome = judged.outcome
+        self._keep.request(head)
+        self._keep.client = judged.keep_alive  # the client's own request decides (the judged head is HTTP/1.1)
+        self._response_started = False
+        self._daemon_ready = daemon_open
+        if leftover:
+            self._buffer += leftover
+        self.phase = _WAIT_RESPONSE
+        self._send_whole(head.raw + judged.body if judged.body else head.raw, head.method)
+
     def stop(self) -> None:
         """The gateway stops: an idle connection closes now, a busy one after its exchange."""
         self.closing = True
@@ -480,18 +512,7 @@ class ConnectionMachine:
         self.phase = _WAIT_RESPONSE
         buffer = self._buffer
         if head.framing is _F_NONE:
-            self._request_body = None
-            if self._daemon_ready or self._do.open_daemon():
-                self._daemon_ready = True
-                # on a connection that already existed: repeatable if it turns out closed (safe method)
-                self._replay = head.raw if head.method in _REPLAYABLE else None
-                self._do.send_daemon(head.raw)
-            else:
-                self._replay = None
-                self._pending.append(head.raw)
-            if self._client_eof and not buffer and self._daemon_ready:
-                self._do.half_close_daemon()
-                self._keep.spent()
+            self._send_whole(head.raw, head.method)
             return
         # a request with a body: the head waits with the body bytes that came with it, so that both go out
         # in one write (one system call, and the daemon reads the request at once); a body refused here
@@ -510,6 +531,21 @@ class ConnectionMachine:
                 buffer += rest
         if ready and self.phase is _WAIT_RESPONSE:
             self._send_pending()
+
+    def _send_whole(self, request: bytes, method: str) -> None:
+        """Forward a request that is all here (a head without a body, or a judged head with its whole body)."""
+        self._request_body = None
+        if self._daemon_ready or self._do.open_daemon():
+            self._daemon_ready = True
+            # on a connection that already existed: repeatable if it turns out closed (safe method)
+            self._replay = request if method in _REPLAYABLE else None
+            self._do.send_daemon(request)
+        else:
+            self._replay = None
+            self._pending.append(request)
+        if self._client_eof and not self._buffer and self._daemon_ready:
+            self._do.half_close_daemon()
+            self._keep.spent()
 
     def _body_bytes(self, data: bytes) -> bytes:
         """Forward the part of ``data`` that belongs to the request body; return the rest."""

@@ -26,6 +26,16 @@ class Transportish(Protocol):
 class BridgeReader(asyncio.StreamReader):
     """A StreamReader the driver feeds; ``take_rest`` hands back what the coroutine left unread."""
 
+    def take_ready(self, size: int) -> bytes | None:
+        """The next ``size`` bytes if they are already here (a body that came with its head), else None."""
+        buffer = self._buffer
+        if len(buffer) < size:
+            return None
+        data = bytes(buffer[:size])
+        del buffer[:size]
+        self._maybe_resume_transport()  # type: ignore[attr-defined]  # as a read would
+        return data
+
     def take_rest(self) -> bytes:
         rest = bytes(self._buffer)  # the stdlib keeps its buffer here; there is no public way to take it
         self._buffer.clear()

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 
 from powerstrip.http.head import MAX_HEAD_SIZE, MalformedMessage, RequestHead
-from powerstrip.http.machine import ConnectionMachine, Phase, Refusal, Timeouts, error_response
+from powerstrip.http.machine import ConnectionMachine, Judged, Phase, Refusal, Timeouts, error_response
 from powerstrip.http.outcome import Outcome, Side
 from powerstrip.proxy import exchange
 from powerstrip.proxy.addresses import Address
@@ -170,6 +170,7 @@ class ClientSide(asyncio.Protocol):
         self._started = 0.0
         self._generation = 0
         self._routed = False  # the exchange in progress matched a route (even one relayed unhooked)
+        self._judged_head: RequestHead | None = None  # the client's head of a judged exchange the machine relays
         # the last head this connection relayed unrouted, and the number of the generation that judged it: a
         # client repeating its request (the memo gives the same head object) is not judged again
         self._plain_head: RequestHead | None = None
@@ -325,6 +326,8 @@ class ClientSide(asyncio.Protocol):
     def finished(self, head: RequestHead, outcome: Outcome) -> None:
         if self._segments is not None:
             self._segments.flush()
+        if self._judged_head is not None:  # logged as the client sent it, as every hooked exchange
+            head, self._judged_head = self._judged_head, None
         self._record(head.method, head.target, outcome, self._routed, self._generation,
                      time.perf_counter() - self._started)
 
@@ -378,9 +381,14 @@ class ClientSide(asyncio.Protocol):
         bridge = self._bridge
         assert bridge is not None and self.identity is not None
         outcome = Outcome(note="the exchange did not finish")
+        judged: Judged | None = None
         try:
-            outcome = await exchange.hooked(bridge, self.identity.peer, DaemonLink(self), head, route,
-                                            generation.runtime.adapters, self.hub.settings.limits)
+            result = await exchange.hooked(bridge, self.identity.peer, DaemonLink(self), head, route,
+                                           generation.runtime.adapters, self.hub.settings.limits)
+            if isinstance(result, Judged):
+                judged = result
+            else:
+                outcome = result
         except MalformedMessage as exc:
             outcome = self._error(bridge, exc.status, f"powerstrip: {exc}", Side.CLIENT)
         except TimeoutError:
@@ -394,16 +402,21 @@ class ClientSide(asyncio.Protocol):
             log.exception("unexpected error in a hooked exchange")
             outcome = self._error(bridge, 500, "powerstrip: internal error", Side.GATEWAY)
         finally:
-            self.hub.generations.release(generation)
-            self._record(head.method, head.target, outcome, True, generation.number,
-                         time.perf_counter() - self._started)
+            self.hub.generations.release(generation)  # a judged request needs no adapter past this point
+            if judged is None:
+                self._record(head.method, head.target, outcome, True, generation.number,
+                             time.perf_counter() - self._started)
             self._bridge = None
             self.hooked_task = None
         daemon = self.daemon
         daemon_open = daemon is not None and daemon.close_bridge()
         if daemon is not None and not daemon_open:
             self.close_daemon()
-        self.machine.hooked_done(outcome.keep_alive, bridge.reader.take_rest(), daemon_open)
+        if judged is not None:
+            self._judged_head = head
+            self.machine.hooked_forward(judged, bridge.reader.take_rest(), daemon_open)
+        else:
+            self.machine.hooked_done(outcome.keep_alive, bridge.reader.take_rest(), daemon_open)
 
     @staticmethod
     def _error(bridge: Stream, status: int, message: str, side: Side) -> Outcome:

@@ -29,11 +29,12 @@ from powerstrip.http.head import (
     MalformedMessage,
     RequestHead,
     ResponseHead,
+    parse_request_head,
     parse_response_head,
     replace_headers,
     serialize_head,
 )
-from powerstrip.http.machine import error_response, may_hijack, status_line
+from powerstrip.http.machine import Judged, error_response, may_hijack, status_line
 from powerstrip.http.outcome import Outcome
 from powerstrip.http.params import AmbiguousRequest, check_parameters
 from powerstrip.http.warning import warning_lines, with_warnings
@@ -270,23 +271,25 @@ async def _collect_response_body(
     return b"".join(payload), raw_parts, None
 
 
-_UID_BASE = secrets.randbits(128)
-_UID_COUNTER = itertools.count()
-_UID_MASK = (1 << 128) - 1
+_UID_PREFIX = secrets.token_hex(8)
+_UID_COUNTER = itertools.count(secrets.randbits(63))
 
 
 def exchange_uid() -> str:
     """The id of one hooked exchange (audit, logs, protocol v2's ``uid``): 32 hex digits like a UUID's,
-    unique within the process by a counter and across processes by a random base — without the
+    unique within the process by a counter and across processes by a random prefix — without the
     system call and object a ``uuid4`` costs on every hooked request."""
-    return f"{(_UID_BASE + next(_UID_COUNTER)) & _UID_MASK:032x}"
+    return f"{_UID_PREFIX}{next(_UID_COUNTER):016x}"
 
 
 async def hooked(
     client: Stream, peer: Peer, link: DaemonLink, head: RequestHead, route: Route,
     adapters: dict[str, Adapter], limits: Limits,
-) -> Outcome:
+) -> Outcome | Judged:
     """De-frame the body, run the pre-hooks, forward exactly what they produced, run the post-hooks.
+
+    A request the pre-hooks let through with nothing left to do on its answer (no post-hook, no warning, no end
+    callback) comes back ``Judged``: the relay machine forwards it and relays the answer as an unhooked one's.
 
     The exchange's ``ExchangeScope`` ends here, in a ``finally``, exactly once however the exchange ends (an
     answer, a refusal, a client or daemon gone, a stream closed hours later, the task cancelled at the
@@ -416,14 +419,12 @@ async def _refuse_unread(client: Stream, status: int, message: str, outcome: Out
 async def _hooked(
     client: Stream, peer: Peer, link: DaemonLink, head: RequestHead, route: Route,
     adapters: dict[str, Adapter], limits: Limits, scope: ExchangeScope,
-) -> Outcome:
+) -> Outcome | Judged:
     outcome = Outcome(uid=exchange_uid())
     chain = ChainRun(adapters, outcome.hooks)
-    too_large = (f"request body larger than the gateway's limit of {limits.max_body_size} bytes; "
-                 "refused because the hooks could not see all of it")
     if head.framing is Framing.LENGTH and head.length > limits.max_body_size:
         # refused from its declared length: a client waiting for 100 Continue is not invited to send it
-        await send_error(client, 413, too_large, False, outcome)
+        await send_error(client, 413, _too_large(limits), False, outcome)
         await discard_input(client.reader, LINGER_BYTES, LINGER_SECONDS)
         return outcome
     try:  # parameters dockerd would read otherwise than the hooks: refused before the body is invited
@@ -439,11 +440,13 @@ async def _hooked(
     try:
         if head.framing is Framing.NONE:
             body = b""  # most hooked requests: nothing to wait for (and no timeout to arm)
+        elif head.framing is Framing.LENGTH and (ready := client.reader.take_ready(head.length)) is not None:
+            body = ready  # it came with its head, as most do
         else:
             async with asyncio.timeout(limits.body_timeout):
                 body = await read_body(client.reader, head.framing, head.length, limits.max_body_size)
     except BodyTooLarge:
-        await send_error(client, 413, too_large, False, outcome)
+        await send_error(client, 413, _too_large(limits), False, outcome)
         await discard_input(client.reader, LINGER_BYTES, LINGER_SECONDS)
         return outcome
     except TimeoutError:
@@ -466,6 +469,8 @@ async def _hooked(
             return await _dry_run_answer(client, head, forwarded, outcome)
         body = forwarded.body.encode("utf-8") if forwarded.body is not None else b""
         forwarded_head = _forwarded_head(head, forwarded, body)
+        if not route.post and not scope.warnings and not scope.awaits_end:
+            return Judged(parse_request_head(forwarded_head), body, head.keep_alive, outcome)
     except ChainStopped as stop:
         return await send_error(client, stop.status, stop.message, head.keep_alive, outcome, scope)
     except Exception as exc:  # noqa: BLE001 - a failure in the hook path is answered, never a dropped connection
@@ -486,6 +491,11 @@ async def _hooked(
             outcome.note, outcome.keep_alive = f"the daemon sent a malformed response ({exc})", False
             return outcome
         return await send_error(client, 502, f"the daemon sent a malformed response ({exc})", False, outcome, scope)
+
+
+def _too_large(limits: Limits) -> str:
+    return (f"request body larger than the gateway's limit of {limits.max_body_size} bytes; "
+            "refused because the hooks could not see all of it")
 
 
 async def _forward(

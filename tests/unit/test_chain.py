@@ -87,6 +87,57 @@ def test_a_slow_in_process_adapter_times_out_under_its_policy(policy: str, stops
         assert run.records[0].outcome == "ignored"
 
 
+def test_an_in_process_handler_that_waits_is_resumed_with_what_it_waited_for() -> None:
+    """The in-process call takes its first step at once (a plain handler ends there); one that waits goes on
+    under the timeout, given each value it waits for, several times over."""
+    waits = Adapter("waits")
+
+    @waits.pre(CREATE)
+    async def label(request: Request) -> None:
+        future = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(0.01, future.set_result, "late")
+        request.json["Labels"] = {"got": await future}
+        await asyncio.sleep(0)  # a bare yield to the loop
+        await asyncio.sleep(0.01)
+
+    run, specs = chain_of((AdapterSpec("waits", "python:x:y", timeout=5), waits))
+    forwarded = asyncio.run(run.pre(specs, REQUEST))
+    assert json.loads(forwarded.body)["Labels"] == {"got": "late"} and run.records[0].outcome == "ok"
+
+
+def test_an_in_process_handler_past_its_timeout_is_cancelled_inside_and_may_clean_up() -> None:
+    cleaned: list[str] = []
+    slow = Adapter("slow")
+
+    @slow.pre(CREATE)
+    async def wait(request: Request) -> None:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            cleaned.append("cancelled")
+            await asyncio.sleep(0)  # it may still wait a little while it cleans up
+            raise
+
+    run, specs = chain_of((AdapterSpec("slow", "python:x:y", timeout=0.05), slow))
+    with pytest.raises(ChainStopped) as caught:
+        asyncio.run(run.pre(specs, REQUEST))
+    assert caught.value.status == 504 and cleaned == ["cancelled"]
+
+
+def test_an_in_process_handler_that_raises_after_waiting_is_the_adapters_failure() -> None:
+    broken = Adapter("broken")
+
+    @broken.pre(CREATE)
+    async def fail(request: Request) -> None:
+        await asyncio.sleep(0.01)
+        raise KeyError("x")
+
+    run, specs = chain_of((AdapterSpec("broken", "python:x:y"), broken))
+    with pytest.raises(ChainStopped) as caught:
+        asyncio.run(run.pre(specs, REQUEST))
+    assert caught.value.status == 502 and "KeyError" in caught.value.message
+
+
 def test_debug_adapters_show_what_the_adapter_between_them_changed(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "powerstrip.debug")
     spec_in, spec_x, spec_out = AdapterSpec("in", "builtin:debug"), AdapterSpec("x", "python:x:y"), AdapterSpec("out", "builtin:debug")

@@ -15,7 +15,8 @@ from powerstrip.hooks.chain import ChainRun
 from powerstrip.hooks.inprocess import InProcessAdapter
 from powerstrip.hooks.model import ClientRequest
 from powerstrip.hooks.scope import MAX_WARNING_CHARS, MAX_WARNINGS, ExchangeScope
-from powerstrip.http.head import parse_request_head
+from powerstrip.http.head import parse_request_head, parse_response_head
+from powerstrip.http.machine import Judged
 from powerstrip.http.warning import warning_lines, warning_value, with_warnings
 from powerstrip.proxy import exchange
 from powerstrip.proxy.bridge import BridgeReader, Stream, TransportWriter
@@ -318,8 +319,31 @@ def test_a_warning_stays_with_its_own_exchange() -> None:
     """The daemon's head is parsed once and remembered (the parser's memo): adding one client's Warning headers
     must not change the remembered head that the next client, answered the same second, is sent."""
     answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n[]"
+    head = answer[:answer.index(b"\r\n\r\n") + 4]
+    remembered = parse_response_head(head, "GET")
+    written, _ = asyncio.run(_exchange(lambda: _Link(answer), _slot_taker([])))
+    assert b"Warning:" in bytes(written.data)
+    assert parse_response_head(head, "GET") is remembered and remembered.raw == head
+
+
+def test_a_request_let_through_with_nothing_to_wait_for_comes_back_judged_for_the_relay() -> None:
+    """No post-hook, warning or end callback: the pre-hooks' request goes back to the relay machine, which forwards
+    it and relays the answer; nothing is written on the hook path."""
     quiet = Adapter("quiet")
-    quiet.pre("* /*")(lambda request: None)
-    asyncio.run(_exchange(lambda: _Link(answer), _slot_taker([])))
-    written, _ = asyncio.run(_exchange(lambda: _Link(answer), quiet))
-    assert bytes(written.data) == answer
+
+    @quiet.pre("* /*")
+    def rename(request: Request) -> None:
+        request.target = request.target + "?all=1"
+
+    async def scenario() -> tuple[object, bytes]:
+        client, written = _stream()
+        head = parse_request_head(b"GET /v1.41/containers/json HTTP/1.0\r\nHost: docker\r\n\r\n")
+        result = await exchange.hooked(client, exchange.Peer(), _Link(b""), head, Route((SPEC,), ()),  # type: ignore[arg-type]
+                                       {"cap": InProcessAdapter(SPEC, quiet)}, LIMITS)
+        return result, bytes(written.data)
+
+    result, written = asyncio.run(scenario())
+    assert isinstance(result, Judged) and written == b""
+    assert result.head.raw == b"GET /v1.41/containers/json?all=1 HTTP/1.1\r\nHost: docker\r\n\r\n"
+    assert result.keep_alive is False  # the client's HTTP/1.0 head decides, not the judged HTTP/1.1 one
+    assert result.body == b"" and len(result.outcome.hooks) == 1 and result.outcome.uid

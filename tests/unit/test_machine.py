@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from powerstrip.http.head import RequestHead
-from powerstrip.http.machine import MAX_PIPELINED, ConnectionMachine, Phase, Refusal, Timeouts, Timer
+from powerstrip.http.head import RequestHead, parse_request_head
+from powerstrip.http.machine import MAX_PIPELINED, ConnectionMachine, Judged, Phase, Refusal, Timeouts, Timer
 from powerstrip.http.outcome import Outcome, Side
 
 PING = b"GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n"
@@ -514,6 +514,59 @@ def test_a_hooked_exchange_is_dispatched_and_the_connection_handed_back_with_wha
     rec.hooked = False
     m.hooked_done(keep_alive=True, leftover=PING, daemon_open=True)
     assert rec.take()[-2:] == [("dispatch", "GET", "/_ping"), ("daemon", PING)]
+
+
+CREATE = b"POST /containers/create HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}"
+JUDGED_CREATE = b"POST /containers/create?name=web HTTP/1.1\r\nContent-Length: 7\r\n\r\n"
+
+
+def _judged(keep_alive: bool = True) -> Judged:
+    return Judged(parse_request_head(JUDGED_CREATE), b'{"a":1}', keep_alive, Outcome(uid="u-1", hooks=["pre:x=ok"]))
+
+
+def test_a_judged_request_is_forwarded_whole_in_one_write_and_its_answer_relayed_with_the_hooks_records():
+    m, rec, _ = machine(hooked=True)
+    m.client_data(CREATE + PING)
+    assert m.take_buffered() == b"{}" + PING
+    rec.hooked = False
+    rec.take()
+    m.hooked_forward(_judged(), leftover=PING, daemon_open=True)
+    assert rec.take() == [("daemon", JUDGED_CREATE + b'{"a":1}')]
+    m.daemon_data(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}")
+    assert rec.take() == [("client", b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}"), ("finished", 201, True),
+                          ("dispatch", "GET", "/_ping"), ("daemon", PING)]
+    head, outcome = rec.outcomes[0]
+    assert head is not None and head.target == "/containers/create?name=web"
+    assert (outcome.uid, outcome.hooks) == ("u-1", ["pre:x=ok"])
+
+
+def test_a_judged_request_waits_for_a_new_daemon_connection_and_an_unreachable_daemon_is_a_502_with_the_records():
+    m, rec, _ = machine(hooked=True, connected=False)
+    m.client_data(CREATE)
+    rec.take()
+    m.hooked_forward(_judged(), leftover=b"", daemon_open=False)
+    assert rec.take() == [("connect",)]
+    m.daemon_failed("cannot connect")
+    assert rec.take()[-2:] == [("finished", 502, False), ("close client",)]
+    assert rec.outcomes[0][1].uid == "u-1" and rec.outcomes[0][1].fault is Side.DAEMON
+
+
+def test_a_judged_request_keeps_the_clients_own_connection_choice():
+    m, rec, _ = machine(hooked=True)
+    m.client_data(CREATE)
+    m.hooked_forward(_judged(keep_alive=False), leftover=b"", daemon_open=True)
+    m.daemon_data(OK)
+    assert rec.take()[-2:] == [("finished", 200, False), ("close client",)]
+
+
+def test_a_judged_request_whose_client_left_while_the_hooks_ran_is_not_forwarded():
+    m, rec, _ = machine(hooked=True)
+    m.client_data(CREATE)
+    m.client_lost()
+    rec.take()
+    m.hooked_forward(_judged(), leftover=b"", daemon_open=True)
+    assert rec.take() == [("finished", 0, False)]
+    assert rec.outcomes[0][1].note == "the client went away"
 
 
 def test_stop_closes_an_idle_connection_at_once_and_a_busy_one_after_its_exchange():
