@@ -90,11 +90,19 @@ class Request(JsonBody):
         super().__init__(message.body)
         self.method = message.method
         self.target = message.request
-        self.headers: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict(message.headers))
+        self._headers: CIMultiDictProxy[str] | None = None
         self.uid = message.uid
         self.dry_run = message.dry_run
         self.peer = message.peer
         self._message = message
+
+    @property
+    def headers(self) -> CIMultiDictProxy[str]:
+        """The client's headers, read-only, names case-insensitive (built when first asked for: most handlers
+        never look)."""
+        if self._headers is None:
+            self._headers = CIMultiDictProxy(CIMultiDict(self._message.headers))
+        return self._headers
 
     @property
     def path(self) -> str:
