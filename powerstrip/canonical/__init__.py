@@ -30,7 +30,7 @@ from powerstrip.canonical.decode import (
 from powerstrip.canonical.schema import Schema, Struct, api_version, engine_schema
 from powerstrip.http.paths import normalize_path
 
-__all__ = ["Ambiguous", "BodyRefused", "CanonicalBody", "Undecodable", "canonicalize", "judged_body"]
+__all__ = ["Ambiguous", "BodyRefused", "CanonicalBody", "Undecodable", "canonicalize", "judged", "judged_body"]
 
 _VERSIONED = re.compile(r"/v([0-9.]+)(/.*)\Z", re.S)
 _JSON_START = ("{", "[")
@@ -83,7 +83,12 @@ def judged_body(method: str, target: str, body: str | None) -> str | None:
     Its canonical text when it is JSON, else the body as it is; ``BodyRefused`` when dockerd would read it
     otherwise than a hook could, or not at all.
     """
+    return judged(method, target, body)[0]
+
+
+def judged(method: str, target: str, body: str | None) -> tuple[str | None, CanonicalBody | None]:
+    """``judged_body``, and the canonical body it was read as when it is JSON (its decoded value with it)."""
     if not body:
-        return body
+        return body, None
     found = canonicalize(method, normalize_path(target), body)
-    return body if found is None else found.text
+    return (body, None) if found is None else (found.text, found)

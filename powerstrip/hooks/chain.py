@@ -9,9 +9,9 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from powerstrip.canonical import BodyRefused, judged_body
+from powerstrip.canonical import BodyRefused, judged
 from powerstrip.config.model import AdapterSpec
-from powerstrip.hooks.model import Adapter, AdapterFailure, ClientRequest, HookRejected, ServerResponse
+from powerstrip.hooks.model import Adapter, AdapterFailure, ClientRequest, DecodedBody, HookRejected, ServerResponse
 from powerstrip.hooks.scope import ExchangeScope
 from powerstrip.http.params import AmbiguousRequest, check_target
 
@@ -129,10 +129,13 @@ class ChainRun:
         check_request(result)
         try:
             check_target(result.request)
-            body = judged_body(result.method, result.request, result.body)
+            body, found = judged(result.method, result.request, result.body)
         except (AmbiguousRequest, BodyRefused) as exc:
             raise AdapterFailure(f"the request it returned cannot be forwarded: {exc}") from None
-        return result if body == result.body else replace(result, body=body)
+        if found is None:
+            return result if body == result.body else replace(result, body=body, decoded=None)
+        body = result.body if body == result.body else body  # the same text: its object, which ``decoded`` names
+        return replace(result, body=body, decoded=DecodedBody(body, found.value))
 
     @staticmethod
     def _accept(spec: AdapterSpec, sent: ClientRequest, result: ClientRequest) -> ClientRequest:

@@ -8,7 +8,7 @@ the chain's result back, so a hook sees exactly the bytes that are forwarded.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from powerstrip.hooks.scope import ExchangeScope
 
@@ -38,6 +38,25 @@ class Peer:
 UNKNOWN_PEER = Peer()
 
 
+class DecodedBody:
+    """The value the gateway decoded a request body into (``powerstrip.canonical``), given to the first hook in the
+    process that reads it, and only once: that hook may change the value in place, so a later reader decodes the
+    text again. It belongs to the exact text it was decoded from; a request with another body gets nothing."""
+
+    __slots__ = ("_text", "_value")
+
+    def __init__(self, text: str, value: Any) -> None:
+        self._text: str | None = text
+        self._value = value
+
+    def take(self, text: str) -> tuple[bool, Any]:
+        """(True, the value) the first time it is asked for with its own text (the same object), else (False, None)."""
+        if self._text is None or self._text is not text:
+            return False, None
+        value, self._value, self._text = self._value, None, None
+        return True, value
+
+
 @dataclass(frozen=True, slots=True)
 class ClientRequest:
     """A request as a hook sees it: ``request`` is the target, path and query (v1 ``Request``).
@@ -46,6 +65,7 @@ class ClientRequest:
     the logs), ``dry_run``, ``peer`` and ``scope`` are context: hooks read them, the forwarded request keeps
     them. ``scope`` (``hooks.scope``) is where an adapter adds warnings for the client and learns when the
     exchange ends; it is the same object in every hook of one exchange and takes no part in comparisons.
+    ``decoded`` spares an in-process hook decoding ``body`` a second time (the gateway decoded it already).
     """
 
     method: str
@@ -56,6 +76,7 @@ class ClientRequest:
     dry_run: bool = False
     peer: Peer = UNKNOWN_PEER
     scope: ExchangeScope = field(default_factory=ExchangeScope, compare=False, repr=False)
+    decoded: DecodedBody | None = field(default=None, compare=False, repr=False)  # body's value, once (in-process)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from powerstrip.canonical import BodyRefused, judged_body
+from powerstrip.canonical import BodyRefused, judged
 from powerstrip.config.routes import Route
 from powerstrip.hooks.chain import ChainRun, ChainStopped
-from powerstrip.hooks.model import Adapter, ClientRequest, PathVerdict, Peer, ServerResponse
+from powerstrip.hooks.model import Adapter, ClientRequest, DecodedBody, PathVerdict, Peer, ServerResponse
 from powerstrip.hooks.scope import ExchangeScope
 from powerstrip.http.head import (
     Framing,
@@ -456,13 +456,14 @@ async def _hooked(
         return await send_error(client, exc.status, f"powerstrip: {exc}", False, outcome)
     try:
         headers = tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in head.headers)
-        text = judged_body(head.method, head.target, _decode(body))
+        text, found = judged(head.method, head.target, _decode(body))
     except UnicodeDecodeError:
         return await send_error(client, 400, "request body is not UTF-8 text; the hooks on this endpoint "
                                 "(protocol v1) can only be given text, so it is refused", head.keep_alive, outcome)
     except BodyRefused as refused:
         return await send_error(client, 400, f"powerstrip: {refused}", head.keep_alive, outcome)
-    request = ClientRequest(head.method, head.target, text, headers, outcome.uid, is_dry_run(head), peer, scope)
+    request = ClientRequest(head.method, head.target, text, headers, outcome.uid, is_dry_run(head), peer, scope,
+                            DecodedBody(found.text, found.value) if found is not None else None)
     try:
         forwarded = await chain.pre(route.pre, request)
         if forwarded.dry_run:

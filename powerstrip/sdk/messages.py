@@ -113,6 +113,11 @@ class Request(JsonBody):
         """The body as dockerd reads it; ``None`` only when there is no body or it is not JSON at all."""
         if not body:
             return None
+        decoded = self._message.decoded
+        if decoded is not None:
+            taken, value = decoded.take(body)  # what the gateway decoded this very text into: not decoded again
+            if taken:
+                return value
         try:
             found = canonicalize(self.method, self.path, body)
         except BodyRefused as refused:

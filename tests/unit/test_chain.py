@@ -138,6 +138,62 @@ def test_an_in_process_handler_that_raises_after_waiting_is_the_adapters_failure
     assert caught.value.status == 502 and "KeyError" in caught.value.message
 
 
+def _decoded_request(body: str) -> ClientRequest:
+    """A request as the exchange builds it: the canonical text, and the value it was decoded into."""
+    from powerstrip.canonical import judged
+    from powerstrip.hooks.model import DecodedBody
+
+    text, found = judged("POST", "/containers/create", body)
+    assert text is not None and found is not None
+    return ClientRequest("POST", "/containers/create", text, uid="u-3", decoded=DecodedBody(text, found.value))
+
+
+def test_the_first_in_process_reader_gets_the_gateways_decoding_not_a_second_one(monkeypatch) -> None:
+    import powerstrip.sdk.messages as messages
+
+    seen: list[object] = []
+    reader = Adapter("reader")
+
+    @reader.pre(CREATE)
+    def read(request: Request) -> None:
+        seen.append(request.json["Image"])
+
+    monkeypatch.setattr(messages, "canonicalize", lambda *args: pytest.fail("decoded a second time"))
+    run, specs = chain_of((AdapterSpec("reader", "python:x:y"), reader))
+    assert asyncio.run(run.pre(specs, _decoded_request('{"image": "a"}'))).body == '{"Image":"a"}'
+    assert seen == ["a"]
+
+
+def test_a_value_changed_in_place_by_a_validating_adapter_is_not_what_the_next_one_reads() -> None:
+    """The decoded value is handed out once: a validating adapter's in-place change (ignored) must not reach the
+    next adapter's view while the daemon is sent the unchanged text."""
+    seen: list[object] = []
+    meddler, reader = Adapter("meddler"), Adapter("reader")
+
+    @meddler.pre(CREATE)
+    def meddle(request: Request) -> None:
+        request.json["Image"] = "evil"
+
+    @reader.pre(CREATE)
+    def read(request: Request) -> None:
+        seen.append(request.json["Image"])
+
+    run, specs = chain_of((AdapterSpec("meddler", "python:x:y", kind="validating"), meddler),
+                          (AdapterSpec("reader", "python:x:y"), reader))
+    forwarded = asyncio.run(run.pre(specs, _decoded_request('{"Image": "good"}')))
+    assert seen == ["good"] and json.loads(forwarded.body)["Image"] == "good"
+
+
+def test_a_changed_body_is_decoded_once_more_and_its_value_handed_to_the_next_reader() -> None:
+    run, specs = chain_of((AdapterSpec("m", "python:x:y"), labeller("m")), (AdapterSpec("n", "python:x:y"), labeller("n")))
+    forwarded = asyncio.run(run.pre(specs, _decoded_request('{"Image": "a"}')))
+    assert json.loads(forwarded.body)["Labels"] == {"m": "1", "n": "1"}
+    assert forwarded.decoded is not None
+    taken, value = forwarded.decoded.take(forwarded.body)
+    assert taken and value["Labels"] == {"m": "1", "n": "1"}
+    assert forwarded.decoded.take(forwarded.body) == (False, None)  # handed out once
+
+
 def test_debug_adapters_show_what_the_adapter_between_them_changed(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "powerstrip.debug")
     spec_in, spec_x, spec_out = AdapterSpec("in", "builtin:debug"), AdapterSpec("x", "python:x:y"), AdapterSpec("out", "builtin:debug")
