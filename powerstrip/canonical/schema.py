@@ -147,6 +147,7 @@ class Endpoint:
     before: tuple[int, ...] | None = None  # decoded only for API versions below this one
 
 
+@functools.lru_cache(maxsize=64)  # a handful of versions, read on every hooked body
 def api_version(text: str) -> tuple[int, ...]:
     """moby's ``versions.compare`` reading of a version: dot-separated numbers, non-numbers as 0."""
     parts = []

@@ -7,6 +7,7 @@ the canonicaliser all match or report paths the same way.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -28,9 +29,19 @@ def normalize_path(target: str) -> str:
     which dockerd routes to ``/containers/create`` (a scheme-less reading would see ``/x:/...``).
     """
     path = target.partition("?")[0]
+    return _remembered(path) if len(path) <= _MEMO_PATH else _normalized(path)
+
+
+def _normalized(path: str) -> str:
     if not path.startswith("/"):
         path = _after_scheme(path)
     return _clean(unquote(path))
+
+
+# A hooked request's path is read several times (routes, canonicaliser, SDK) and paths repeat across requests;
+# only short ones are remembered, so that the memo stays small (1,024 × 256 characters at most).
+_MEMO_PATH = 256
+_remembered = functools.lru_cache(maxsize=1024)(_normalized)
 
 
 def _after_scheme(target: str) -> str:
