@@ -204,5 +204,6 @@ def _powers(powers: Powers) -> str:
     required += [f"cap_drop {','.join(sorted(powers.require_drop))}"] if powers.require_drop else []
     required += ["no-new-privileges"] if powers.require_no_new_privileges else []
     required += [f"images {','.join(powers.images)}"] if powers.images is not None else []
+    required += [f"host ports {powers.host_ports}"] if powers.host_ports is not None else []
     text = "host powers granted: " + (", ".join(granted) or "none")
     return text + ("; required: " + ", ".join(required) if required else "")

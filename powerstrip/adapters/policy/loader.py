@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -19,6 +20,7 @@ from powerstrip.adapters.policy.model import (
     Action,
     ClientMatch,
     Concurrency,
+    HostPorts,
     Mode,
     Policy,
     Powers,
@@ -50,7 +52,8 @@ _RULE_KEYS = ("allow", "deny", "reason", "mode")
 _POWER_BOOLS = ("unrestricted", "privileged", "join_containers", "devices", "device_requests", "volumes_from",
                 "unconfined", "require_no_new_privileges", "root", "volume_mounts", "plugins", "swarm")
 _POWER_LISTS = ("host_namespaces", "capabilities", "require_drop", "bind_sources", "runtimes", "sysctls", "images",
-                "require_limits", "network_drivers", "log_drivers")
+                "require_limits", "network_drivers", "log_drivers", "host_ports")
+_PORT_RANGE = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?")
 _BOOL = "tag:yaml.org,2002:bool"
 T = TypeVar("T")
 
@@ -274,9 +277,28 @@ def _powers(node: Node, what: str, report: _Report) -> Powers | None:
             found[key] = tuple(value.rstrip("/") or "/" for value, _ in values)
         elif key in ("runtimes", "log_drivers"):
             found[key] = tuple(value for value, _ in values) + ("",)  # the daemon's default
+        elif key == "host_ports":
+            found[key] = _host_ports(values, what, report)
         else:
             found[key] = tuple(value for value, _ in values)
     return Powers(**found)
+
+
+def _host_ports(values: list[tuple[str, Node]], what: str, report: _Report) -> HostPorts:
+    """``host_ports: [8080, "8000-8999", ephemeral]``: ports, inclusive ranges, and ``ephemeral`` for the ports the
+    daemon picks; an empty list allows none."""
+    ranges: list[tuple[int, int]] = []
+    ephemeral = False
+    for value, item in values:
+        match = _PORT_RANGE.fullmatch(value.strip())
+        if value.strip() == "ephemeral":
+            ephemeral = True
+        elif match is None or not 1 <= int(match[1]) <= int(match[2] or match[1]) <= 65535:
+            report.error(item, f"{what}: host_ports: {value!r} is not a port (1-65535), a range such as 8000-8999, "
+                         "or ephemeral")
+        else:
+            ranges.append((int(match[1]), int(match[2] or match[1])))
+    return HostPorts(tuple(ranges), ephemeral)
 
 
 def _rate(entry: tuple[Node, Node], what: str, source: str, report: _Report) -> RateLimit | None:

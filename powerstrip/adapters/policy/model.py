@@ -61,6 +61,30 @@ class ClientMatch:
 
 
 @dataclass(frozen=True, slots=True)
+class HostPorts:
+    """The host ports a profile's containers may publish: inclusive ranges, and whether ports the daemon (or the
+    swarm) picks itself (``-p 80``, ``-P``: never a port the client chose)."""
+
+    ranges: tuple[tuple[int, int], ...] = ()
+    ephemeral: bool = False
+
+    def covers(self, start: int, end: int) -> bool:
+        """Whether every port from ``start`` to ``end`` is in the ranges (they may overlap or touch)."""
+        needed = start
+        for low, high in sorted(self.ranges):
+            if low > needed:
+                break
+            needed = max(needed, high + 1)
+            if needed > end:
+                return True
+        return needed > end
+
+    def __str__(self) -> str:
+        shown = [str(low) if low == high else f"{low}-{high}" for low, high in self.ranges]
+        return ", ".join(shown + (["ephemeral"] if self.ephemeral else [])) or "none"
+
+
+@dataclass(frozen=True, slots=True)
 class Powers:
     """What a create/exec/service/build/volume body may ask of the host. The defaults allow none of the
     host powers; ``unrestricted`` (socket-proxy compatibility) checks no body at all."""
@@ -87,6 +111,7 @@ class Powers:
     plugins: bool = False  # plugin pull, create, upgrade, set
     swarm: bool = False  # swarm init/join/leave/update/unlock, node changes, GET /swarm (join tokens)
     log_drivers: tuple[str, ...] = ("", "json-file", "local", "none")  # LogConfig.Type ("" the daemon's default)
+    host_ports: HostPorts | None = None  # published host ports (PortBindings, PublishAllPorts, services); None: any
 
 
 

@@ -78,11 +78,61 @@ def host_config_violations(host: Mapping[str, Any], powers: Powers) -> list[str]
         if not any(fnmatch.fnmatchcase(str(name), glob) for glob in powers.sysctls):
             found.append(f"sysctl {name!r} is not allowed")
     found += _limits(host, powers)
+    found += _published_ports(host, powers)
     found += log_driver_violations(_text(_dict(host.get("LogConfig")).get("Type")), powers)
     if _text(host.get("CgroupParent")) and not powers.unconfined:
         found.append(f"CgroupParent {_text(host.get('CgroupParent'))!r} is not allowed: it takes the container out "
                      "of the daemon's cgroup parent and its limits")
     return found
+
+
+def _published_ports(host: Mapping[str, Any], powers: Powers) -> Iterator[str]:
+    """Host ports a container would take (``PortBindings``, ``PublishAllPorts``) that ``host_ports`` does not
+    list: privileged ports, and any address of the host's, its loopback included."""
+    allowed = powers.host_ports
+    if allowed is None:
+        return
+    for container_port, bindings in _dict(host.get("PortBindings")).items():
+        for binding in _list(bindings):
+            text = _text(_dict(binding).get("HostPort"))
+            span = host_port_range(text)
+            if span is None:
+                yield f"host port {text!r} (for {container_port}) cannot be read as dockerd reads it"
+            elif span == (0, 0):
+                if not allowed.ephemeral:
+                    yield f"publishing {container_port} on a port the daemon picks is not allowed (host ports: {allowed})"
+            elif not allowed.covers(*span):
+                shown = str(span[0]) if span[0] == span[1] else f"{span[0]}-{span[1]}"
+                yield f"host port {shown} (for {container_port}) is not allowed (host ports: {allowed})"
+    if host.get("PublishAllPorts") is True and not allowed.ephemeral:
+        yield f"publishing every exposed port (PublishAllPorts) is not allowed (host ports: {allowed})"
+
+
+def host_port_range(host_port: str) -> tuple[int, int] | None:
+    """A binding's ``HostPort`` as dockerd reads it (go-connections' ``NewPort(SplitProtoPort(...))``): the first
+    and last port, ``(0, 0)`` for a port the daemon picks, None for what dockerd refuses. Go keeps what is before a
+    ``/`` (``80/udp`` is 80, but ``/80`` is empty: a port the daemon picks), and of a range its first two parts
+    (``80-80-9999`` is 80 to 80); each number as ``strconv.ParseUint(s, 10, 16)``: ASCII digits, leading zeros
+    allowed, at most 65535."""
+    parts = host_port.split("/")
+    port = host_port if len(parts) == 1 else parts[0]
+    if not port:
+        return 0, 0
+    if "-" not in port:
+        number = _go_uint16(port)
+        return None if number is None else (number, number)
+    first, second = port.split("-")[:2]
+    start, end = _go_uint16(first), _go_uint16(second)
+    if start is None or end is None or end < start:
+        return None
+    return start, end
+
+
+def _go_uint16(text: str) -> int | None:
+    if not text or not text.isascii() or not text.isdigit():
+        return None
+    number = int(text)
+    return number if number <= 65535 else None
 
 
 def log_driver_violations(driver: str, powers: Powers) -> list[str]:
@@ -322,6 +372,25 @@ def service_spec(body: Body, _query: Query, powers: Powers) -> list[str]:
         found += [f"the host network ({where} Target {target!r}) is not allowed"
                   for where, target in service_networks(body) if target.lower() == "host"]
     found += log_driver_violations(_text(_dict(template.get("LogDriver")).get("Name")), powers)
+    found += _service_ports(body, powers)
+    return found
+
+
+def _service_ports(body: Body, powers: Powers) -> list[str]:
+    """A service's ``EndpointSpec.Ports``: its ``PublishedPort`` is taken on every node (the routing mesh, or the
+    node the task runs on in ``host`` mode); 0 or none lets the swarm pick one."""
+    allowed = powers.host_ports
+    if allowed is None:
+        return []
+    found = []
+    for port in _list(_dict(body.get("EndpointSpec")).get("Ports")):
+        published = _dict(port).get("PublishedPort")
+        number = published if isinstance(published, int) and not isinstance(published, bool) else 0
+        if number == 0:
+            if not allowed.ephemeral:
+                found.append(f"publishing a port the swarm picks is not allowed (host ports: {allowed})")
+        elif not allowed.covers(number, number):
+            found.append(f"published port {number} is not allowed (host ports: {allowed})")
     return found
 
 

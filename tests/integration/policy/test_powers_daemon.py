@@ -27,6 +27,7 @@ RULES = """\
           - allow: "* /**"
         powers:
           root: false
+          host_ports: ["1024-65535"]
 """
 LAYOUTS = ("canonical", "lower-keys", "folded-keys", "legacy-top-level", "repeated-key")
 _FOLDS = str.maketrans({"s": "\u017f", "S": "\u017f", "k": "\u212a", "K": "\u212a"})  # Go's EqualFold: ſ=s, K=k
@@ -113,7 +114,8 @@ def test_a_body_within_the_profile_is_created(policy_gateway, daemon, uniq):
     gw = policy_gateway(RULES)
     name = f"pol-ok-{uniq}"
     body = json.dumps({"Image": "ps-busybox", "Cmd": ["true"], "User": "1000:1000",
-                       "HostConfig": {"CapDrop": ["ALL"], "Memory": 16 << 20, "Binds": [f"vol-{uniq}:/data"]}})
+                       "HostConfig": {"CapDrop": ["ALL"], "Memory": 16 << 20, "Binds": [f"vol-{uniq}:/data"],
+                                      "PortBindings": {"80/tcp": [{"HostPort": "18080"}]}}})
     reply = create(gw.socket_path, name, body)
     try:
         assert reply.status == 201, reply.body

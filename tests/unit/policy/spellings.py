@@ -105,5 +105,17 @@ SPELLINGS: tuple[Spelling, ...] = (
     _s("sysctl", "Sysctls", lambda i: bool(_hc(i)["Sysctls"]), {"Sysctls": {"net.ipv4.ip_forward": "1"}}),
     *(_s("root", user, lambda i, u=user: i["Config"]["User"] == u, None, User=user)
       for user in ("0", "00", "+0", "0:0", "root", "root:root", "0:1000")),
+    # a privileged host port (or one the daemon picks) as go-connections' nat reads HostPort: before a "/", the
+    # first two parts of a range, leading zeros; "/80" is no port at all to it (the daemon picks one)
+    *(_s("host-port", f"HostPort {text!r}", lambda i, t=text: t in _host_ports(i),
+         {"PortBindings": {"80/tcp": [{"HostIp": address, "HostPort": text}]}})
+      for text, address in (("80", ""), ("0080", ""), ("80/udp", ""), ("80/", ""), ("79-81", ""),
+                            ("80-80-9999", ""), ("22", "127.0.0.1"), ("/80", ""), ("", ""))),
+    _s("host-port", "PublishAllPorts", lambda i: _hc(i)["PublishAllPorts"] is True, {"PublishAllPorts": True}),
 )
+
+
+def _host_ports(inspect: dict[str, Any]) -> list[str]:
+    return [binding.get("HostPort", "") for bindings in (_hc(inspect).get("PortBindings") or {}).values()
+            for binding in bindings or []]
 

@@ -16,7 +16,7 @@ RULES = textwrap.dedent("""\
       - name: ci
         match: {uid: 1001}
         presets: [ci-runner]
-        powers: {bind_sources: [/srv/ci], root: false}
+        powers: {bind_sources: [/srv/ci], root: false, host_ports: ["8000-8999", ephemeral]}
         rate_limit: {rate: 5}
       - name: viewer
         match: {address: 10.0.0.0/8}
@@ -45,7 +45,7 @@ def test_check_prints_each_profile(files):
     assert result.exit_code == 0, result.output
     assert "profile 'ci' (line 2, mode enforce): for uid 1001" in result.output
     assert "allow GET,POST,DELETE /containers/**  (preset ci-runner)" in result.output
-    assert "binds under /srv/ci; required: no root" in result.output
+    assert "binds under /srv/ci; required: no root, host ports 8000-8999, ephemeral" in result.output
     assert "deny  GET /containers/*/logs  (" in result.output and "# logs may hold secrets" in result.output
     assert "OK, 2 profile(s)" in result.output
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from powerstrip.adapters.policy.model import Powers
+from powerstrip.adapters.policy.model import HostPorts, Powers
 from powerstrip.adapters.policy.powers import (
     build,
     container_create,
@@ -19,6 +19,8 @@ from powerstrip.adapters.policy.powers import (
 from tests.unit.policy.spellings import SPELLINGS
 
 NONE = Powers(root=False)
+# powers that every profile has unless its rules say otherwise: the profile that lacks them
+WITHOUT = {"root": NONE, "host-port": Powers(host_ports=HostPorts(((1024, 65535),)))}
 
 GRANTING = {
     "privileged": Powers(privileged=True), "join": Powers(join_containers=True),
@@ -28,6 +30,7 @@ GRANTING = {
     "unconfined": Powers(unconfined=True), "runtime": Powers(runtimes=("", "runc", "io.containerd.runc.v2")),
     "sysctl": Powers(sysctls=("net.ipv4.*",)), "root": Powers(root=True), "volume-mounts": Powers(volume_mounts=True),
     "log-driver": Powers(log_drivers=("", "json-file", "syslog")), "cgroup-parent": Powers(unconfined=True),
+    "host-port": Powers(host_ports=HostPorts(((1, 65535),), ephemeral=True)),
     **{f"host-{ns}": Powers(host_namespaces=frozenset({ns})) for ns in ("network", "pid", "ipc", "uts", "userns", "cgroup")},
 }
 
@@ -35,7 +38,7 @@ GRANTING = {
 @pytest.mark.parametrize("spelling", SPELLINGS, ids=lambda s: s.id)
 def test_every_spelling_is_refused_without_the_power(spelling):
     body = json.loads(json.dumps(spelling.body("ps-busybox")).replace("{victim}", "other"))
-    assert container_create(body, {}, NONE if spelling.power == "root" else Powers())
+    assert container_create(body, {}, WITHOUT.get(spelling.power, Powers()))
 
 
 @pytest.mark.parametrize("spelling", SPELLINGS, ids=lambda s: s.id)
@@ -308,3 +311,50 @@ def test_a_service_naming_the_host_network_by_id_is_refused():
             asyncio.run(check_service_networks(Daemon(), body))  # type: ignore[arg-type]
     asyncio.run(check_service_networks(Daemon(), {"TaskTemplate": {"Networks": [{"Target": "web"},  # type: ignore[arg-type]
                                                                              {"Target": "missing"}]}}))
+
+
+def test_host_ports_are_written_as_ports_ranges_and_ephemeral():
+    from powerstrip.adapters.policy.loader import PolicyError, parse_policy
+
+    def powers(value: str) -> Powers:
+        text = f"profiles:\n  - name: web\n    rules: [{{allow: '* /**'}}]\n    powers: {{host_ports: {value}}}\n"
+        return parse_policy(text, "policy.yml").profiles[0].powers
+
+    assert powers("[8080, '8000-8999', ephemeral]").host_ports == HostPorts(((8080, 8080), (8000, 8999)), True)
+    assert powers("[]").host_ports == HostPorts()
+    assert Powers().host_ports is None  # any, unless the rules say otherwise
+    for bad in ("[0]", "[65536]", "['90-80']", "['80-']", "[http]"):
+        with pytest.raises(PolicyError, match="host_ports: .* is not a port"):
+            powers(bad)
+
+
+def test_a_host_port_range_is_allowed_only_when_every_port_of_it_is():
+    ports = HostPorts(((8000, 8099), (8100, 8199), (9000, 9000)))
+    assert ports.covers(8050, 8150) and ports.covers(9000, 9000) and ports.covers(8000, 8199)
+    assert not ports.covers(8150, 8250) and not ports.covers(7999, 8000) and not ports.covers(8999, 9000)
+
+    def create(text: str) -> dict:
+        return {"Image": "x", "HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": text}], "53/udp": None}}}
+
+    limited = Powers(host_ports=ports)
+    assert container_create(create("8080"), {}, limited) == []
+    assert container_create(create("08080/udp"), {}, limited) == []
+    assert "host port 8150-8250 (for 80/tcp) is not allowed (host ports: 8000-8099, 8100-8199, 9000)" in \
+        container_create(create("8150-8250"), {}, limited)
+    assert container_create(create("x80"), {}, limited) == \
+        ["host port 'x80' (for 80/tcp) cannot be read as dockerd reads it"]
+    assert container_create(create(""), {}, limited)  # the daemon picks: not listed as ephemeral
+    assert container_create(create(""), {}, Powers(host_ports=HostPorts(ports.ranges, ephemeral=True))) == []
+    assert container_create(create("80"), {}, Powers()) == []  # no host_ports: any
+
+
+def test_a_services_published_ports_are_judged_like_a_containers():
+    def service(*ports: dict) -> dict:
+        return {"TaskTemplate": {"ContainerSpec": {"Image": "x"}}, "EndpointSpec": {"Ports": list(ports)}}
+
+    limited = Powers(host_ports=HostPorts(((8000, 8999),)))
+    assert service_spec(service({"TargetPort": 80, "PublishedPort": 8080}), {}, limited) == []
+    assert service_spec(service({"TargetPort": 80, "PublishedPort": 80, "PublishMode": "host"}), {}, limited) == \
+        ["published port 80 is not allowed (host ports: 8000-8999)"]
+    assert service_spec(service({"TargetPort": 80}), {}, limited)  # the swarm picks (30000-32767)
+    assert service_spec(service({"TargetPort": 80}), {}, Powers(host_ports=HostPorts(ephemeral=True))) == []
