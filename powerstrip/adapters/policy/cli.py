@@ -205,5 +205,7 @@ def _powers(powers: Powers) -> str:
     required += ["no-new-privileges"] if powers.require_no_new_privileges else []
     required += [f"images {','.join(powers.images)}"] if powers.images is not None else []
     required += [f"host ports {powers.host_ports}"] if powers.host_ports is not None else []
+    if powers.network_subnets is not None:
+        required.append("network subnets in " + (",".join(map(str, powers.network_subnets)) or "none"))
     text = "host powers granted: " + (", ".join(granted) or "none")
     return text + ("; required: " + ", ".join(required) if required else "")

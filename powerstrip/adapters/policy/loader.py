@@ -21,6 +21,7 @@ from powerstrip.adapters.policy.model import (
     ClientMatch,
     Concurrency,
     HostPorts,
+    IPNetwork,
     Mode,
     Policy,
     Powers,
@@ -52,7 +53,7 @@ _RULE_KEYS = ("allow", "deny", "reason", "mode")
 _POWER_BOOLS = ("unrestricted", "privileged", "join_containers", "devices", "device_requests", "volumes_from",
                 "unconfined", "require_no_new_privileges", "root", "volume_mounts", "plugins", "swarm")
 _POWER_LISTS = ("host_namespaces", "capabilities", "require_drop", "bind_sources", "runtimes", "sysctls", "images",
-                "require_limits", "network_drivers", "log_drivers", "host_ports")
+                "require_limits", "network_drivers", "log_drivers", "host_ports", "network_subnets")
 _PORT_RANGE = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?")
 _BOOL = "tag:yaml.org,2002:bool"
 T = TypeVar("T")
@@ -279,6 +280,8 @@ def _powers(node: Node, what: str, report: _Report) -> Powers | None:
             found[key] = tuple(value for value, _ in values) + ("",)  # the daemon's default
         elif key == "host_ports":
             found[key] = _host_ports(values, what, report)
+        elif key == "network_subnets":
+            found[key] = _subnets(values, what, report)
         else:
             found[key] = tuple(value for value, _ in values)
     return Powers(**found)
@@ -299,6 +302,16 @@ def _host_ports(values: list[tuple[str, Node]], what: str, report: _Report) -> H
         else:
             ranges.append((int(match[1]), int(match[2] or match[1])))
     return HostPorts(tuple(ranges), ephemeral)
+
+
+def _subnets(values: list[tuple[str, Node]], what: str, report: _Report) -> tuple[IPNetwork, ...]:
+    found = []
+    for value, item in values:
+        try:
+            found.append(ipaddress.ip_network(value.strip()))
+        except ValueError as exc:
+            report.error(item, f"{what}: network_subnets: {value!r} is not a network such as 172.16.0.0/12 ({exc})")
+    return tuple(found)
 
 
 def _rate(entry: tuple[Node, Node], what: str, source: str, report: _Report) -> RateLimit | None:

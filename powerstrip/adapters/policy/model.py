@@ -5,12 +5,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Union
 
 Mode = Literal["enforce", "warn", "audit"]
 MODES: tuple[Mode, ...] = ("enforce", "warn", "audit")
 Action = Literal["allow", "deny"]
 
+IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 NAMESPACES = ("network", "pid", "ipc", "uts", "userns", "cgroup")
 LIMITS = ("memory", "cpu", "pids")
 
@@ -112,6 +113,7 @@ class Powers:
     swarm: bool = False  # swarm init/join/leave/update/unlock, node changes, GET /swarm (join tokens)
     log_drivers: tuple[str, ...] = ("", "json-file", "local", "none")  # LogConfig.Type ("" the daemon's default)
     host_ports: HostPorts | None = None  # published host ports (PortBindings, PublishAllPorts, services); None: any
+    network_subnets: tuple[IPNetwork, ...] | None = None  # where a network's IPAM addresses may lie; None: anywhere
 
 
 

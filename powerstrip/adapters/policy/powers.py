@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import ipaddress
 import os
 import posixpath
 import re
@@ -454,7 +455,60 @@ def network_create(body: Body, _query: Query, powers: Powers) -> list[str]:
     if _dict(body.get("Options")).get(_BRIDGE_NAME) is not None and "network" not in powers.host_namespaces:
         found.append(f"naming the bridge ({_BRIDGE_NAME}) is not allowed: a name the host already has joins the "
                      "container to that host bridge (as the host network power allows)")
+    return found + _ipam_violations(_dict(body.get("IPAM")), powers)
+
+
+def _ipam_violations(ipam: Mapping[str, Any], powers: Powers) -> list[str]:
+    """Addresses a network's IPAM config chooses outside ``network_subnets``: the daemon gives the host a route to
+    the subnet through the new bridge (and the gateway address on it), so a subnet inside one of the host's own
+    routes takes that traffic over. Without a config the daemon picks a pool clear of the host's routes."""
+    allowed = powers.network_subnets
+    if allowed is None:
+        return []
+    found = []
+    for config in _list(ipam.get("Config")):
+        config = _dict(config)
+        given = [(name, _text(config.get(name)), True) for name in ("Subnet", "IPRange")]
+        given += [("Gateway", _text(config.get("Gateway")), False)]
+        given += [(f"AuxiliaryAddresses {key}", _text(value), False)
+                  for key, value in _dict(config.get("AuxiliaryAddresses")).items()]
+        for name, text, is_network in given:
+            if not text:
+                continue
+            try:
+                value = ipaddress.ip_network(text, strict=False) if is_network else ipaddress.ip_address(text)
+            except ValueError:
+                found.append(f"IPAM {name} {text!r} cannot be read as dockerd reads it")
+                continue
+            if not all(any(_within(view, network) for network in allowed) for view in _views(value)):
+                found.append(f"IPAM {name} {text} is outside the networks allowed "
+                             f"({', '.join(map(str, allowed)) or 'none'}): the host would route it to the new bridge")
     return found
+
+
+_IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+def _views(value: ipaddress.IPv4Network | ipaddress.IPv6Network | ipaddress.IPv4Address | ipaddress.IPv6Address,
+           ) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network | ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """What an address or network is to dockerd: one with IPv4-mapped IPv6 addresses (``::ffff:10.0.0.1``) is also
+    the IPv4 one (Go's ``To4``), so it is judged as both."""
+    if isinstance(value, ipaddress.IPv6Address) and value.ipv4_mapped is not None:
+        return [value, value.ipv4_mapped]
+    if isinstance(value, ipaddress.IPv6Network) and value.overlaps(_IPV4_MAPPED):
+        if value.prefixlen < 96:
+            return [value, ipaddress.IPv4Network("0.0.0.0/0")]
+        return [value, ipaddress.IPv4Network((int(value.network_address) & 0xFFFFFFFF, value.prefixlen - 96))]
+    return [value]
+
+
+def _within(value: ipaddress.IPv4Network | ipaddress.IPv6Network | ipaddress.IPv4Address | ipaddress.IPv6Address,
+            network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    if value.version != network.version:
+        return False
+    if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+        return value.subnet_of(network)  # type: ignore[arg-type]
+    return value in network
 
 
 def swarm_control(_body: Body, _query: Query, powers: Powers) -> list[str]:

@@ -270,3 +270,31 @@ def test_installing_a_plugin_needs_the_plugins_power(policy_gateway, daemon, uni
                 daemon.api.remove_plugin(name, force=True)
             except docker.errors.APIError:
                 pass
+
+
+def test_a_network_subnet_outside_the_allowed_ones_is_refused(policy_gateway, dockerd, daemon, uniq):
+    """A subnet given in IPAM becomes a host route to the new bridge: dockerd takes any (the control shows one
+    inside a private range the host might route elsewhere); the profile's network_subnets decide through the
+    gateway."""
+    gw = policy_gateway(RULES.replace('host_ports: ["1024-65535"]', 'network_subnets: ["172.28.0.0/14"]'))
+
+    def create(socket_path: str, name: str, subnet: str, gateway: str) -> rawhttp.Reply:
+        body = {"Name": name, "IPAM": {"Config": [{"Subnet": subnet, "Gateway": gateway}]}}
+        return rawhttp.request(socket_path, "POST", "/v1.41/networks/create", json.dumps(body).encode(),
+                               {"Content-Type": "application/json"})
+
+    control, refused, allowed = f"pol-net-c-{uniq}", f"pol-net-r-{uniq}", f"pol-net-a-{uniq}"
+    try:
+        reply = create(dockerd.socket_path, control, "10.199.0.0/24", "10.199.0.1")
+        assert reply.status == 201, reply.body
+        assert daemon.networks.get(control).attrs["IPAM"]["Config"][0]["Subnet"] == "10.199.0.0/24"
+        daemon.networks.get(control).remove()
+        reply = create(gw.socket_path, refused, "10.199.0.0/24", "10.199.0.1")
+        assert reply.status == 403 and "IPAM Subnet 10.199.0.0/24 is outside" in reply.json()["message"]
+        assert not daemon.networks.list(names=[refused])
+        reply = create(gw.socket_path, allowed, "172.29.5.0/24", "172.29.5.1")
+        assert reply.status == 201, reply.body
+    finally:
+        for name in (control, refused, allowed):
+            for network in daemon.networks.list(names=[name]):
+                network.remove()

@@ -358,3 +358,32 @@ def test_a_services_published_ports_are_judged_like_a_containers():
         ["published port 80 is not allowed (host ports: 8000-8999)"]
     assert service_spec(service({"TargetPort": 80}), {}, limited)  # the swarm picks (30000-32767)
     assert service_spec(service({"TargetPort": 80}), {}, Powers(host_ports=HostPorts(ephemeral=True))) == []
+
+
+def test_a_networks_ipam_addresses_must_lie_in_the_allowed_networks():
+    from powerstrip.adapters.policy.loader import PolicyError, parse_policy
+    from powerstrip.adapters.policy.powers import network_create
+
+    text = ("profiles:\n  - name: t\n    rules: [{allow: '* /**'}]\n"
+            "    powers: {network_subnets: [172.16.0.0/12, 'fd00::/8']}\n")
+    powers = parse_policy(text, "policy.yml").profiles[0].powers
+    assert [str(n) for n in powers.network_subnets] == ["172.16.0.0/12", "fd00::/8"]
+    with pytest.raises(PolicyError, match="network_subnets: '10.0.0.300/8' is not a network"):
+        parse_policy(text.replace("172.16.0.0/12", "10.0.0.300/8"), "policy.yml")
+
+    def network(**config: object) -> dict:
+        return {"Name": "n", "IPAM": {"Driver": "default", "Config": [config]}}
+
+    assert network_create({"Name": "n"}, {}, powers) == []  # the daemon picks a pool clear of the host's routes
+    assert network_create(network(Subnet="172.20.0.0/16", IPRange="172.20.1.0/24", Gateway="172.20.0.1",
+                                  AuxiliaryAddresses={"a": "172.20.0.2"}), {}, powers) == []
+    assert network_create(network(Subnet="fd12::/64"), {}, powers) == []
+    assert network_create(network(Subnet="192.168.1.0/25"), {}, powers) == \
+        ["IPAM Subnet 192.168.1.0/25 is outside the networks allowed (172.16.0.0/12, fd00::/8): the host would route "
+         "it to the new bridge"]
+    for config in ({"Subnet": "172.0.0.0/8"}, {"Subnet": "172.20.0.1/8"}, {"Gateway": "10.0.0.1"},
+                   {"IPRange": "10.1.0.0/24"}, {"AuxiliaryAddresses": {"x": "10.0.0.9"}},
+                   {"Subnet": "::ffff:10.0.0.0/104"}, {"Gateway": "::ffff:10.0.0.1"}, {"Subnet": "::/0"},
+                   {"Subnet": "10.0.0.0/8 "}, {"Subnet": "10.1.0.0/016"}):
+        assert network_create(network(**config), {}, powers), config
+    assert network_create(network(Subnet="10.0.0.0/8"), {}, Powers()) == []  # no network_subnets: anywhere
