@@ -347,3 +347,23 @@ def test_a_request_let_through_with_nothing_to_wait_for_comes_back_judged_for_th
     assert result.head.raw == b"GET /v1.41/containers/json?all=1 HTTP/1.1\r\nHost: docker\r\n\r\n"
     assert result.keep_alive is False  # the client's HTTP/1.0 head decides, not the judged HTTP/1.1 one
     assert result.body == b"" and len(result.outcome.hooks) == 1 and result.outcome.uid
+
+
+def test_a_request_no_hook_changed_and_without_a_body_is_forwarded_with_its_own_head() -> None:
+    quiet = Adapter("quiet")
+    quiet.pre("* /*")(lambda request: None)
+
+    async def scenario(raw: bytes, body: bytes = b"") -> tuple[object, object]:
+        client, _ = _stream()
+        client.reader.feed_data(body)
+        head = parse_request_head(raw)
+        return head, await exchange.hooked(client, exchange.Peer(), _Link(b""), head, Route((SPEC,), ()),  # type: ignore[arg-type]
+                                           {"cap": InProcessAdapter(SPEC, quiet)}, LIMITS)
+
+    head, result = asyncio.run(scenario(b"GET /v1.41/containers/json HTTP/1.1\r\nHost: docker\r\n\r\n"))
+    assert isinstance(result, Judged) and result.head is head and result.body == b""
+    # a body, even unchanged, is forwarded as the hooks saw it (canonical, Content-Length framed)
+    head, result = asyncio.run(scenario(b"POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\n"
+                                        b"Transfer-Encoding: chunked\r\n\r\n", b"8\r\n{\"a\": 1}\r\n0\r\n\r\n"))
+    assert isinstance(result, Judged) and result.head is not head
+    assert result.head.raw.endswith(b"Content-Length: 7\r\n\r\n") and result.body == b'{"a":1}'
