@@ -1,6 +1,7 @@
-"""``python -m bench.profile``: where powerstrip's unhooked relay spends its time, under wrk load.
+"""``python -m bench.profile``: where powerstrip's relay spends its time, under wrk load.
 
-A private dockerd and one pass-through powerstrip (TCP listener, as in the suite); wrk drives
+A private dockerd and one pass-through powerstrip (TCP listener, as in the suite; with ``--hook inproc``, the
+no-op SDK adapter as an in-process pre-hook on the measured endpoints, to see the hook path's cost); wrk drives
 ``--endpoint`` at ``--connections`` while py-spy samples the gateway (idle frames included, so the
 share of time the event loop waits in epoll is visible). Writes the collapsed stacks and a summary
 (top functions by own and by inclusive samples) to ``bench/results/profile-<ts>.{txt,md}``.
