@@ -225,7 +225,7 @@ async def check_query_owner(docker: DockerAPI, policy: Policy, profile: Profile,
     ``POST /commit?repo=&tag=``, ``POST /build?t=`` — must not name an existing image that is not the
     profile's (403), or another owner's image would be replaced under its name. dockerd reads the first
     value of ``container``, ``repo`` and ``tag`` (every ``t``): every value is judged."""
-    if method != "POST" or not (path in ("/commit", "/build") or _TAG.fullmatch(path)):
+    if method != "POST" or not (path in ("/commit", "/build", "/images/create") or _TAG.fullmatch(path)):
         return
     if path == "/commit":
         for name in query.get("container") or ():
@@ -239,20 +239,59 @@ async def check_query_owner(docker: DockerAPI, policy: Policy, profile: Profile,
         if info is not None and (_config_labels(info) or {}).get(policy.owner_label) != profile.owner:
             raise Reject(403, f"policy (profile {profile.name!r}): the tag {reference!r} names an image that is not "
                               "one of this profile's: moving it is not allowed")
+    if path != "/images/create" or not _pulls(query):
+        return
+    pulled = pulled_tags(query)
+    if pulled is None:
+        raise Reject(403, f"policy (profile {profile.name!r}): a pull without a tag pulls every tag of the repository "
+                          "and may move them off other owners' images: name the tag")
+    for reference in pulled:
+        info = await _inspect(docker, f"/images/{quote(reference, safe='')}/json", reference)
+        owner = (_config_labels(info) or {}).get(policy.owner_label) if info is not None else None
+        if owner is not None and owner != profile.owner:
+            raise Reject(403, f"policy (profile {profile.name!r}): the tag {reference!r} names an image of another "
+                              "owner: a pull would move it")
 
 
 _TAG = re.compile(r"/images/.+/tag")
 
 
 def moved_tags(path: str, query: Mapping[str, list[str]]) -> list[str]:
-    """The image references a request (re)points at a new image, as dockerd's TagImage forms them: ``repo``
-    with ``tag`` replacing its own tag, or ``repo`` as given (``:latest`` when it has neither tag nor digest)."""
+    """The image references a request (re)points at an image whose content the client chose, as dockerd's TagImage
+    forms them: ``repo`` with ``tag`` replacing its own tag, or ``repo`` as given (``:latest`` when it has neither
+    tag nor digest). An import (``POST /images/create`` without ``fromImage``) names its image so too."""
     if path == "/build":
         return [_reference(name, "") for name in query.get("t") or () if name]
-    if path == "/commit" or _TAG.fullmatch(path):
+    if path == "/commit" or _TAG.fullmatch(path) or (path == "/images/create" and not _pulls(query)):
         return [_reference(repo, tag) for repo in query.get("repo") or () if repo
                 for tag in query.get("tag") or [""]]
     return []
+
+
+def _pulls(query: Mapping[str, list[str]]) -> bool:
+    """``POST /images/create`` pulls when its first ``fromImage`` is not empty (dockerd's ``r.Form.Get``), else imports."""
+    return bool((query.get("fromImage") or [""])[0])
+
+
+def pulled_tags(query: Mapping[str, list[str]]) -> list[str] | None:
+    """The tags a pull points at what it pulls (every ``fromImage`` and ``tag`` value judged): ``fromImage`` with
+    ``tag`` replacing its own tag; none for a digest (content-addressed, it moves nothing); None when it has
+    neither tag nor digest, which pulls every tag of the repository."""
+    found: list[str] = []
+    for image in (value for value in query.get("fromImage") or () if value):
+        last = image.partition("@")[0].rpartition("/")[2]
+        for tag in query.get("tag") or [""]:
+            if ":" in tag:  # a digest: a tag cannot hold a colon
+                continue
+            if tag:
+                found.append(_reference(image, tag))
+            elif "@" in image:
+                continue
+            elif ":" in last:
+                found.append(image)
+            else:
+                return None
+    return found
 
 
 def _reference(repo: str, tag: str) -> str:

@@ -252,6 +252,52 @@ def test_a_tag_naming_another_owners_image_is_not_moved(teams, daemon, uniq, cle
     assert "team-a" not in json.dumps(daemon.images.get("ps-busybox:latest").labels or {})
 
 
+def test_a_pull_or_an_import_does_not_move_another_owners_tag(teams, dockerd, daemon, uniq, cleanup):
+    """An import names its image as a tag does: under team-b's name it would replace team-b's image with team-a's
+    content (directly, dockerd does it: the control, on a copy of team-b's name). A pull would move the tag to what
+    it pulls, or every tag of the repository when no tag is named: refused before the daemon tries the registry."""
+    import io
+    import tarfile
+
+    a, b, direct = teams
+    bapp, mine, copy = f"pol-imp-bapp-{uniq}", f"pol-imp-a-{uniq}", f"pol-imp-copy-{uniq}"
+    bc = f"pol-imp-bc-{uniq}"
+    cleanup["containers"].append(bc)
+    cleanup["images"] += [f"{bapp}:latest", f"{mine}:1", f"{copy}:latest"]
+    assert b("POST", f"/v1.41/containers/create?name={bc}", box(["true"]))[0] == 201
+    assert b("POST", f"/v1.41/commit?container={bc}&repo={bapp}&tag=latest")[0] == 201
+    assert direct("POST", f"/v1.41/images/{bapp}:latest/tag?repo={copy}&tag=latest")[0] == 201
+    theirs = daemon.images.get(f"{bapp}:latest")
+    assert theirs.labels[OWNER] == "team-b"
+
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        data = b"team-a's content\n"
+        info = tarfile.TarInfo("hello.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+
+    def imported(socket_path: str, repo: str, tag: str) -> rawhttp.Reply:
+        return rawhttp.request(socket_path, "POST", f"/v1.41/images/create?fromSrc=-&repo={repo}&tag={tag}",
+                               archive.getvalue(), {"Content-Type": "application/x-tar"}, timeout=60)
+
+    control = imported(dockerd.socket_path, copy, "latest")
+    assert control.status == 200, control.body
+    assert daemon.images.get(f"{copy}:latest").id != theirs.id  # dockerd moved the tag to the imported image
+    refused = imported(gw_socket(a), bapp, "latest")
+    assert refused.status == 403 and "names an image that is not one of this profile's" in refused.json()["message"]
+    assert imported(gw_socket(a), mine, "1").status == 200
+    for target in (f"/v1.41/images/create?fromImage={bapp}&tag=latest", f"/v1.41/images/create?fromImage={bapp}"):
+        status, answer = a("POST", target)
+        assert status == 403 and ("another owner" in answer["message"] or "every tag" in answer["message"]), answer
+    assert daemon.images.get(f"{bapp}:latest").id == theirs.id
+
+
+def gw_socket(client: Client) -> str:
+    assert client.socket_path is not None
+    return client.socket_path
+
+
 def test_swarm_secrets_and_configs_have_an_owner(teams, uniq):
     """In swarm mode (made directly: the tenants lack the swarm power), team-b's secret and config carry its
     owner label; team-a does not see them, cannot inspect, change or remove them, nor mount them in a service,

@@ -206,6 +206,46 @@ def test_a_tag_naming_another_owners_image_is_not_moved(adapter, target):
     assert rejected.status == 403 and "names an image that is not one of this profile's" in rejected.message
 
 
+def test_the_tags_a_pull_or_an_import_points_as_dockerd_forms_them():
+    from powerstrip.adapters.policy.ownership import pulled_tags
+
+    assert pulled_tags({"fromImage": ["bapp"], "tag": ["latest"]}) == ["bapp:latest"]
+    assert pulled_tags({"fromImage": ["bapp:1"], "tag": ["2"]}) == ["bapp:2"]  # the tag replaces the image's own
+    assert pulled_tags({"fromImage": ["reg:5000/b/app:1"]}) == ["reg:5000/b/app:1"]
+    assert pulled_tags({"fromImage": ["bapp"], "tag": ["sha256:" + "0" * 64]}) == []  # by digest: no tag moves
+    assert pulled_tags({"fromImage": ["bapp@sha256:" + "0" * 64]}) == []
+    assert pulled_tags({"fromImage": ["reg:5000/b/app"]}) is None  # every tag of the repository
+    assert pulled_tags({"fromImage": ["x", "bapp"], "tag": ["1"]}) == ["x:1", "bapp:1"]
+    assert moved_tags("/images/create", {"fromSrc": ["-"], "repo": ["bapp"]}) == ["bapp:latest"]
+    assert moved_tags("/images/create", {"fromImage": ["", "x"], "repo": ["bapp"], "tag": ["2"]}) == ["bapp:2"]
+    assert moved_tags("/images/create", {"fromImage": ["x"], "repo": ["bapp"]}) == []  # a pull: repo is not read
+
+
+@pytest.mark.parametrize("target", ["/v1.41/images/create?fromImage=bapp&tag=latest",
+                                    "/v1.41/images/create?fromImage=bapp:latest",
+                                    "/v1.41/images/create?fromImage=x&fromImage=bapp&tag=latest",
+                                    "/v1.41/images/create?fromImage=bapp"])
+def test_a_pull_that_would_move_another_owners_tag_is_refused(adapter, target):
+    rejected = refused(adapter, "POST", target)
+    assert rejected.status == 403 and ("names an image of another owner" in rejected.message
+                                       or "pulls every tag" in rejected.message), rejected.message
+
+
+@pytest.mark.parametrize("target", ["/v1.41/images/create?fromSrc=-&repo=bapp",
+                                    "/v1.41/images/create?fromSrc=-&repo=ps-busybox&tag=latest"])
+def test_an_import_under_a_name_that_is_not_ones_own_is_refused(adapter, target):
+    rejected = refused(adapter, "POST", target)
+    assert rejected.status == 403 and "names an image that is not one of this profile's" in rejected.message
+
+
+def test_a_pull_of_a_shared_or_own_or_new_tag_and_an_import_under_a_new_name_go_on(adapter):
+    for target in ("/v1.41/images/create?fromImage=ps-busybox&tag=latest",  # pulled images have no owner
+                   "/v1.41/images/create?fromImage=aimg&tag=1", "/v1.41/images/create?fromImage=new&tag=1",
+                   "/v1.41/images/create?fromImage=bapp&tag=sha256:" + "0" * 64,
+                   "/v1.41/images/create?fromSrc=-&repo=new&tag=1", "/v1.41/images/create?fromSrc=-&repo=aimg&tag=1"):
+        judge(adapter, "POST", target)
+
+
 def test_a_tag_of_ones_own_or_a_new_name_is_moved(adapter):
     for target in ("/v1.41/images/aimg:1/tag?repo=aimg&tag=1", "/v1.41/images/aimg:1/tag?repo=new&tag=2",
                    "/v1.41/commit?container=ac&repo=new", "/v1.41/build?t=aimg:1&t=new"):
