@@ -21,7 +21,8 @@ CREATES = ("/containers/create", "/networks/create", "/volumes/create", "/servic
 # images are shared (base images have no owner), so their list is not scoped; their prune is, so that a scoped
 # client never removes images it did not label as its own
 _SCOPED = ("/containers/json", "/networks", "/volumes", "/services", "/events", "/containers/prune",
-           "/networks/prune", "/volumes/prune", "/images/prune", "/secrets", "/configs")
+           "/networks/prune", "/volumes/prune", "/images/prune", "/secrets", "/configs",
+           "/tasks")  # a task list's label filter matches its service's labels (swarmkit's ServiceAnnotations)
 
 
 def _config_labels(info: dict[str, Any]) -> Any:
@@ -31,6 +32,10 @@ def _config_labels(info: dict[str, Any]) -> Any:
 def _spec_labels(info: dict[str, Any]) -> Any:
     """A swarm object's labels (a service's, a secret's, a config's) are its spec's."""
     return (info.get("Spec") or {}).get("Labels")
+
+
+def _task_labels(info: dict[str, Any]) -> Any:
+    return ((info.get("Spec") or {}).get("ContainerSpec") or {}).get("Labels")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +57,8 @@ _KINDS = (
     _Kind(re.compile(r"/services/([^/]+)(?:/.*)?"), "/services/{}", _spec_labels, "service {} not found"),
     _Kind(re.compile(r"/secrets/([^/]+)(?:/.*)?"), "/secrets/{}", _spec_labels, "secret {} not found"),
     _Kind(re.compile(r"/configs/([^/]+)(?:/.*)?"), "/configs/{}", _spec_labels, "config {} not found"),
+    # a task belongs to its service's owner: its spec is the service's, ContainerSpec labels stamped (stamp_owner)
+    _Kind(re.compile(r"/tasks/([^/]+)(?:/.*)?"), "/tasks/{}", _task_labels, "task {} not found"),
     # an exec instance belongs to its container's owner
     _Kind(re.compile(r"/exec/([^/]+)(?:/.*)?"), "/exec/{}/json", lambda i: i.get("ContainerID"),
           "No such exec instance: {}"),

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
+from urllib.parse import quote
 from typing import Any
 
 import docker
@@ -331,6 +333,18 @@ def test_swarm_secrets_and_configs_have_an_owner(teams, uniq):
         made = direct("GET", f"/v1.41/services/{service}")[1]["Spec"]
         assert made["Labels"][OWNER] == "team-a" and made["TaskTemplate"]["ContainerSpec"]["Labels"][OWNER] == "team-a"
         assert direct("GET", f"/v1.41/secrets/{secret}")[0] == 200  # still there
+        # its tasks are team-a's: team-b neither lists them nor reads one, team-a does both (and the daemon lists them)
+        by_service = quote(json.dumps({"service": [service]}, separators=(",", ":")))
+        deadline = time.monotonic() + 30
+        while not (tasks := direct("GET", f"/v1.41/tasks?filters={by_service}")[1]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert tasks, "the swarm made no task for the service"
+        task_id = tasks[0]["ID"]
+        assert task_id in [t["ID"] for t in a("GET", "/v1.41/tasks")[1]]
+        assert b("GET", "/v1.41/tasks")[1] == []
+        assert a("GET", f"/v1.41/tasks/{task_id}")[0] == 200
+        status, answer = b("GET", f"/v1.41/tasks/{task_id}")
+        assert status == 404 and answer["message"].endswith(f"task {task_id} not found"), answer
     finally:
         direct("DELETE", f"/v1.41/services/{service}")
         assert direct("POST", "/v1.41/swarm/leave?force=1")[0] == 200

@@ -246,6 +246,20 @@ def test_a_pull_of_a_shared_or_own_or_new_tag_and_an_import_under_a_new_name_go_
         judge(adapter, "POST", target)
 
 
+def test_a_task_belongs_to_its_services_owner_and_the_task_list_is_scoped(adapter):
+    docker = adapter.docker
+    docker.table.update({"/tasks/atask": {"Spec": {"ContainerSpec": {"Labels": A}}},
+                         "/tasks/btask": {"Spec": {"ContainerSpec": {"Labels": B}}}})
+    judge(adapter, "GET", "/v1.41/tasks/atask")
+    judge(adapter, "GET", "/v1.41/tasks/atask/logs?stdout=1")
+    for target in ("/v1.41/tasks/btask", "/v1.41/tasks/btask/logs?stdout=1"):
+        rejected = refused(adapter, "GET", target)
+        assert (rejected.status, rejected.message) == (404, "task btask not found"), target
+    scoped = asyncio.run(adapter.pre_hook(ClientRequest("GET", "/v1.41/tasks", None, uid="u", peer=Peer(uid=0),
+                                                        scope=ExchangeScope(ends=True))))
+    assert "powerstrip.owner%3Dteam-a" in scoped.request
+
+
 def test_a_tag_of_ones_own_or_a_new_name_is_moved(adapter):
     for target in ("/v1.41/images/aimg:1/tag?repo=aimg&tag=1", "/v1.41/images/aimg:1/tag?repo=new&tag=2",
                    "/v1.41/commit?container=ac&repo=new", "/v1.41/build?t=aimg:1&t=new"):
