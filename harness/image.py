@@ -47,6 +47,17 @@ def _applets(busybox: str) -> list[str]:
     return [n for n in names if n and "/" not in n and n != "busybox"]
 
 
+def tar_of(files: dict[str, bytes]) -> bytes:
+    """A tar archive of regular files (a build context, an import, a copy), in the given order."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
 def rootfs_tar(busybox: str | None = None) -> bytes:
     """An uncompressed tar of the root filesystem."""
     busybox = busybox or busybox_path()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tarfile
 import time
 
 import docker
@@ -20,7 +19,7 @@ import pytest
 
 from harness import rawhttp
 from harness.cli import run_docker
-from harness.image import busybox_path
+from harness.image import busybox_path, tar_of
 from tests.integration.policy.conftest import OWNER_TEAM_A
 
 pytestmark = pytest.mark.docker
@@ -30,14 +29,7 @@ LIMIT = 64 * 1024  # the gateway's --max-body-size: every body below is larger
 
 
 def _context(extra: bytes, dockerfile: str = "FROM ps-busybox\nCOPY blob /blob\n") -> io.BytesIO:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data in (("Dockerfile", dockerfile.encode()), ("blob", extra)):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    buffer.seek(0)
-    return buffer
+    return io.BytesIO(tar_of({"Dockerfile": dockerfile.encode(), "blob": extra}))
 
 
 def test_binary_files_copied_into_a_container_arrive_whole(policy_gateway, daemon, uniq, tmp_path):

@@ -16,6 +16,7 @@ import pytest
 
 from harness import rawhttp
 from harness.gateway import free_tcp_port
+from harness.image import tar_of
 
 pytestmark = pytest.mark.docker
 
@@ -258,9 +259,6 @@ def test_a_pull_or_an_import_does_not_move_another_owners_tag(teams, dockerd, da
     """An import names its image as a tag does: under team-b's name it would replace team-b's image with team-a's
     content (directly, dockerd does it: the control, on a copy of team-b's name). A pull would move the tag to what
     it pulls, or every tag of the repository when no tag is named: refused before the daemon tries the registry."""
-    import io
-    import tarfile
-
     a, b, direct = teams
     bapp, mine, copy = f"pol-imp-bapp-{uniq}", f"pol-imp-a-{uniq}", f"pol-imp-copy-{uniq}"
     bc = f"pol-imp-bc-{uniq}"
@@ -272,16 +270,11 @@ def test_a_pull_or_an_import_does_not_move_another_owners_tag(teams, dockerd, da
     theirs = daemon.images.get(f"{bapp}:latest")
     assert theirs.labels[OWNER] == "team-b"
 
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w") as tar:
-        data = b"team-a's content\n"
-        info = tarfile.TarInfo("hello.txt")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
+    archive = tar_of({"hello.txt": b"team-a's content\n"})
 
     def imported(socket_path: str, repo: str, tag: str) -> rawhttp.Reply:
         return rawhttp.request(socket_path, "POST", f"/v1.41/images/create?fromSrc=-&repo={repo}&tag={tag}",
-                               archive.getvalue(), {"Content-Type": "application/x-tar"}, timeout=60)
+                               archive, {"Content-Type": "application/x-tar"}, timeout=60)
 
     control = imported(dockerd.socket_path, copy, "latest")
     assert control.status == 200, control.body

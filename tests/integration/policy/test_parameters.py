@@ -8,15 +8,14 @@ through a gateway whose policy scopes prunes to the client's own objects, and mu
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 from urllib.parse import quote
 
 import docker
 import pytest
 
 from harness import rawhttp
+from harness.image import tar_of
 from tests.integration.policy.conftest import OWNER_TEAM_A, exists, remove_containers
 
 pytestmark = pytest.mark.docker
@@ -33,13 +32,7 @@ def _victim(daemon: docker.DockerClient, name: str) -> None:
 
 
 def _context(dockerfile: str) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        data = dockerfile.encode()
-        info = tarfile.TarInfo("Dockerfile")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+    return tar_of({"Dockerfile": dockerfile.encode()})
 
 
 def _prune_tricks(victim: str) -> dict[str, tuple[str, bytes | None, dict[str, str]]]:

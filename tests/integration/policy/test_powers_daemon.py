@@ -15,6 +15,7 @@ import docker
 import pytest
 
 from harness import rawhttp
+from harness.image import tar_of
 from tests.integration.policy.conftest import exists
 from tests.unit.policy.spellings import SPELLINGS, Spelling
 
@@ -171,17 +172,11 @@ def test_exec_legacy_start_volume_network(policy_gateway, dockerd, daemon, uniq)
 
 def test_build_with_the_host_network_is_refused(policy_gateway, daemon, uniq):
     import io
-    import tarfile
 
     import docker
 
     gw = policy_gateway(RULES)
-    context = io.BytesIO()
-    with tarfile.open(fileobj=context, mode="w") as tar:
-        dockerfile = b"FROM ps-busybox\nRUN true\n"
-        info = tarfile.TarInfo("Dockerfile")
-        info.size = len(dockerfile)
-        tar.addfile(info, io.BytesIO(dockerfile))
+    context = io.BytesIO(tar_of({"Dockerfile": b"FROM ps-busybox\nRUN true\n"}))
     client = docker.DockerClient(base_url=gw.url)
     try:
         for network in ("host", "HOST"):
