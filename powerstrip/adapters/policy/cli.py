@@ -190,7 +190,8 @@ def _powers(powers: Powers) -> str:
     if powers.unrestricted:
         return "not checked (unrestricted)"
     granted = [name for name in ("privileged", "join_containers", "devices", "device_requests", "volumes_from",
-                                 "unconfined", "volume_mounts", "plugins", "swarm") if getattr(powers, name)]
+                                 "unconfined", "volume_mounts", "plugins", "swarm", "image_loads")
+               if getattr(powers, name)]
     if powers.host_namespaces:
         granted.append("host " + "/".join(sorted(powers.host_namespaces)))
     if powers.capabilities:

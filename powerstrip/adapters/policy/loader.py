@@ -51,7 +51,7 @@ _PROFILE_KEYS = ("name", "match", "presets", "mode", "rules", "powers", "rate_li
 _MATCH_KEYS = ("uid", "gid", "address", "cert_cn", "cert_san", "listener")
 _RULE_KEYS = ("allow", "deny", "reason", "mode")
 _POWER_BOOLS = ("unrestricted", "privileged", "join_containers", "devices", "device_requests", "volumes_from",
-                "unconfined", "require_no_new_privileges", "root", "volume_mounts", "plugins", "swarm")
+                "unconfined", "require_no_new_privileges", "root", "volume_mounts", "plugins", "swarm", "image_loads")
 _POWER_LISTS = ("host_namespaces", "capabilities", "require_drop", "bind_sources", "runtimes", "sysctls", "images",
                 "require_limits", "network_drivers", "log_drivers", "host_ports", "network_subnets")
 _PORT_RANGE = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?")

@@ -111,6 +111,7 @@ class Powers:
     volume_mounts: bool = False  # local volumes whose type/device mount more than a tmpfs (binds: bind_sources)
     plugins: bool = False  # plugin pull, create, upgrade, set
     swarm: bool = False  # swarm init/join/leave/update/unlock, node changes, GET /swarm (join tokens)
+    image_loads: bool = False  # POST /images/load for a profile with an owner (its tags cannot be judged)
     log_drivers: tuple[str, ...] = ("", "json-file", "local", "none")  # LogConfig.Type ("" the daemon's default)
     host_ports: HostPorts | None = None  # published host ports (PortBindings, PublishAllPorts, services); None: any
     network_subnets: tuple[IPNetwork, ...] | None = None  # where a network's IPAM addresses may lie; None: anywhere

@@ -232,6 +232,10 @@ async def check_query_owner(docker: DockerAPI, policy: Policy, profile: Profile,
     ``POST /commit?repo=&tag=``, ``POST /build?t=`` — must not name an existing image that is not the
     profile's (403), or another owner's image would be replaced under its name. dockerd reads the first
     value of ``container``, ``repo`` and ``tag`` (every ``t``): every value is judged."""
+    if method == "POST" and path == "/images/load" and not profile.powers.image_loads:
+        raise Reject(403, f"policy (profile {profile.name!r}): loading images is not allowed for a profile with an "
+                          "owner: the tags are inside the archive, which the policy does not read, so a load could "
+                          "move another owner's tag (image_loads)")
     if method != "POST" or not (path in ("/commit", "/build", "/images/create") or _TAG.fullmatch(path)):
         return
     if path == "/commit":

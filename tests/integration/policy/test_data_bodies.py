@@ -72,12 +72,19 @@ def test_a_build_context_with_binary_bytes_over_the_limit_is_built_and_owned(pol
 
 
 def test_an_image_tarball_loads(policy_gateway, daemon, uniq):
-    gw = policy_gateway(RULES, extra_args=["--max-body-size", str(LIMIT)])
+    """A profile with an owner loads only with ``image_loads`` (the archive's tags are not read); with it, an
+    archive over the body limit loads, streamed."""
     tag = f"pol-load-{uniq}:latest"
     daemon.images.get("ps-busybox").tag(tag)
     saved = b"".join(daemon.images.get(tag).save(named=True))
     daemon.images.remove(tag)
     try:
+        plain = policy_gateway(RULES)
+        reply = rawhttp.request(plain.socket_path, "POST", "/v1.41/images/load?quiet=1", saved,
+                                {"Content-Type": "application/x-tar"}, timeout=60)
+        assert reply.status == 403 and "(image_loads)" in reply.json()["message"], reply.body
+        assert tag not in {t for image in daemon.images.list() for t in image.tags}
+        gw = policy_gateway(RULES + "        powers: {image_loads: true}\n", extra_args=["--max-body-size", str(LIMIT)])
         reply = rawhttp.request(gw.socket_path, "POST", "/v1.41/images/load?quiet=1", saved,
                                 {"Content-Type": "application/x-tar"}, timeout=60)
         assert reply.status == 200, reply.body

@@ -260,6 +260,11 @@ def test_a_task_belongs_to_its_services_owner_and_the_task_list_is_scoped(adapte
     assert "powerstrip.owner%3Dteam-a" in scoped.request
 
 
+def test_a_load_needs_image_loads_for_a_profile_with_an_owner(adapter, tmp_path):
+    rejected = refused(adapter, "POST", "/v1.41/images/load?quiet=1")
+    assert rejected.status == 403 and "(image_loads)" in rejected.message
+
+
 def test_a_tag_of_ones_own_or_a_new_name_is_moved(adapter):
     for target in ("/v1.41/images/aimg:1/tag?repo=aimg&tag=1", "/v1.41/images/aimg:1/tag?repo=new&tag=2",
                    "/v1.41/commit?container=ac&repo=new", "/v1.41/build?t=aimg:1&t=new"):
