@@ -434,7 +434,7 @@ class ConnectionMachine:
         self._head = head
         self._outcome = judged.outcome
         self._keep.request(head)
-        self._keep.client = judged.keep_alive  # the client's own request decides (the judged head is HTTP/1.1)
+        self._keep.client = judged.keep_alive  # the client's own head decides (a re-serialised one says HTTP/1.1)
         self._response_started = False
         self._daemon_ready = daemon_open
         if leftover:
