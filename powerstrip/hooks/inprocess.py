@@ -71,15 +71,14 @@ class InProcessAdapter:
 
     async def _bounded(self, call: Any) -> Any:
         try:
-            if type(call) is not types.CoroutineType:
-                async with asyncio.timeout(self._spec.timeout):
-                    return await call
-            try:  # its first step, at once: a handler that is a plain function ends here, no timeout to arm
-                pending = call.send(None)
-            except StopIteration as done:
-                return done.value
-            async with asyncio.timeout(self._spec.timeout):  # it waits for something: that wait is bounded
-                return await _resumed(call, pending)
+            if type(call) is types.CoroutineType:
+                try:  # its first step, at once: a handler that is a plain function ends here, no timeout to arm
+                    pending = call.send(None)
+                except StopIteration as done:
+                    return done.value
+                call = _resumed(call, pending)  # it waits for something: the rest is bounded
+            async with asyncio.timeout(self._spec.timeout):
+                return await call
         except TimeoutError:
             raise AdapterFailure(f"no answer within {self._spec.timeout:g}s", 504) from None
         except (HookRejected, AdapterFailure):

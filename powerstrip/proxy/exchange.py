@@ -469,11 +469,12 @@ async def _hooked(
         if forwarded.dry_run:
             return await _dry_run_answer(client, head, forwarded, outcome)
         body = forwarded.body.encode("utf-8") if forwarded.body is not None else b""
-        if not route.post and not scope.warnings and not scope.awaits_end:
-            if forwarded is request and head.framing is Framing.NONE and not head.expects_continue:
-                return Judged(head, b"", head.keep_alive, outcome)  # unchanged, no body: its head goes as it came
-            return Judged(parse_request_head(_forwarded_head(head, forwarded, body)), body, head.keep_alive, outcome)
+        relayed = not route.post and not scope.warnings and not scope.awaits_end  # the machine relays the answer
+        if relayed and forwarded is request and head.framing is Framing.NONE and not head.expects_continue:
+            return Judged(head, b"", head.keep_alive, outcome)  # unchanged, no body: its head goes as it came
         forwarded_head = _forwarded_head(head, forwarded, body)
+        if relayed:
+            return Judged(parse_request_head(forwarded_head), body, head.keep_alive, outcome)
     except ChainStopped as stop:
         return await send_error(client, stop.status, stop.message, head.keep_alive, outcome, scope)
     except Exception as exc:  # noqa: BLE001 - a failure in the hook path is answered, never a dropped connection

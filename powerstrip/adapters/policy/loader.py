@@ -293,14 +293,16 @@ def _host_ports(values: list[tuple[str, Node]], what: str, report: _Report) -> H
     ranges: list[tuple[int, int]] = []
     ephemeral = False
     for value, item in values:
-        match = _PORT_RANGE.fullmatch(value.strip())
         if value.strip() == "ephemeral":
             ephemeral = True
-        elif match is None or not 1 <= int(match[1]) <= int(match[2] or match[1]) <= 65535:
+            continue
+        match = _PORT_RANGE.fullmatch(value.strip())
+        low, high = (int(match[1]), int(match[2] or match[1])) if match else (0, 0)
+        if not 1 <= low <= high <= 65535:
             report.error(item, f"{what}: host_ports: {value!r} is not a port (1-65535), a range such as 8000-8999, "
                          "or ephemeral")
         else:
-            ranges.append((int(match[1]), int(match[2] or match[1])))
+            ranges.append((low, high))
     return HostPorts(tuple(ranges), ephemeral)
 
 

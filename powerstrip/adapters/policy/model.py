@@ -80,6 +80,10 @@ class HostPorts:
                 return True
         return needed > end
 
+    def allows(self, start: int, end: int) -> bool:
+        """Whether a binding of ports ``start`` to ``end`` may be published; ``(0, 0)`` is a port the daemon picks."""
+        return self.ephemeral if (start, end) == (0, 0) else self.covers(start, end)
+
     def __str__(self) -> str:
         shown = [str(low) if low == high else f"{low}-{high}" for low, high in self.ranges]
         return ", ".join(shown + (["ephemeral"] if self.ephemeral else [])) or "none"

@@ -231,7 +231,9 @@ async def check_query_owner(docker: DockerAPI, policy: Policy, profile: Profile,
     answered dockerd's 404, as by path), and a tag being moved — ``POST /images/{name}/tag?repo=&tag=``,
     ``POST /commit?repo=&tag=``, ``POST /build?t=`` — must not name an existing image that is not the
     profile's (403), or another owner's image would be replaced under its name. dockerd reads the first
-    value of ``container``, ``repo`` and ``tag`` (every ``t``): every value is judged."""
+    value of ``container``, ``repo`` and ``tag`` (every ``t``): every value is judged. An import names its image
+    as a tag move does; a pull may not move a tag off another owner's image (pulled images have no owner); a load's
+    tags are inside its archive, so a load needs ``image_loads``."""
     if method == "POST" and path == "/images/load" and not profile.powers.image_loads:
         raise Reject(403, f"policy (profile {profile.name!r}): loading images is not allowed for a profile with an "
                           "owner: the tags are inside the archive, which the policy does not read, so a load could "
@@ -246,8 +248,8 @@ async def check_query_owner(docker: DockerAPI, policy: Policy, profile: Profile,
             if info is not None and (_config_labels(info) or {}).get(policy.owner_label) != profile.owner:
                 raise Reject(404, f"No such container: {name}")
     for reference in moved_tags(path, query):
-        info = await _inspect(docker, f"/images/{quote(reference, safe='')}/json", reference)
-        if info is not None and (_config_labels(info) or {}).get(policy.owner_label) != profile.owner:
+        labels = await _image_labels(docker, reference)
+        if labels is not None and labels.get(policy.owner_label) != profile.owner:
             raise Reject(403, f"policy (profile {profile.name!r}): the tag {reference!r} names an image that is not "
                               "one of this profile's: moving it is not allowed")
     if path != "/images/create" or not _pulls(query):
@@ -257,11 +259,16 @@ async def check_query_owner(docker: DockerAPI, policy: Policy, profile: Profile,
         raise Reject(403, f"policy (profile {profile.name!r}): a pull without a tag pulls every tag of the repository "
                           "and may move them off other owners' images: name the tag")
     for reference in pulled:
-        info = await _inspect(docker, f"/images/{quote(reference, safe='')}/json", reference)
-        owner = (_config_labels(info) or {}).get(policy.owner_label) if info is not None else None
-        if owner is not None and owner != profile.owner:
+        labels = await _image_labels(docker, reference)
+        if labels is not None and labels.get(policy.owner_label) not in (None, profile.owner):
             raise Reject(403, f"policy (profile {profile.name!r}): the tag {reference!r} names an image of another "
                               "owner: a pull would move it")
+
+
+async def _image_labels(docker: DockerAPI, reference: str) -> dict[str, Any] | None:
+    """The labels of the image ``reference`` names (empty for one without), None when it names none."""
+    info = await _inspect(docker, f"/images/{quote(reference, safe='')}/json", reference)
+    return None if info is None else _dict(_config_labels(info))
 
 
 _TAG = re.compile(r"/images/.+/tag")

@@ -18,9 +18,9 @@ import posixpath
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
 
-from powerstrip.adapters.policy.model import Powers
+from powerstrip.adapters.policy.model import IPNetwork, Powers
 from powerstrip.adapters.policy.paths import LEGACY_START, SERVICE_SPEC
 
 Body = Mapping[str, Any]
@@ -99,12 +99,10 @@ def _published_ports(host: Mapping[str, Any], powers: Powers) -> Iterator[str]:
             span = host_port_range(text)
             if span is None:
                 yield f"host port {text!r} (for {container_port}) cannot be read as dockerd reads it"
-            elif span == (0, 0):
-                if not allowed.ephemeral:
-                    yield f"publishing {container_port} on a port the daemon picks is not allowed (host ports: {allowed})"
-            elif not allowed.covers(*span):
-                shown = str(span[0]) if span[0] == span[1] else f"{span[0]}-{span[1]}"
-                yield f"host port {shown} (for {container_port}) is not allowed (host ports: {allowed})"
+            elif not allowed.allows(*span):
+                shown = f"host port {span[0]}" if span[0] == span[1] else f"host port {span[0]}-{span[1]}"
+                yield (f"publishing {container_port} on a port the daemon picks" if span == (0, 0)
+                       else f"{shown} (for {container_port})") + f" is not allowed (host ports: {allowed})"
     if host.get("PublishAllPorts") is True and not allowed.ephemeral:
         yield f"publishing every exposed port (PublishAllPorts) is not allowed (host ports: {allowed})"
 
@@ -387,11 +385,9 @@ def _service_ports(body: Body, powers: Powers) -> list[str]:
     for port in _list(_dict(body.get("EndpointSpec")).get("Ports")):
         published = _dict(port).get("PublishedPort")
         number = published if isinstance(published, int) and not isinstance(published, bool) else 0
-        if number == 0:
-            if not allowed.ephemeral:
-                found.append(f"publishing a port the swarm picks is not allowed (host ports: {allowed})")
-        elif not allowed.covers(number, number):
-            found.append(f"published port {number} is not allowed (host ports: {allowed})")
+        if not allowed.allows(number, number):
+            shown = f"published port {number}" if number else "publishing a port the swarm picks"
+            found.append(f"{shown} is not allowed (host ports: {allowed})")
     return found
 
 
@@ -487,10 +483,10 @@ def _ipam_violations(ipam: Mapping[str, Any], powers: Powers) -> list[str]:
 
 
 _IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+_IPValue = Union[IPNetwork, ipaddress.IPv4Address, ipaddress.IPv6Address]
 
 
-def _views(value: ipaddress.IPv4Network | ipaddress.IPv6Network | ipaddress.IPv4Address | ipaddress.IPv6Address,
-           ) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network | ipaddress.IPv4Address | ipaddress.IPv6Address]:
+def _views(value: _IPValue) -> list[_IPValue]:
     """What an address or network is to dockerd: one with IPv4-mapped IPv6 addresses (``::ffff:10.0.0.1``) is also
     the IPv4 one (Go's ``To4``), so it is judged as both."""
     if isinstance(value, ipaddress.IPv6Address) and value.ipv4_mapped is not None:
@@ -502,8 +498,7 @@ def _views(value: ipaddress.IPv4Network | ipaddress.IPv6Network | ipaddress.IPv4
     return [value]
 
 
-def _within(value: ipaddress.IPv4Network | ipaddress.IPv6Network | ipaddress.IPv4Address | ipaddress.IPv6Address,
-            network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+def _within(value: _IPValue, network: IPNetwork) -> bool:
     if value.version != network.version:
         return False
     if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
