@@ -93,6 +93,7 @@ class Etcd:
         scheme = "etcds" if tls is not None else "etcd"
         self.url = f"{scheme}://" + ",".join(f"{h}:{p}" for h, p in endpoints)
         self._credentials = credentials
+        self._tls = tls is not None
         self._client_cert = bool(tls and tls.cert)
         self._clients = [
             etcd3gw.Etcd3Client(host=h, port=p, protocol="https" if tls else "http", timeout=timeout, api_path="/v3/",
@@ -132,7 +133,7 @@ class Etcd:
             with self._lock:
                 self._current = index
             return result
-        tls = _tls_failure(last, self._client_cert)
+        tls = _tls_failure(last, self._client_cert) if self._tls else None
         raise StoreUnavailable(f"cluster store {self.url}: {tls}" if tls else
                                f"cluster store {self.url} unreachable: {_short(last)}")
 
@@ -229,19 +230,20 @@ _TLS_CAUSES = (  # (what requests/OpenSSL says, what it means to the user)
     ("pem lib", "TLS: --cluster-cert or --cluster-key is not a PEM certificate/key"),
 )
 # How a server that refuses the client's certificate (or its absence) ends the handshake: an alert,
-# or with TLS 1.3 often just a close (which is also what a server without TLS does)
+# or with TLS 1.3 often just a close; a server without TLS closes or resets, as it happens
 _CLIENT_REFUSED = ("alert unknown ca", "alert bad certificate", "alert certificate required", "handshake failure")
-_CLOSED = "eof occurred in violation of protocol"
+_CLOSED = ("eof occurred in violation of protocol", "connection reset by peer")
 
 
 def _tls_failure(exc: Exception | None, client_cert: bool) -> str | None:
-    """What a failed TLS handshake means to the user, or ``None`` when it was not one."""
+    """What a failed TLS handshake means to the user, or ``None`` when it was not one (asked of etcds:// only)."""
     text = str(getattr(exc, "detail_text", None) or exc or "")
     lowered = text.lower()
-    if any(cause in lowered for cause in (*_CLIENT_REFUSED, _CLOSED)):
+    closed = any(cause in lowered for cause in _CLOSED)
+    if closed or any(cause in lowered for cause in _CLIENT_REFUSED):
         what = ("it did not accept this client's certificate (check --cluster-cert/--cluster-key against the CA the "
                 "server trusts)" if client_cert else "it requires a client certificate (--cluster-cert/--cluster-key)")
-        if _CLOSED in lowered:
+        if closed:
             return f"TLS: the cluster store closed the connection in the handshake: {what}, or it does not serve TLS " \
                    "(then use etcd://)"
         return f"TLS: the cluster store refused the handshake: {what}: {_openssl_reason(text)}"
@@ -254,7 +256,8 @@ def _tls_failure(exc: Exception | None, client_cert: bool) -> str | None:
 def _short(exc: Exception | None) -> str:
     """requests' messages run to several hundred characters: keep what a user acts on."""
     text = str(getattr(exc, "detail_text", None) or exc or "no endpoint")
-    for cause in ("Connection refused", "timed out", "No route to host", "Name or service not known"):
+    for cause in ("Connection refused", "Connection reset by peer", "timed out", "No route to host",
+                  "Name or service not known"):
         if cause.lower() in text.lower():
             return cause.lower()
     if "remote end closed connection without response" in text.lower():
