@@ -158,7 +158,7 @@ def _run(args, settings: dict, workloads: set[str], dockerd: PrivateDockerd, pre
     if "http" in workloads:
         grid = http_grid.GridSettings(settings["concurrencies"], settings["seconds"], settings["repetitions"],
                                       settings["warmup"])
-        rows += http_grid.run(baseline + [quiet, floor] + routes + hooked, grid, _progress)
+        rows += http_grid.run(baseline + [quiet, floor] + routes + hooked, grid, _progress, dockerd.proc.pid)
     stream_settings = streams.StreamSettings(settings["archive_mib"], settings["logs_mib"], settings["stream_reps"],
                                              settings["idle_streams"])
     if "streams" in workloads:

@@ -1,7 +1,11 @@
 """``GET /_ping`` and ``GET /containers/json`` at several concurrencies, every candidate, same wrk.
 
 Besides wrk's figures, the CPU time the process behind each port spent per request is recorded
-(/proc/PID/stat): on a machine shared with other work it moves far less than req/s does.
+(/proc/PID/stat): on a machine shared with other work it moves far less than req/s does. So are the
+daemon's CPU per request and the share of the machine that was busy: where a relay's req/s ratio trails
+another's at the same CPU per request, these say whether the daemon did more work behind it or the cores
+idled (a single-threaded relay that every request passes through leaves a core idle whenever the
+requests queue at it).
 
 Candidates are interleaved inside each repetition (direct, haproxy, powerstrip, ..., then again), so
 slow drifts of this shared machine hit them alike; each figure is the median over the repetitions.
@@ -13,7 +17,7 @@ from dataclasses import dataclass
 
 from bench import wrk
 from bench.candidates import Candidate
-from bench.procs import cpu_seconds
+from bench.procs import cpu_seconds, machine_times
 from bench.stats import median
 
 ENDPOINTS = ("/_ping", "/containers/json")
@@ -27,29 +31,38 @@ class GridSettings:
     warmup_seconds: int
 
 
-def run(candidates: list[Candidate], settings: GridSettings, progress) -> list[dict]:
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """One wrk run against one candidate, with what the machine spent meanwhile."""
+
+    result: wrk.WrkResult
+    cpu_us: float          # the candidate's process, per request
+    daemon_cpu_us: float   # the daemon's, per request (the candidate's own for ``direct``)
+    machine_busy: float    # share of all cores busy, 0..1
+
+
+def run(candidates: list[Candidate], settings: GridSettings, progress, daemon_pid: int) -> list[dict]:
     rows = []
     for endpoint in ENDPOINTS:
         for cand in candidates:  # warm-up: connections, caches, the gateway's first-request paths
             wrk.run(cand.url + endpoint, 10, settings.warmup_seconds)
         for c in settings.concurrencies:
-            runs: dict[str, list[wrk.WrkResult]] = {cand.name: [] for cand in candidates}
-            cpu: dict[str, list[float]] = {cand.name: [] for cand in candidates}
+            runs: dict[str, list[_Run]] = {cand.name: [] for cand in candidates}
             for _ in range(settings.repetitions):
                 for cand in candidates:
-                    before = cpu_seconds(cand.pid)
-                    result = wrk.run(cand.url + endpoint, c, settings.seconds)
-                    runs[cand.name].append(result)
-                    cpu[cand.name].append((cpu_seconds(cand.pid) - before) / result.requests * 1e6)
+                    runs[cand.name].append(_measure(cand, endpoint, c, settings.seconds, daemon_pid))
             for cand in candidates:
-                results = runs[cand.name]
+                measured = runs[cand.name]
+                results = [m.result for m in measured]
                 row = {
                     "workload": "http", "endpoint": endpoint, "concurrency": c, "candidate": cand.name,
                     "rps": median([r.rps for r in results]),
                     "p50_us": median([r.p50_us for r in results]),
                     "p99_us": median([r.p99_us for r in results]),
                     # CPU the process behind the port spent per request: steadier than req/s on a busy machine
-                    "cpu_us_per_req": median(cpu[cand.name]),
+                    "cpu_us_per_req": median([m.cpu_us for m in measured]),
+                    "daemon_cpu_us_per_req": median([m.daemon_cpu_us for m in measured]),
+                    "machine_busy": median([m.machine_busy for m in measured]),
                     "runs": [r.as_dict() for r in results],
                 }
                 rows.append(row)
@@ -57,6 +70,15 @@ def run(candidates: list[Candidate], settings: GridSettings, progress) -> list[d
                          f"p50 {row['p50_us']:.0f} µs, p99 {row['p99_us']:.0f} µs, {row['cpu_us_per_req']:.0f} CPU-µs/req")
     _add_ratios(rows)
     return rows
+
+
+def _measure(cand: Candidate, endpoint: str, connections: int, seconds: int, daemon_pid: int) -> _Run:
+    assert cand.pid is not None
+    machine, own, daemon = machine_times(), cpu_seconds(cand.pid), cpu_seconds(daemon_pid)
+    result = wrk.run(cand.url + endpoint, connections, seconds)
+    per_request = 1e6 / result.requests
+    return _Run(result, (cpu_seconds(cand.pid) - own) * per_request, (cpu_seconds(daemon_pid) - daemon) * per_request,
+                machine_times().busy_since(machine))
 
 
 def _add_ratios(rows: list[dict]) -> None:

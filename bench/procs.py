@@ -52,3 +52,24 @@ def cpu_times(pid: int) -> CpuTimes:
         fields = f.read().rpartition(")")[2].split()
     tick = os.sysconf("SC_CLK_TCK")
     return CpuTimes(int(fields[11]) / tick, int(fields[12]) / tick)
+
+
+@dataclass(frozen=True, slots=True)
+class MachineTimes:
+    """CPU seconds of the whole machine so far (every core, from /proc/stat): what all of them did, and idled."""
+
+    total: float
+    idle: float
+
+    def busy_since(self, earlier: MachineTimes) -> float:
+        """The share of the machine's CPU time that was busy since ``earlier`` (0..1)."""
+        spent = self.total - earlier.total
+        return 1 - (self.idle - earlier.idle) / spent if spent > 0 else 0.0
+
+
+def machine_times() -> MachineTimes:
+    """The first line of /proc/stat: user, nice, system, idle, iowait, irq, softirq, steal (guest time is in user)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:9]]
+    tick = os.sysconf("SC_CLK_TCK")
+    return MachineTimes(sum(fields) / tick, (fields[3] + fields[4]) / tick)

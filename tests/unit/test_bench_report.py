@@ -10,7 +10,7 @@ from bench.stats import percentile
 def grid_row(endpoint: str, c: int, candidate: str, ratio: float, added: float = 0.0) -> dict:
     return {"workload": "http", "endpoint": endpoint, "concurrency": c, "candidate": candidate, "rps": 1000 * ratio,
             "rps_ratio": ratio, "p50_us": 100 + added, "p99_us": 500, "added_p50_us": added, "added_p99_us": 0,
-            "cpu_us_per_req": 50}
+            "cpu_us_per_req": 50, "daemon_cpu_us_per_req": 20, "machine_busy": 0.95}
 
 
 def results(rows: list[dict]) -> dict:
@@ -54,6 +54,10 @@ def test_with_a_log_off_candidate_the_relay_is_judged_by_it_and_the_default_with
     assert got["unhooked GET /_ping c=50 (the relay, access log off): CPU per request ≤ HAProxy's"] is True
     assert got["unhooked GET /_ping c=50 (the relay, access log off): req/s ratio to direct ≥ HAProxy's"] is False
     assert got["unhooked GET /_ping c=50, access log on (the default): CPU within 1.15× of HAProxy's"] is True
+    rows[2]["machine_busy"] = 0.97
+    figures = {t["target"]: t["figure"] for t in report.targets(results(rows))}
+    assert figures["unhooked GET /_ping c=50 (the relay, access log off): req/s ratio to direct ≥ HAProxy's"] == \
+        "0.55 vs HAProxy 0.60 (daemon CPU 20.0 vs 20.0 µs/req, machine busy 95% vs 97%)"
     rows[0]["cpu_us_per_req"] = 17.0  # 1.17×
     assert verdicts(rows)["unhooked GET /_ping c=50, access log on (the default): CPU within 1.15× of HAProxy's"] \
         is False
