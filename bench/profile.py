@@ -1,7 +1,8 @@
 """``python -m bench.profile``: where powerstrip's relay spends its time, under wrk load.
 
 A private dockerd and one pass-through powerstrip (TCP listener, as in the suite; with ``--hook inproc``, the
-no-op SDK adapter as an in-process pre-hook on the measured endpoints, to see the hook path's cost); wrk drives
+no-op SDK adapter as an in-process pre-hook on the measured endpoints, to see the hook path's cost; with
+``--hook http``, the same adapter as an HTTP pre-hook served by ``powerstrip adapter run``); wrk drives
 ``--endpoint`` at ``--connections`` while py-spy samples the gateway (idle frames included, so the
 share of time the event loop waits in epoll is visible). Writes the collapsed stacks and a summary
 (top functions by own and by inclusive samples) to ``bench/results/profile-<ts>.{txt,md}``.
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -68,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--log-level", default="info")
-    parser.add_argument("--hook", choices=("none", "inproc"), default="none",
-                        help="inproc: the noop SDK adapter as an in-process pre-hook on the measured endpoints")
+    parser.add_argument("--hook", choices=("none", "inproc", "http"), default="none",
+                        help="inproc: the noop SDK adapter as an in-process pre-hook on the measured endpoints; "
+                             "http: the same adapter as an HTTP pre-hook (protocol v1, its own process)")
     parser.add_argument("--native", action="store_true", help="also sample C frames (uvloop, httptools, the interpreter)")
     parser.add_argument("--out", type=Path, default=cands.BENCH_DIR / "results")
     args = parser.parse_args(argv)
@@ -78,8 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     raw_path = args.out / f"profile-{stamp}.txt"
     with PrivateDockerd(extra_args=("-H", f"tcp://127.0.0.1:{DAEMON_TCP_PORT}")) as dockerd:
-        with netns.inside(dockerd.netns):
-            adapter = f"python:{cands.NOOP_ADAPTER}" if args.hook == "inproc" else None
+        with netns.inside(dockerd.netns), ExitStack() as stack:
+            adapter = None
+            if args.hook == "inproc":
+                adapter = f"python:{cands.NOOP_ADAPTER}"
+            elif args.hook == "http":
+                adapter_port, stop_adapter = cands.adapter_service()
+                stack.callback(stop_adapter)
+                adapter = f"http://127.0.0.1:{adapter_port}/"
             gateway = cands.powerstrip(dockerd.url, "powerstrip", "powerstrip", adapter, log_level=args.log_level)
             try:
                 wrk.run(gateway.url + args.endpoint, args.connections, 2)  # warm-up
@@ -98,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         print(spy.stderr, file=sys.stderr)
         return 1
     result = load.get("result")
-    what = "the relay, one in-process hook" if args.hook == "inproc" else "the unhooked relay"
+    what = {"inproc": "the relay, one in-process hook", "http": "the relay, one HTTP hook"}.get(args.hook,
+                                                                                              "the unhooked relay")
     head = (f"# Profile of {what} {stamp}\n\nGET {args.endpoint}, c={args.connections}, "
             f"{args.seconds} s under py-spy (250 Hz, --nonblocking), powerstrip --log-level {args.log_level}; "
             f"wrk: {result.rps:.0f} req/s, p50 {result.p50_us:.0f} µs\n\n" if result else "")
