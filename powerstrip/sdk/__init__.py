@@ -10,7 +10,7 @@
             raise Reject(403, "privileged containers are not allowed here")
 
 Run it in-process (adapters.yml: ``policy: python:mymodule:adapter``) or as an HTTP service
-(``powerstrip adapter run mymodule:adapter``). See docs/adapters.md.
+(``powerstrip adapter run mymodule:adapter``); test it with ``powerstrip.sdk.testing``. See docs/adapters.md.
 """
 
 from powerstrip.sdk.adapter import Adapter
