@@ -3,9 +3,9 @@
 A request goes through what the gateway does around a hook: the target's parameters read as dockerd
 reads them (refused when they are ambiguous), the body decoded as dockerd decodes it (refused when it
 is not one meaning), the adapter called as an in-process adapter under its timeout and failure policy,
-a changed request checked and canonicalised again, the exchange's end callbacks run after. The test reads a named verdict: what the client would
-get when the request is refused (status and message, as the docker CLI prints them), or what the daemon
-would be sent.
+a changed request checked and canonicalised again, the exchange's end callbacks run after. The test
+reads a named verdict: what the client would get when the request is refused (status and message, as
+the docker CLI prints them), or what the daemon would be sent.
 
     from powerstrip.sdk.testing import Peer, pre
 
@@ -97,6 +97,7 @@ class _Hooked:
     """The adapter as the gateway would run it, under the config entry the test describes."""
 
     spec: AdapterSpec
+    adapter: InProcessAdapter
     chain: ChainRun
 
     @classmethod
@@ -104,7 +105,8 @@ class _Hooked:
            kind: AdapterKind) -> _Hooked:
         spec = AdapterSpec(name or getattr(adapter, "name", None) or "adapter", "python:test", timeout,
                            failure_policy, kind=kind)
-        return cls(spec, ChainRun({spec.name: InProcessAdapter(spec, adapter)}))
+        in_process = InProcessAdapter(spec, adapter)
+        return cls(spec, in_process, ChainRun({spec.name: in_process}))
 
     @property
     def outcome(self) -> str:
@@ -115,27 +117,41 @@ class _Refused(Exception):
     """The gateway itself refuses the request, before any hook runs (400, ``powerstrip: ...``)."""
 
 
-def _client_request(request_line: str, json: Any, body: str | None, headers: Sequence[tuple[str, str]],
-                    peer: Peer | None, dry_run: bool, scope: ExchangeScope) -> ClientRequest:
-    method, _, target = request_line.partition(" ")
-    if not method or not target.startswith("/") or " " in target:
-        raise ValueError(f"{request_line!r} is not \"METHOD /target\" (e.g. \"POST /v1.41/containers/create\")")
-    if json is not None and body is not None:
-        raise ValueError("give json= or body=, not both")
-    if json is not None:
-        body = jsonlib.dumps(json)
-    sent = tuple(headers)
-    if body is not None and not any(name.lower() == "content-type" for name, _ in sent):
-        sent += (("Content-Type", "application/json"),)
-    head = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{n}: {v}\r\n" for n, v in sent) + "\r\n"
-    try:
-        parse_request_head(head.encode("latin-1"))
-        check_parameters(target, head.encode("latin-1"))
-        text, found = judged(method, target, body)
-    except (MalformedMessage, AmbiguousRequest, BodyRefused) as exc:
-        raise _Refused(f"powerstrip: {exc}") from None
-    return ClientRequest(method, target, text, sent, "test-uid", dry_run, peer or Peer(), scope,
-                         DecodedBody(found.text, found.value) if found is not None else None)
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """The request the test describes, as the client sends it."""
+
+    method: str
+    target: str
+    body: str | None
+    headers: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, request_line: str, json: Any, body: str | None, headers: Sequence[tuple[str, str]]) -> _Sent:
+        method, _, target = request_line.partition(" ")
+        if not method or not target.startswith("/") or " " in target:
+            raise ValueError(f"{request_line!r} is not \"METHOD /target\" (e.g. \"POST /v1.41/containers/create\")")
+        if json is not None and body is not None:
+            raise ValueError("give json= or body=, not both")
+        if json is not None:
+            body = jsonlib.dumps(json)
+        sent = tuple(headers)
+        if body is not None and not any(name.lower() == "content-type" for name, _ in sent):
+            sent += (("Content-Type", "application/json"),)
+        return cls(method, target, body, sent)
+
+    def hooked(self, peer: Peer | None, dry_run: bool, scope: ExchangeScope, streamed: bool) -> ClientRequest:
+        """What the hook is given: the body as dockerd decodes it, or none when it is streamed to the daemon unread
+        (every pre-hook judges the request by its head: ``body=False``)."""
+        head = f"{self.method} {self.target} HTTP/1.1\r\n" + "".join(f"{n}: {v}\r\n" for n, v in self.headers) + "\r\n"
+        try:
+            parse_request_head(head.encode("latin-1"))
+            check_parameters(self.target, head.encode("latin-1"))
+            text, found = (None, None) if streamed else judged(self.method, self.target, self.body)
+        except (MalformedMessage, AmbiguousRequest, BodyRefused) as exc:
+            raise _Refused(f"powerstrip: {exc}") from None
+        return ClientRequest(self.method, self.target, text, self.headers, "test-uid", dry_run, peer or Peer(), scope,
+                             DecodedBody(found.text, found.value) if found is not None else None)
 
 
 async def pre_async(adapter: Adapter, request_line: str, *, json: Any = None, body: str | None = None,
@@ -144,23 +160,27 @@ async def pre_async(adapter: Adapter, request_line: str, *, json: Any = None, bo
                     failure_policy: FailurePolicy = "fail", kind: AdapterKind = "mutating") -> PreVerdict:
     """Run ``adapter``'s pre-hook on ``request_line`` (``"POST /v1.41/containers/create?name=web"``) with a
     body given as ``json`` (an object) or ``body`` (text); ``name`` is the adapter's name in adapters.yml
-    (its own name by default), which the client's messages carry."""
+    (its own name by default), which the client's messages carry. A body the adapter does not read
+    (``body=False`` handlers) is not given to it and goes to the daemon as sent, as the gateway streams it."""
+    described = _Sent.of(request_line, json, body, headers)
+    hooked = _Hooked.of(adapter, name, timeout, failure_policy, kind)
+    streamed = described.body is not None and not hooked.adapter.reads_body(described.method, described.target)
     scope = ExchangeScope(ends=True)
     try:
-        sent = _client_request(request_line, json, body, headers, peer, dry_run, scope)
+        sent = described.hooked(peer, dry_run, scope, streamed)
     except _Refused as refused:
-        method, _, target = request_line.partition(" ")
-        return PreVerdict(400, str(refused), method, target, body, (), "not called")
-    hooked = _Hooked.of(adapter, name, timeout, failure_policy, kind)
+        return PreVerdict(400, str(refused), described.method, described.target, described.body, (), "not called")
     try:
         forwarded = await hooked.chain.pre((hooked.spec,), sent)
+        if streamed and forwarded.body is not None:  # as the gateway's streamed exchange refuses it
+            raise ChainStopped(502, "powerstrip: a pre-hook gave a body to a request whose body no hook reads")
     except ChainStopped as stop:
-        return PreVerdict(stop.status, stop.message, sent.method, sent.request, sent.body, tuple(scope.warnings),
-                          hooked.outcome)
+        return PreVerdict(stop.status, stop.message, described.method, described.target, described.body,
+                          tuple(scope.warnings), hooked.outcome)
     finally:
         scope.end()  # the exchange is over, as the gateway's would be: the adapter's on_end callbacks run
-    return PreVerdict(None, None, forwarded.method, forwarded.request, forwarded.body, tuple(scope.warnings),
-                      hooked.outcome)
+    return PreVerdict(None, None, forwarded.method, forwarded.request, described.body if streamed else forwarded.body,
+                      tuple(scope.warnings), hooked.outcome)
 
 
 async def post_async(adapter: Adapter, request_line: str, *, request_json: Any = None,
@@ -172,7 +192,7 @@ async def post_async(adapter: Adapter, request_line: str, *, request_json: Any =
     ``request_line`` with ``request_json`` or ``request_body`` (the request as the daemon was sent it)."""
     scope = ExchangeScope(ends=True)
     try:
-        sent = _client_request(request_line, request_json, request_body, headers, peer, False, scope)
+        sent = _Sent.of(request_line, request_json, request_body, headers).hooked(peer, False, scope, streamed=False)
     except _Refused as refused:
         raise ValueError(f"the gateway would refuse this request before any hook: {refused}") from None
     if json is not None and body is not None:

@@ -149,3 +149,28 @@ def test_inside_a_running_loop_the_async_forms_are_used() -> None:
         assert (await post_async(adapter, "GET /v1.41/info", json={})).status == 200
 
     asyncio.run(main())
+
+
+def test_a_body_no_handler_reads_is_streamed_as_sent() -> None:
+    adapter = Adapter("t")
+    seen: list[str | None] = []
+
+    @adapter.pre("POST /*/build", body=False)
+    def judge(request: Request) -> Reject | None:
+        seen.append(request.body)
+        return Reject(403, "no host network") if request.query.get("networkmode") == ["host"] else None
+
+    archive = "not JSON: a build context"
+    allowed = pre(adapter, "POST /v1.41/build?t=web", body=archive, headers=[("Content-Type", "application/x-tar")])
+    assert (allowed.allowed, allowed.body, seen) == (True, archive, [None])
+    refused = pre(adapter, "POST /v1.41/build?networkmode=host", body=archive,
+                  headers=[("Content-Type", "application/x-tar")])
+    assert (refused.status, refused.message) == (403, "adapter t: no host network")
+
+    @adapter.pre("POST /*/images/load", body=False)
+    def give_body(request: Request) -> None:
+        request.body = "{}"
+
+    given = pre(adapter, "POST /v1.41/images/load", body=archive, headers=[("Content-Type", "application/x-tar")])
+    assert (given.status, given.message) == (502, "powerstrip: a pre-hook gave a body to a request whose body no "
+                                                  "hook reads")
