@@ -33,6 +33,7 @@ from powerstrip.proxy.addresses import Address, parse_address
 from powerstrip.proxy.connection import ConnectionSettings
 from powerstrip.proxy.exchange import Limits
 from powerstrip.proxy.server import Listener, ListenerBusy
+from powerstrip.sdk.cli import try_command
 
 if TYPE_CHECKING:
     from powerstrip.adapters.hostaware.sources import MetricsSourceSettings
@@ -220,7 +221,10 @@ def serve(log_level: str, config_source: ConfigSource, relay: ConnectionSettings
 
 @main.group()
 def adapter() -> None:
-    """Run adapters as standalone services."""
+    """Run adapters as standalone services, or try one on a request."""
+
+
+adapter.add_command(try_command)
 
 
 def _adapter_context(target: str, docker: Address, state_dir: str, rules: str | None, cluster: ClusterSettings | None,

@@ -15,28 +15,35 @@ the docker CLI prints them), or what the daemon would be sent.
         assert verdict.status == 403
         assert verdict.message == "adapter owner-policy: privileged containers are not allowed here"
 
+The adapter may also be an HTTP adapter's URL (``pre("http://127.0.0.1:8080/", ..., protocol=2)``): it is
+then called over HTTP with protocol v1 or v2, as the gateway would call it, whatever it is written in.
+
 ``pre`` and ``post`` run their own event loop; inside an ``async`` test, ``await pre_async(...)`` and
-``await post_async(...)`` instead.
+``await post_async(...)`` instead. ``powerstrip adapter try`` is the same from the command line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json as jsonlib
-from collections.abc import Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+import aiohttp
 
 from powerstrip.canonical import BodyRefused, judged
 from powerstrip.config.model import DEFAULT_ADAPTER_TIMEOUT, AdapterKind, AdapterSpec, FailurePolicy
 from powerstrip.hooks.chain import ChainRun, ChainStopped
+from powerstrip.hooks.http_adapter import http_adapter
 from powerstrip.hooks.inprocess import InProcessAdapter
 from powerstrip.hooks.model import Adapter, ClientRequest, DecodedBody, Peer, ServerResponse
 from powerstrip.hooks.scope import ExchangeScope
 from powerstrip.http.head import MalformedMessage, parse_request_head
 from powerstrip.http.params import AmbiguousRequest, check_parameters
 
-__all__ = ["Peer", "PostVerdict", "PreVerdict", "post", "post_async", "pre", "pre_async"]
+__all__ = ["Peer", "PostVerdict", "PreVerdict", "parse_peer", "post", "post_async", "pre", "pre_async"]
 
 T = TypeVar("T")
 
@@ -97,20 +104,36 @@ class _Hooked:
     """The adapter as the gateway would run it, under the config entry the test describes."""
 
     spec: AdapterSpec
-    adapter: InProcessAdapter
+    adapter: Adapter
     chain: ChainRun
 
-    @classmethod
-    def of(cls, adapter: Adapter, name: str | None, timeout: float, failure_policy: FailurePolicy,
-           kind: AdapterKind) -> _Hooked:
-        spec = AdapterSpec(name or getattr(adapter, "name", None) or "adapter", "python:test", timeout,
-                           failure_policy, kind=kind)
-        in_process = InProcessAdapter(spec, adapter)
-        return cls(spec, in_process, ChainRun({spec.name: in_process}))
+    def reads_body(self, method: str, target: str) -> bool:
+        """An HTTP adapter is always sent the body; an in-process one says (``body=False`` handlers)."""
+        reads = getattr(self.adapter, "reads_body", None)
+        return True if reads is None else bool(reads(method, target))
 
     @property
     def outcome(self) -> str:
         return self.chain.records[-1].outcome if self.chain.records else "ok"
+
+
+@asynccontextmanager
+async def _hooked(adapter: Adapter | str, name: str | None, timeout: float, failure_policy: FailurePolicy,
+                  kind: AdapterKind, protocol: int) -> AsyncIterator[_Hooked]:
+    """``adapter`` under a config entry: an SDK adapter in-process, a URL over HTTP (with a session of its own)."""
+    if isinstance(adapter, str):
+        if not adapter.startswith(("http://", "https://")):
+            raise ValueError(f"{adapter!r}: give an adapter object, or an HTTP adapter's http:// or https:// URL")
+        spec = AdapterSpec(name or "adapter", adapter, timeout, failure_policy, protocol, kind)
+        async with aiohttp.ClientSession(headers={"Content-Type": "application/json"},
+                                         cookie_jar=aiohttp.DummyCookieJar()) as session:
+            over_http = http_adapter(spec, session)
+            yield _Hooked(spec, over_http, ChainRun({spec.name: over_http}))
+        return
+    spec = AdapterSpec(name or getattr(adapter, "name", None) or "adapter", "python:test", timeout, failure_policy,
+                       kind=kind)
+    in_process = InProcessAdapter(spec, adapter)
+    yield _Hooked(spec, in_process, ChainRun({spec.name: in_process}))
 
 
 class _Refused(Exception):
@@ -154,17 +177,23 @@ class _Sent:
                              DecodedBody(found.text, found.value) if found is not None else None)
 
 
-async def pre_async(adapter: Adapter, request_line: str, *, json: Any = None, body: str | None = None,
+async def pre_async(adapter: Adapter | str, request_line: str, *, json: Any = None, body: str | None = None,
                     headers: Sequence[tuple[str, str]] = (), peer: Peer | None = None, dry_run: bool = False,
                     name: str | None = None, timeout: float = DEFAULT_ADAPTER_TIMEOUT,
-                    failure_policy: FailurePolicy = "fail", kind: AdapterKind = "mutating") -> PreVerdict:
+                    failure_policy: FailurePolicy = "fail", kind: AdapterKind = "mutating",
+                    protocol: int = 1) -> PreVerdict:
     """Run ``adapter``'s pre-hook on ``request_line`` (``"POST /v1.41/containers/create?name=web"``) with a
     body given as ``json`` (an object) or ``body`` (text); ``name`` is the adapter's name in adapters.yml
     (its own name by default), which the client's messages carry. A body the adapter does not read
-    (``body=False`` handlers) is not given to it and goes to the daemon as sent, as the gateway streams it."""
+    (``body=False`` handlers) is not given to it and goes to the daemon as sent, as the gateway streams it.
+    ``protocol`` is an HTTP adapter's (1 or 2)."""
     described = _Sent.of(request_line, json, body, headers)
-    hooked = _Hooked.of(adapter, name, timeout, failure_policy, kind)
-    streamed = described.body is not None and not hooked.adapter.reads_body(described.method, described.target)
+    async with _hooked(adapter, name, timeout, failure_policy, kind, protocol) as hooked:
+        return await _pre(hooked, described, peer, dry_run)
+
+
+async def _pre(hooked: _Hooked, described: _Sent, peer: Peer | None, dry_run: bool) -> PreVerdict:
+    streamed = described.body is not None and not hooked.reads_body(described.method, described.target)
     scope = ExchangeScope(ends=True)
     try:
         sent = described.hooked(peer, dry_run, scope, streamed)
@@ -183,11 +212,12 @@ async def pre_async(adapter: Adapter, request_line: str, *, json: Any = None, bo
                       tuple(scope.warnings), hooked.outcome)
 
 
-async def post_async(adapter: Adapter, request_line: str, *, request_json: Any = None,
+async def post_async(adapter: Adapter | str, request_line: str, *, request_json: Any = None,
                      request_body: str | None = None, code: int = 200, json: Any = None, body: str | None = None,
                      content_type: str | None = "application/json", headers: Sequence[tuple[str, str]] = (),
                      peer: Peer | None = None, name: str | None = None, timeout: float = DEFAULT_ADAPTER_TIMEOUT,
-                     failure_policy: FailurePolicy = "fail", kind: AdapterKind = "mutating") -> PostVerdict:
+                     failure_policy: FailurePolicy = "fail", kind: AdapterKind = "mutating",
+                     protocol: int = 1) -> PostVerdict:
     """Run ``adapter``'s post-hook on the daemon's answer (``code``, ``json`` or ``body``, ``content_type``) to
     ``request_line`` with ``request_json`` or ``request_body`` (the request as the daemon was sent it)."""
     scope = ExchangeScope(ends=True)
@@ -198,7 +228,11 @@ async def post_async(adapter: Adapter, request_line: str, *, request_json: Any =
     if json is not None and body is not None:
         raise ValueError("give json= or body=, not both")
     response = ServerResponse(code, content_type, jsonlib.dumps(json) if json is not None else body)
-    hooked = _Hooked.of(adapter, name, timeout, failure_policy, kind)
+    async with _hooked(adapter, name, timeout, failure_policy, kind, protocol) as hooked:
+        return await _post(hooked, sent, response, scope)
+
+
+async def _post(hooked: _Hooked, sent: ClientRequest, response: ServerResponse, scope: ExchangeScope) -> PostVerdict:
     try:
         result = await hooked.chain.post((hooked.spec,), sent, response)
     except ChainStopped as stop:
@@ -209,12 +243,12 @@ async def post_async(adapter: Adapter, request_line: str, *, request_json: Any =
     return PostVerdict(result.code, None, result.content_type, result.body, tuple(scope.warnings), hooked.outcome)
 
 
-def pre(adapter: Adapter, request_line: str, **options: Any) -> PreVerdict:
+def pre(adapter: Adapter | str, request_line: str, **options: Any) -> PreVerdict:
     """``pre_async`` on an event loop of its own (options as there)."""
     return _run(pre_async(adapter, request_line, **options))
 
 
-def post(adapter: Adapter, request_line: str, **options: Any) -> PostVerdict:
+def post(adapter: Adapter | str, request_line: str, **options: Any) -> PostVerdict:
     """``post_async`` on an event loop of its own (options as there)."""
     return _run(post_async(adapter, request_line, **options))
 
@@ -226,3 +260,27 @@ def _run(call: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(call)
     call.close()
     raise RuntimeError("an event loop is already running here: use `await pre_async(...)` / `await post_async(...)`")
+
+
+def parse_peer(identity: Sequence[str]) -> Peer:
+    """The client described as ``KEY=VALUE`` items: ``uid=N``, ``gid=N`` (the uid's by default), ``addr=IP``,
+    ``cn=NAME``, ``san=X`` (repeatable), ``listener=URL`` (the command lines' ``--as``); ValueError if not."""
+    fields: dict[str, Any] = {}
+    sans: list[str] = []
+    for item in identity:
+        key, _, value = item.partition("=")
+        if key in ("uid", "gid", "pid") and value.isdigit():
+            fields[key] = int(value)
+        elif key in ("addr", "address"):
+            fields["address"] = value if value.count(":") == 1 or value.startswith("[") else f"{value}:0"
+        elif key == "cn":
+            fields["cert_cn"], fields["cert_subject"] = value, f"CN={value}"
+        elif key == "san":
+            sans.append(value)
+        elif key == "listener":
+            fields["listener"] = value
+        else:
+            raise ValueError(f"{item!r}: expected uid=N, gid=N, pid=N, addr=IP, cn=NAME, san=X or listener=URL")
+    if "uid" in fields and "gid" not in fields:
+        fields["gid"] = fields["uid"]
+    return Peer(**fields, cert_sans=tuple(sans))

@@ -20,6 +20,7 @@ from powerstrip.config.loader import ConfigError, find_config_path, load_config
 from powerstrip.config.model import AdapterSpec, Config, EndpointSpec
 from powerstrip.hooks.model import Peer
 from powerstrip.http.params import AmbiguousRequest, query_params
+from powerstrip.sdk.testing import parse_peer
 
 
 def socket_proxy_config() -> Config:
@@ -132,26 +133,10 @@ def _rules_from_config(config_path: str | None) -> str:
 
 
 def _peer(identity: tuple[str, ...]) -> Peer:
-    fields: dict[str, Any] = {}
-    sans: list[str] = []
-    for item in identity:
-        key, _, value = item.partition("=")
-        if key in ("uid", "gid") and value.isdigit():
-            fields[key] = int(value)
-        elif key in ("addr", "address"):
-            fields["address"] = value if value.count(":") == 1 or value.startswith("[") else f"{value}:0"
-        elif key == "cn":
-            fields["cert_cn"], fields["cert_subject"] = value, f"CN={value}"
-        elif key == "san":
-            sans.append(value)
-        elif key == "listener":
-            fields["listener"] = value
-        else:
-            raise click.BadParameter(f"{item!r}: expected uid=N, gid=N, addr=IP, cn=NAME, san=X or listener=URL",
-                                     param_hint="--as")
-    if "uid" in fields and "gid" not in fields:
-        fields["gid"] = fields["uid"]
-    return Peer(**fields, cert_sans=tuple(sans))
+    try:
+        return parse_peer(identity)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--as") from None
 
 
 def _describe_profile(profile: Profile) -> str:
