@@ -63,7 +63,8 @@ class PreVerdict:
     target: str
     body: str | None
     warnings: tuple[str, ...]  # the client's Warning headers, as it reads them ("adapter NAME: ...")
-    outcome: str               # the hook's record: "ok", "rejected", "failed", "ignored", "skipped" (dry run)
+    outcome: str               # the hook's record: "ok", "rejected", "failed", "ignored", "skipped" (dry run);
+                               # "not called" when the gateway refused the request first
 
     @property
     def allowed(self) -> bool:
