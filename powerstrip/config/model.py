@@ -60,7 +60,3 @@ class Config:
     endpoints: tuple[EndpointSpec, ...] = ()
     adapters: dict[str, AdapterSpec] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
-
-    @property
-    def is_passthrough(self) -> bool:
-        return not self.endpoints

@@ -54,12 +54,12 @@ def test_clusterhq_sample_loads_unchanged(tmp_path: Path) -> None:
         "flocker": AdapterSpec("flocker", "http://flocker/flocker-adapter", line=9),
     }
     assert config.warnings == ()
-    assert not config.is_passthrough
+    assert config.endpoints
 
 
 def test_version_is_optional_and_empty_sections_are_fine(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, "endpoints: {}\nadapters: {}\n"))
-    assert config.endpoints == () and config.adapters == {} and config.is_passthrough
+    assert config.endpoints == () and config.adapters == {}
 
 
 def test_adapter_mapping_form_with_defaults_and_overrides(tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_empty_list_is_fine_when_the_other_phase_has_adapters(tmp_path: Path) ->
 
 def test_passthrough_config() -> None:
     config = passthrough_config()
-    assert config.path is None and config.is_passthrough and config.adapters == {} and config.warnings == ()
+    assert config.path is None and config.endpoints == () and config.adapters == {} and config.warnings == ()
 
 
 # --- syntax and structure ---------------------------------------------------------------
