@@ -13,6 +13,7 @@ from powerstrip.canonical import BodyRefused, judged
 from powerstrip.config.model import AdapterSpec
 from powerstrip.hooks.model import Adapter, AdapterFailure, ClientRequest, DecodedBody, HookRejected, ServerResponse
 from powerstrip.hooks.scope import ExchangeScope
+from powerstrip.http.outcome import Side
 from powerstrip.http.params import AmbiguousRequest, check_target
 
 log = logging.getLogger("powerstrip.hooks")
@@ -71,12 +72,14 @@ def _check_text(body: str | None) -> None:
 
 
 class ChainStopped(Exception):
-    """The chain ends the exchange: the client gets ``status`` with ``{"message": message}``."""
+    """The chain ends the exchange: the client gets ``status`` with ``{"message": message}``. ``fault``: the client
+    when an adapter refused its request, the adapter when it gave no usable answer."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, fault: Side) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.fault = fault
 
 
 @dataclass(slots=True)
@@ -179,14 +182,14 @@ class ChainRun:
         seconds = time.perf_counter() - started
         if isinstance(exc, HookRejected):
             self.records.append(HookRecord(spec.name, phase, "rejected", seconds, warnings))
-            raise ChainStopped(exc.status, f"adapter {spec.name}: {exc.message}")
+            raise ChainStopped(exc.status, f"adapter {spec.name}: {exc.message}", Side.CLIENT)
         if spec.failure_policy == "ignore":
             self.records.append(HookRecord(spec.name, phase, "ignored", seconds, warnings))
             log.warning("adapter %s failed (%s hook, failure_policy ignore, going on): %s", spec.name, phase, exc.message)
             return
         self.records.append(HookRecord(spec.name, phase, "failed", seconds, warnings))
         log.error("adapter %s failed (%s hook): %s", spec.name, phase, exc.message)
-        raise ChainStopped(exc.status, f"adapter {spec.name}: {exc.message}")
+        raise ChainStopped(exc.status, f"adapter {spec.name}: {exc.message}", Side.ADAPTER)
 
 
 class _Warned:

@@ -8,10 +8,12 @@ from typing import Any
 
 
 class Side(enum.Enum):
-    """Who is at fault when an exchange ends in an error: it decides 4xx (client) or 5xx (daemon)."""
+    """Who is at fault when an exchange ends in an error: the client (4xx: its request was malformed, too large,
+    too slow or refused by a hook), the daemon or an adapter (5xx: no usable answer), or the gateway itself."""
 
     CLIENT = "client"
     DAEMON = "daemon"
+    ADAPTER = "adapter"
     GATEWAY = "gateway"
 
 

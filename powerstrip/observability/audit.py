@@ -75,4 +75,6 @@ def audit_entry(client: ClientConnection, record: ExchangeRecord) -> dict[str, A
         entry["warnings"] = warnings
     if outcome.note and (outcome.status >= 400 or outcome.status == 0):
         entry["error"] = outcome.note
+        if outcome.fault is not None:
+            entry["fault"] = outcome.fault.value
     return entry

@@ -35,7 +35,7 @@ from powerstrip.http.head import (
     serialize_head,
 )
 from powerstrip.http.machine import Judged, error_response, may_hijack, status_line
-from powerstrip.http.outcome import Outcome
+from powerstrip.http.outcome import Outcome, Side
 from powerstrip.http.params import AmbiguousRequest, check_parameters
 from powerstrip.http.warning import warning_lines, with_warnings
 from powerstrip.proxy.streams import (
@@ -107,12 +107,12 @@ def _warnings(scope: ExchangeScope | None) -> bytes:
 
 
 async def send_error(client: Stream, status: int, message: str, keep_alive: bool, outcome: Outcome,
-                     scope: ExchangeScope | None = None) -> Outcome:
+                     scope: ExchangeScope | None = None, *, fault: Side) -> Outcome:
     """A ``{"message": ...}`` error, with the ``Warning`` headers of ``scope`` (the hooks' warnings stand
-    whatever the outcome, as Kubernetes sends a denied request's warnings)."""
+    whatever the outcome, as Kubernetes sends a denied request's warnings); ``fault`` goes to the audit."""
     client.writer.write(with_warnings(error_response(status, message, keep_alive), _warnings(scope)))
     await client.writer.drain()
-    outcome.status, outcome.keep_alive, outcome.note = status, keep_alive, message
+    outcome.status, outcome.keep_alive, outcome.note, outcome.fault = status, keep_alive, message, fault
     return outcome
 
 
@@ -331,19 +331,21 @@ async def _streamed(
     try:
         check_parameters(head.target, head.raw)
     except AmbiguousRequest as exc:
-        return await _refuse_unread(client, 400, f"powerstrip: {exc}", outcome, None)
+        return await _refuse_unread(client, 400, f"powerstrip: {exc}", outcome, None, Side.CLIENT)
     headers = tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in head.headers)
     request = ClientRequest(head.method, head.target, None, headers, outcome.uid, is_dry_run(head), peer, scope)
     try:
         forwarded = await chain.pre(route.pre, request)
         if forwarded.body is not None:
-            raise ChainStopped(502, "powerstrip: a pre-hook gave a body to a request whose body no hook reads")
+            raise ChainStopped(502, "powerstrip: a pre-hook gave a body to a request whose body no hook reads",
+                               Side.ADAPTER)
     except ChainStopped as stop:
-        return await _refuse_unread(client, stop.status, stop.message, outcome, scope)
+        return await _refuse_unread(client, stop.status, stop.message, outcome, scope, stop.fault)
     except Exception as exc:  # noqa: BLE001 - as in the buffered exchange: an answer, never a dropped connection
         log.exception("the pre-hook path failed (uid %s)", outcome.uid)
         return await _refuse_unread(client, 502, f"powerstrip: the pre-hooks failed ({type(exc).__name__}: "
-                                    f"{str(exc)[:200]}); nothing was forwarded to the daemon", outcome, scope)
+                                    f"{str(exc)[:200]}); nothing was forwarded to the daemon", outcome, scope,
+                                    Side.GATEWAY)
     if forwarded.dry_run:
         await _dry_run_answer(client, head, forwarded, outcome)
         outcome.keep_alive = False  # the body was never read: drained (bounded), then the connection closes
@@ -352,7 +354,7 @@ async def _streamed(
     try:
         upstream = await link.connect()
     except DaemonUnavailable as exc:
-        return await _refuse_unread(client, 502, str(exc), outcome, scope)
+        return await _refuse_unread(client, 502, str(exc), outcome, scope, Side.DAEMON)
     request_line = f"{forwarded.method} {forwarded.request} HTTP/1.1".encode("latin-1")
     upstream.writer.write(serialize_head(request_line, replace_headers(head.headers, (b"expect",), [])))
     if head.expects_continue:
@@ -374,44 +376,53 @@ async def _streamed(
         pump.cancel()
         answer.cancel()
         link.discard()
-        status, message = failure
-        if not status:  # the client left: nobody to answer
-            outcome.note, outcome.keep_alive = message, False
+        if not failure.status:  # the client left: nobody to answer
+            outcome.note, outcome.keep_alive, outcome.fault = failure.message, False, failure.fault
             return outcome
-        return await send_error(client, status, message, False, outcome, scope)
+        return await send_error(client, failure.status, failure.message, False, outcome, scope, fault=failure.fault)
     response = answer.result()
     if scope.warnings:  # a copy: parsed heads are shared (the parser's memo), never changed
         response = dataclasses.replace(response, raw=with_warnings(response.raw, _warnings(scope)))
     return await _deliver(client, upstream, link, head.keep_alive, response, pump, limits, outcome, None)
 
 
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """Why a streamed exchange has no response to relay (``status`` 0: the client left, nobody to answer)."""
+
+    status: int
+    message: str
+    fault: Side
+
+
 def _streamed_failure(answer: asyncio.Future[ResponseHead], pump: asyncio.Future[None],
-                      limits: Limits) -> tuple[int, str] | None:
-    """Why a streamed exchange has no response to relay — (status, message), status 0 when the client left —
-    or None when the daemon's answer is in. The side at fault is named: a body the client stopped sending or
-    framed wrong is its own; a daemon that answered wrong or left is a 502."""
+                      limits: Limits) -> _Failure | None:
+    """Why a streamed exchange has no response to relay, or None when the daemon's answer is in. The side at
+    fault is named: a body the client stopped sending or framed wrong is its own; a daemon that answered wrong
+    or left is a 502."""
     if answer.done() and not answer.cancelled():
         error = answer.exception()
         if error is None:
             return None
         if isinstance(error, MalformedMessage):
-            return 502, f"the daemon sent a malformed response ({error})"
-        return 502, f"the daemon closed the connection while the request body was sent ({error})"
+            return _Failure(502, f"the daemon sent a malformed response ({error})", Side.DAEMON)
+        return _Failure(502, f"the daemon closed the connection while the request body was sent ({error})",
+                        Side.DAEMON)
     error = pump.exception()
     if isinstance(error, TimeoutError):
-        return 408, f"request body paused for more than {limits.body_timeout:g}s"
+        return _Failure(408, f"request body paused for more than {limits.body_timeout:g}s", Side.CLIENT)
     if isinstance(error, MalformedMessage):
-        return error.status, f"powerstrip: {error}"
+        return _Failure(error.status, f"powerstrip: {error}", Side.CLIENT)
     if isinstance(error, PeerClosed):
-        return 0, "the client closed the connection inside the request body"
-    return 502, f"the daemon stopped taking the request body ({error})"
+        return _Failure(0, "the client closed the connection inside the request body", Side.CLIENT)
+    return _Failure(502, f"the daemon stopped taking the request body ({error})", Side.DAEMON)
 
 
 async def _refuse_unread(client: Stream, status: int, message: str, outcome: Outcome,
-                         scope: ExchangeScope | None) -> Outcome:
+                         scope: ExchangeScope | None, fault: Side) -> Outcome:
     """An answer to a request whose body was not read: the connection closes, after a bounded read of what the
     client still sends (so that it reads the answer rather than a reset)."""
-    await send_error(client, status, message, False, outcome, scope)
+    await send_error(client, status, message, False, outcome, scope, fault=fault)
     await discard_input(client.reader, LINGER_BYTES, LINGER_SECONDS)
     return outcome
 
@@ -424,14 +435,14 @@ async def _hooked(
     chain = ChainRun(adapters, outcome.hooks)
     if head.framing is Framing.LENGTH and head.length > limits.max_body_size:
         # refused from its declared length: a client waiting for 100 Continue is not invited to send it
-        await send_error(client, 413, _too_large(limits), False, outcome)
+        await send_error(client, 413, _too_large(limits), False, outcome, fault=Side.CLIENT)
         await discard_input(client.reader, LINGER_BYTES, LINGER_SECONDS)
         return outcome
     try:  # parameters dockerd would read otherwise than the hooks: refused before the body is invited
         check_parameters(head.target, head.raw)
     except AmbiguousRequest as exc:
         keep_alive = head.keep_alive and head.framing is Framing.NONE
-        await send_error(client, 400, f"powerstrip: {exc}", keep_alive, outcome)
+        await send_error(client, 400, f"powerstrip: {exc}", keep_alive, outcome, fault=Side.CLIENT)
         if not keep_alive:
             await discard_input(client.reader, LINGER_BYTES, LINGER_SECONDS)
         return outcome
@@ -446,22 +457,23 @@ async def _hooked(
             async with asyncio.timeout(limits.body_timeout):
                 body = await read_body(client.reader, head.framing, head.length, limits.max_body_size)
     except BodyTooLarge:
-        await send_error(client, 413, _too_large(limits), False, outcome)
+        await send_error(client, 413, _too_large(limits), False, outcome, fault=Side.CLIENT)
         await discard_input(client.reader, LINGER_BYTES, LINGER_SECONDS)
         return outcome
     except TimeoutError:
         return await send_error(client, 408, f"request body not received within {limits.body_timeout:g}s",
-                                False, outcome)
+                                False, outcome, fault=Side.CLIENT)
     except MalformedMessage as exc:  # a framing the hooks cannot de-frame: nothing is forwarded
-        return await send_error(client, exc.status, f"powerstrip: {exc}", False, outcome)
+        return await send_error(client, exc.status, f"powerstrip: {exc}", False, outcome, fault=Side.CLIENT)
     try:
         headers = tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in head.headers)
         text, found = judged(head.method, head.target, _decode(body))
     except UnicodeDecodeError:
         return await send_error(client, 400, "request body is not UTF-8 text; the hooks on this endpoint "
-                                "(protocol v1) can only be given text, so it is refused", head.keep_alive, outcome)
+                                "(protocol v1) can only be given text, so it is refused", head.keep_alive, outcome,
+                                fault=Side.CLIENT)
     except BodyRefused as refused:
-        return await send_error(client, 400, f"powerstrip: {refused}", head.keep_alive, outcome)
+        return await send_error(client, 400, f"powerstrip: {refused}", head.keep_alive, outcome, fault=Side.CLIENT)
     request = ClientRequest(head.method, head.target, text, headers, outcome.uid, is_dry_run(head), peer, scope,
                             DecodedBody(found.text, found.value) if found is not None else None)
     try:
@@ -476,16 +488,16 @@ async def _hooked(
         if relayed:
             return Judged(parse_request_head(forwarded_head), body, head.keep_alive, outcome)
     except ChainStopped as stop:
-        return await send_error(client, stop.status, stop.message, head.keep_alive, outcome, scope)
+        return await send_error(client, stop.status, stop.message, head.keep_alive, outcome, scope, fault=stop.fault)
     except Exception as exc:  # noqa: BLE001 - a failure in the hook path is answered, never a dropped connection
         log.exception("the pre-hook path failed (uid %s)", outcome.uid)
         return await send_error(client, 502, f"powerstrip: the pre-hooks failed ({type(exc).__name__}: "
                                 f"{str(exc)[:200]}); nothing was forwarded to the daemon", head.keep_alive, outcome,
-                                scope)
+                                scope, fault=Side.GATEWAY)
     try:
         upstream = await link.connect()
     except DaemonUnavailable as exc:  # after the pre-hooks: their decisions stay in the outcome
-        return await send_error(client, 502, str(exc), False, outcome, scope)
+        return await send_error(client, 502, str(exc), False, outcome, scope, fault=Side.DAEMON)
     try:
         return await _forward(client, upstream, link, head, route, forwarded, forwarded_head, body, chain, limits,
                               outcome)
@@ -493,8 +505,10 @@ async def _hooked(
         link.discard()
         if outcome.status:  # the response already started: closing is the only signal left
             outcome.note, outcome.keep_alive = f"the daemon sent a malformed response ({exc})", False
+            outcome.fault = Side.DAEMON
             return outcome
-        return await send_error(client, 502, f"the daemon sent a malformed response ({exc})", False, outcome, scope)
+        return await send_error(client, 502, f"the daemon sent a malformed response ({exc})", False, outcome, scope,
+                                fault=Side.DAEMON)
 
 
 def _too_large(limits: Limits) -> str:
@@ -533,11 +547,13 @@ async def _forward(
     except TimeoutError:
         link.discard()
         return await send_error(client, 502, f"the daemon's response body did not arrive within "
-                                f"{limits.body_timeout:g}s; the post-hooks cannot see it", False, outcome, scope)
+                                f"{limits.body_timeout:g}s; the post-hooks cannot see it", False, outcome, scope,
+                                fault=Side.DAEMON)
     except BodyTooLarge as exc:
         link.discard()
         return await send_error(client, 502, f"response larger than the gateway's limit of {exc.limit} bytes; "
-                                "the post-hooks cannot see it, so it is refused", False, outcome, scope)
+                                "the post-hooks cannot see it, so it is refused", False, outcome, scope,
+                                fault=Side.DAEMON)
     if open_stream is not None:
         log.warning("post-hooks not run for %s %s: the response is still streaming after %gs",
                     forwarded.method, forwarded.request, limits.stream_grace)
@@ -558,18 +574,18 @@ async def _forward(
     except UnicodeDecodeError:
         return await send_error(client, 502, "the daemon's response is not UTF-8 text; the post-hooks on this "
                                 "endpoint (protocol v1) cannot see it, so it is refused", head.keep_alive, outcome,
-                                scope)
+                                scope, fault=Side.DAEMON)
     try:
         result = await chain.post(route.post, forwarded, server_response)
         modified = with_warnings(_modified_response(response, result), _warnings(scope))
     except ChainStopped as stop:
         return await send_error(client, stop.status, stop.message, head.keep_alive and response.keep_alive, outcome,
-                                scope)
+                                scope, fault=stop.fault)
     except Exception as exc:  # noqa: BLE001 - as for the pre-hooks: an answer, not a dropped connection
         log.exception("the post-hook path failed (uid %s)", outcome.uid)
         return await send_error(client, 502, f"powerstrip: the post-hooks failed ({type(exc).__name__}: "
                                 f"{str(exc)[:200]}); the daemon's answer is withheld",
-                                head.keep_alive and response.keep_alive, outcome, scope)
+                                head.keep_alive and response.keep_alive, outcome, scope, fault=Side.GATEWAY)
     client.writer.write(modified)
     await client.writer.drain()
     outcome.status = result.code

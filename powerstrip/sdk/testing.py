@@ -41,6 +41,7 @@ from powerstrip.hooks.inprocess import InProcessAdapter
 from powerstrip.hooks.model import Adapter, ClientRequest, DecodedBody, Peer, ServerResponse
 from powerstrip.hooks.scope import ExchangeScope
 from powerstrip.http.head import MalformedMessage, parse_request_head
+from powerstrip.http.outcome import Side
 from powerstrip.http.params import AmbiguousRequest, check_parameters
 
 __all__ = ["Peer", "PostVerdict", "PreVerdict", "parse_peer", "post", "post_async", "pre", "pre_async"]
@@ -203,7 +204,8 @@ async def _pre(hooked: _Hooked, described: _Sent, peer: Peer | None, dry_run: bo
     try:
         forwarded = await hooked.chain.pre((hooked.spec,), sent)
         if streamed and forwarded.body is not None:  # as the gateway's streamed exchange refuses it
-            raise ChainStopped(502, "powerstrip: a pre-hook gave a body to a request whose body no hook reads")
+            raise ChainStopped(502, "powerstrip: a pre-hook gave a body to a request whose body no hook reads",
+                               Side.ADAPTER)
     except ChainStopped as stop:
         return PreVerdict(stop.status, stop.message, described.method, described.target, described.body,
                           tuple(scope.warnings), hooked.outcome)

@@ -13,6 +13,7 @@ import pytest
 
 from harness import rawhttp
 from harness.ops import wait_for_log
+from harness.util import wait_until
 
 pytestmark = pytest.mark.docker
 
@@ -80,7 +81,12 @@ def test_log_lines_cannot_be_forged_and_malformed_requests_are_logged(make_gatew
     assert answer.startswith(b"HTTP/1.1 400 ")
     wait_for_log(gw, "POST /v1.41/containers/create -> 400")
     entries = [json.loads(line) for line in audit.read_text().splitlines()]
-    assert any(entry["status"] == 400 and entry["method"] == "POST" for entry in entries), entries
+    assert any(entry["status"] == 400 and entry["method"] == "POST" and entry["fault"] == "client"
+               for entry in entries), entries
+    assert create(gw, "recursion").status == 502  # the adapter gave no usable answer: its fault, not the client's
+    wait_until(lambda: len(audit.read_text().splitlines()) > len(entries), 10, 0.05, "the audit entry")
+    failed = json.loads(audit.read_text().splitlines()[-1])
+    assert (failed["status"], failed["fault"]) == (502, "adapter") and "RecursionError" in failed["error"]
     reply = create(gw, "crlf-message")
     assert reply.status == 403
     wait_for_log(gw, "refused\\x0d\\x0a2026")  # the adapter's CR LF, escaped in the access line

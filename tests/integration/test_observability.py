@@ -60,7 +60,8 @@ def test_audit_log_names_the_unix_peer_and_every_hook_decision(make_gateway, fre
         ("tag", "pre", "ok"), ("broken", "pre", "ignored")]
     assert all(h["duration_ms"] > 0 for h in create["hooks"]) and create["duration_ms"] > 0
     start = next(line for line in lines if line["path"].endswith("/start"))
-    assert (start["status"], start["error"]) == (403, "adapter deny: not today")
+    assert (start["status"], start["error"], start["fault"]) == (403, "adapter deny: not today", "client")
+    assert "fault" not in create and "error" not in create
     assert [(h["adapter"], h["decision"]) for h in start["hooks"]] == [("deny", "rejected")]
     ping = next(line for line in lines if line["path"] == "/_ping")
     assert ping["hooked"] is False and ping["hooks"] == [] and ping["status"] == 200

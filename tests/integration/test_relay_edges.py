@@ -183,7 +183,7 @@ def test_the_audit_keeps_the_hook_decisions_when_the_daemon_is_unreachable_after
         assert answer.startswith(b"HTTP/1.1 502 ")
         wait_for_log(gw, "-> 502")
     entry = json.loads(audit.read_text().splitlines()[-1])
-    assert entry["status"] == 502
+    assert (entry["status"], entry["fault"]) == (502, "daemon")
     assert [hook["adapter"] for hook in entry["hooks"]] == ["pass"]
 
 

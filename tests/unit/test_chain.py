@@ -13,7 +13,8 @@ from powerstrip.config.model import AdapterSpec
 from powerstrip.hooks.chain import ChainRun, ChainStopped
 from powerstrip.hooks.inprocess import AdapterLoadError, InProcessAdapter, import_adapter
 from powerstrip.hooks.model import ClientRequest, Peer
-from powerstrip.sdk import Adapter, Request
+from powerstrip.http.outcome import Side
+from powerstrip.sdk import Adapter, Reject, Request
 
 CREATE = "POST /*/containers/create"
 REQUEST = ClientRequest("POST", "/containers/create", '{"Image": "a"}', (("X", "1"),), "u-9", False, Peer(uid=5))
@@ -136,6 +137,20 @@ def test_an_in_process_handler_that_raises_after_waiting_is_the_adapters_failure
     with pytest.raises(ChainStopped) as caught:
         asyncio.run(run.pre(specs, REQUEST))
     assert caught.value.status == 502 and "KeyError" in caught.value.message
+    assert caught.value.fault is Side.ADAPTER  # the audit's "fault": the adapter gave no usable answer
+
+
+def test_a_refusal_stops_the_chain_as_the_clients_fault() -> None:
+    strict = Adapter("strict")
+
+    @strict.pre(CREATE)
+    def refuse(request: Request) -> Reject:
+        return Reject(403, "no")
+
+    run, specs = chain_of((AdapterSpec("strict", "python:x:y"), strict))
+    with pytest.raises(ChainStopped) as caught:
+        asyncio.run(run.pre(specs, REQUEST))
+    assert (caught.value.status, caught.value.message, caught.value.fault) == (403, "adapter strict: no", Side.CLIENT)
 
 
 def _decoded_request(body: str) -> ClientRequest:

@@ -17,6 +17,7 @@ from powerstrip.hooks.model import ClientRequest
 from powerstrip.hooks.scope import MAX_WARNING_CHARS, MAX_WARNINGS, ExchangeScope
 from powerstrip.http.head import parse_request_head, parse_response_head
 from powerstrip.http.machine import Judged
+from powerstrip.http.outcome import Outcome, Side
 from powerstrip.http.warning import warning_lines, warning_value, with_warnings
 from powerstrip.proxy import exchange
 from powerstrip.proxy.bridge import BridgeReader, Stream, TransportWriter
@@ -306,13 +307,23 @@ def test_an_sdk_adapter_served_over_protocol_2_sends_its_warnings_in_the_reply()
 
 def test_the_audit_entry_lists_the_warnings() -> None:
     from powerstrip.hooks.chain import HookRecord
-    from powerstrip.http.outcome import Outcome
     from powerstrip.observability.audit import audit_entry
     from powerstrip.proxy.connection import ClientConnection, ExchangeRecord
 
     outcome = Outcome(status=200, uid="u-1", hooks=[HookRecord("policy", "pre", "ok", 0.001, ("adapter policy: x",))])
     entry = audit_entry(ClientConnection(_Transport(), exchange.Peer(uid=0)), ExchangeRecord("GET", "/x", True, 1, outcome, 0.01))
     assert entry["warnings"] == ["adapter policy: x"]
+    assert "fault" not in entry and "error" not in entry
+
+
+@pytest.mark.parametrize("side", list(Side))
+def test_the_audit_entry_names_the_side_at_fault_of_an_error(side: Side) -> None:
+    from powerstrip.observability.audit import audit_entry
+    from powerstrip.proxy.connection import ClientConnection, ExchangeRecord
+
+    outcome = Outcome(status=502, note="it went wrong", fault=side)
+    entry = audit_entry(ClientConnection(_Transport(), exchange.Peer(uid=0)), ExchangeRecord("GET", "/x", True, 1, outcome, 0.01))
+    assert (entry["error"], entry["fault"]) == ("it went wrong", side.value)
 
 
 def test_a_warning_stays_with_its_own_exchange() -> None:
