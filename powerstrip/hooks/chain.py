@@ -82,6 +82,14 @@ class ChainStopped(Exception):
         self.fault = fault
 
 
+def check_streamed(request: ClientRequest) -> None:
+    """A request whose body goes to the daemon unread (every pre-hook judged its head): a pre-hook cannot give
+    it a body, since none would be sent."""
+    if request.body is not None:
+        raise ChainStopped(502, "powerstrip: a pre-hook gave a body to a request whose body no hook reads",
+                           Side.ADAPTER)
+
+
 @dataclass(slots=True)
 class HookRecord:
     """What one hook did, for the request's log line."""

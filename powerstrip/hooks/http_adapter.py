@@ -150,6 +150,14 @@ class HttpAdapterV2(_HttpAdapter):
             raise self._invalid(exc) from None
 
 
+def adapter_session() -> aiohttp.ClientSession:
+    """The connection pool HTTP adapters share. No cookie jar: cookies are scoped by host, not port, so adapters on
+    one host would be sent each other's cookies (and every adapter its own, with each client's request); the
+    protocol has no use for them."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
+                                 headers={"Content-Type": "application/json"}, cookie_jar=aiohttp.DummyCookieJar())
+
+
 def http_adapter(spec: AdapterSpec, session: aiohttp.ClientSession) -> HttpAdapterV1 | HttpAdapterV2:
     """The client for ``spec``'s protocol."""
     return (HttpAdapterV2 if spec.protocol == 2 else HttpAdapterV1)(spec, session)

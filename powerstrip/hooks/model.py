@@ -8,6 +8,7 @@ the chain's result back, so a hook sees exactly the bytes that are forwarded.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from powerstrip.hooks.scope import ExchangeScope
@@ -36,6 +37,30 @@ class Peer:
 
 
 UNKNOWN_PEER = Peer()
+
+
+def parse_peer(identity: Sequence[str]) -> Peer:
+    """The client described as ``KEY=VALUE`` items: ``uid=N``, ``gid=N`` (the uid's by default), ``pid=N``, ``addr=IP``,
+    ``cn=NAME``, ``san=X`` (repeatable), ``listener=URL`` (the command lines' ``--as``); ValueError if not."""
+    fields: dict[str, Any] = {}
+    sans: list[str] = []
+    for item in identity:
+        key, _, value = item.partition("=")
+        if key in ("uid", "gid", "pid") and value.isdigit():
+            fields[key] = int(value)
+        elif key in ("addr", "address"):
+            fields["address"] = value if value.count(":") == 1 or value.startswith("[") else f"{value}:0"
+        elif key == "cn":
+            fields["cert_cn"], fields["cert_subject"] = value, f"CN={value}"
+        elif key == "san":
+            sans.append(value)
+        elif key == "listener":
+            fields["listener"] = value
+        else:
+            raise ValueError(f"{item!r}: expected uid=N, gid=N, pid=N, addr=IP, cn=NAME, san=X or listener=URL")
+    if "uid" in fields and "gid" not in fields:
+        fields["gid"] = fields["uid"]
+    return Peer(**fields, cert_sans=tuple(sans))
 
 
 class DecodedBody:

@@ -21,7 +21,7 @@ from typing import Protocol
 
 from powerstrip.canonical import BodyRefused, judged
 from powerstrip.config.routes import Route
-from powerstrip.hooks.chain import ChainRun, ChainStopped
+from powerstrip.hooks.chain import ChainRun, ChainStopped, check_streamed
 from powerstrip.hooks.model import Adapter, ClientRequest, DecodedBody, PathVerdict, Peer, ServerResponse
 from powerstrip.hooks.scope import ExchangeScope
 from powerstrip.http.head import (
@@ -336,9 +336,7 @@ async def _streamed(
     request = ClientRequest(head.method, head.target, None, headers, outcome.uid, is_dry_run(head), peer, scope)
     try:
         forwarded = await chain.pre(route.pre, request)
-        if forwarded.body is not None:
-            raise ChainStopped(502, "powerstrip: a pre-hook gave a body to a request whose body no hook reads",
-                               Side.ADAPTER)
+        check_streamed(forwarded)
     except ChainStopped as stop:
         return await _refuse_unread(client, stop.status, stop.message, outcome, scope, stop.fault)
     except Exception as exc:  # noqa: BLE001 - as in the buffered exchange: an answer, never a dropped connection

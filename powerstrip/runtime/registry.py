@@ -9,7 +9,7 @@ import aiohttp
 
 from powerstrip.adapters import BuiltinContext, create_builtin
 from powerstrip.config.model import AdapterSpec, Config
-from powerstrip.hooks.http_adapter import http_adapter
+from powerstrip.hooks.http_adapter import adapter_session, http_adapter
 from powerstrip.hooks.inprocess import InProcessAdapter, import_adapter
 from powerstrip.hooks.model import Adapter
 
@@ -59,13 +59,7 @@ class AdapterRegistry:
         if spec.python is not None:
             return InProcessAdapter(spec, import_adapter(spec.python, self._search_path))
         if self._session is None:
-            # No cookie jar: cookies are scoped by host, not port, so adapters on one host would be sent each other's
-            # cookies (and every adapter its own, with each client's request); the protocol has no use for them.
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
-                headers={"Content-Type": "application/json"},
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
+            self._session = adapter_session()
         return http_adapter(spec, self._session)
 
     async def close(self) -> None:

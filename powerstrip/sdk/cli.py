@@ -84,7 +84,7 @@ def try_command(target: str, method: str, path: str, body_file: str | None, body
     request_line = f"{method.upper()} {path}"
     verdict: PreVerdict | PostVerdict
     try:
-        if response is None and response_file is None:
+        if response is None:
             verdict = pre(adapter, request_line, body=body, dry_run=dry_run, **options)
         else:
             verdict = post(adapter, request_line, request_body=body, code=code, body=response,

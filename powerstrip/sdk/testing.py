@@ -31,17 +31,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import aiohttp
-
 from powerstrip.canonical import BodyRefused, judged
 from powerstrip.config.model import DEFAULT_ADAPTER_TIMEOUT, AdapterKind, AdapterSpec, FailurePolicy
-from powerstrip.hooks.chain import ChainRun, ChainStopped
-from powerstrip.hooks.http_adapter import http_adapter
+from powerstrip.hooks.chain import ChainRun, ChainStopped, check_streamed
+from powerstrip.hooks.http_adapter import adapter_session, http_adapter
 from powerstrip.hooks.inprocess import InProcessAdapter
-from powerstrip.hooks.model import Adapter, ClientRequest, DecodedBody, Peer, ServerResponse
+from powerstrip.hooks.model import Adapter, ClientRequest, DecodedBody, Peer, ServerResponse, parse_peer
 from powerstrip.hooks.scope import ExchangeScope
 from powerstrip.http.head import MalformedMessage, parse_request_head
-from powerstrip.http.outcome import Side
 from powerstrip.http.params import AmbiguousRequest, check_parameters
 
 __all__ = ["Peer", "PostVerdict", "PreVerdict", "parse_peer", "post", "post_async", "pre", "pre_async"]
@@ -127,8 +124,7 @@ async def _hooked(adapter: Adapter | str, name: str | None, timeout: float, fail
         if not adapter.startswith(("http://", "https://")):
             raise ValueError(f"{adapter!r}: give an adapter object, or an HTTP adapter's http:// or https:// URL")
         spec = AdapterSpec(name or "adapter", adapter, timeout, failure_policy, protocol, kind)
-        async with aiohttp.ClientSession(headers={"Content-Type": "application/json"},
-                                         cookie_jar=aiohttp.DummyCookieJar()) as session:
+        async with adapter_session() as session:
             over_http = http_adapter(spec, session)
             yield _Hooked(spec, over_http, ChainRun({spec.name: over_http}))
         return
@@ -203,9 +199,8 @@ async def _pre(hooked: _Hooked, described: _Sent, peer: Peer | None, dry_run: bo
         return PreVerdict(400, str(refused), described.method, described.target, described.body, (), "not called")
     try:
         forwarded = await hooked.chain.pre((hooked.spec,), sent)
-        if streamed and forwarded.body is not None:  # as the gateway's streamed exchange refuses it
-            raise ChainStopped(502, "powerstrip: a pre-hook gave a body to a request whose body no hook reads",
-                               Side.ADAPTER)
+        if streamed:
+            check_streamed(forwarded)
     except ChainStopped as stop:
         return PreVerdict(stop.status, stop.message, described.method, described.target, described.body,
                           tuple(scope.warnings), hooked.outcome)
@@ -264,26 +259,3 @@ def _run(call: Coroutine[Any, Any, T]) -> T:
     call.close()
     raise RuntimeError("an event loop is already running here: use `await pre_async(...)` / `await post_async(...)`")
 
-
-def parse_peer(identity: Sequence[str]) -> Peer:
-    """The client described as ``KEY=VALUE`` items: ``uid=N``, ``gid=N`` (the uid's by default), ``addr=IP``,
-    ``cn=NAME``, ``san=X`` (repeatable), ``listener=URL`` (the command lines' ``--as``); ValueError if not."""
-    fields: dict[str, Any] = {}
-    sans: list[str] = []
-    for item in identity:
-        key, _, value = item.partition("=")
-        if key in ("uid", "gid", "pid") and value.isdigit():
-            fields[key] = int(value)
-        elif key in ("addr", "address"):
-            fields["address"] = value if value.count(":") == 1 or value.startswith("[") else f"{value}:0"
-        elif key == "cn":
-            fields["cert_cn"], fields["cert_subject"] = value, f"CN={value}"
-        elif key == "san":
-            sans.append(value)
-        elif key == "listener":
-            fields["listener"] = value
-        else:
-            raise ValueError(f"{item!r}: expected uid=N, gid=N, pid=N, addr=IP, cn=NAME, san=X or listener=URL")
-    if "uid" in fields and "gid" not in fields:
-        fields["gid"] = fields["uid"]
-    return Peer(**fields, cert_sans=tuple(sans))

@@ -18,9 +18,8 @@ from powerstrip.adapters.policy.socket_proxy import rules_from_env
 from powerstrip.adapters.policy.source import SOCKET_PROXY_ENV
 from powerstrip.config.loader import ConfigError, find_config_path, load_config
 from powerstrip.config.model import AdapterSpec, Config, EndpointSpec
-from powerstrip.hooks.model import Peer
+from powerstrip.hooks.model import Peer, parse_peer
 from powerstrip.http.params import AmbiguousRequest, query_params
-from powerstrip.sdk.testing import parse_peer
 
 
 def socket_proxy_config() -> Config:
